@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""golfaudit command line: parse arguments → harness API → render → exit code.
+
+Exit codes, the same for every subcommand: 0 no submission's verdict at or above --fail-on;
+1 some is, or some submission could not be read (verdict `error`); 2 usage or internal error.
+Subcommands live in harness/commands/<name>.py, each with `add_arguments(parser)` and `run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import harness
+    import harness.commands as commands
+
+    parser = argparse.ArgumentParser(prog="golfaudit", description="Audit parameter-golf submissions.")
+    parser.add_argument("--version", action="version", version=f"golfaudit {harness.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"harness.commands.{info.name}")
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("golfaudit: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - never a traceback at a user
+        print(f"golfaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

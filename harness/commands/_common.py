@@ -1,0 +1,37 @@
+"""Arguments and output handling shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.report import Report, exit_code
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.formats import formats
+
+    parser.add_argument("--format", default="text", choices=sorted(formats()), help="report format (default text)")
+    parser.add_argument("--output", "-o", type=Path, help="write the report to FILE instead of standard output")
+    parser.add_argument("--fail-on", default="illegal", choices=["illegal", "needs-review"],
+                        help="exit 1 when a verdict is at or above this (default illegal); `error` always fails")
+
+
+def emit(report: Report, args: argparse.Namespace, **render_kwargs) -> int:
+    from harness.formats import render
+
+    color = args.output is None and args.format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = render(report, args.format, color=color, **render_kwargs)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return exit_code(report, args.fail_on)
+
+
+def usage_error(message: str) -> int:
+    print(f"golfaudit: {message}", file=sys.stderr)
+    return 2

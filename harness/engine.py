@@ -1,0 +1,124 @@
+"""Run every rule over every submission and fold the findings into reports.
+
+One submission = one load + one pass of all rules. A rule that crashes does not crash the audit: it
+becomes a low-confidence legality finding (so the verdict is `needs-review`, never a silent `legal`).
+Results are cached by content (harness.cache) and computed in parallel with `--jobs`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import harness
+from harness import cache
+from harness.discover import find_submissions
+from harness.options import AuditOptions
+from harness.report import Finding, Report, SubmissionReport, judge
+from harness.submission import LoadError, Submission
+
+
+def display_path(path: Path) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        rel = str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def apply_rules_as_of(sub: Submission, rule, findings: list[Finding]) -> list[Finding]:
+    """A rule not yet in force on the judged date reports, but cannot decide (error → warning)."""
+    judged = sub.judged_date
+    if rule.EFFECTIVE_FROM is None or judged is None or judged >= rule.EFFECTIVE_FROM:
+        return findings
+    out = []
+    for f in findings:
+        if f.severity == "error":
+            f = Finding(**{**f.__dict__, "severity": "warning",
+                           "message": f"{f.message} (rule in force from {rule.EFFECTIVE_FROM}; "
+                                      f"judged as of {judged}, so not decisive)"})
+        out.append(f)
+    return out
+
+
+def audit_submission(path: Path, options: AuditOptions | None = None,
+                     rule_ids: Sequence[str] | None = None) -> SubmissionReport:
+    """Load one submission and run the rules (all, or `rule_ids`) over it."""
+    from rules import all_rules
+
+    options = options or AuditOptions()
+    shown = display_path(path)
+    try:
+        sub = Submission(path, shown, options)
+    except (OSError, LoadError) as exc:
+        return judge(shown, "unknown", [], {}, {}, error=f"{shown}: cannot be read: {exc}")
+    findings: list[Finding] = []
+    for rule_cls in all_rules():
+        if rule_ids is not None and rule_cls.ID not in rule_ids:
+            continue
+        rule = rule_cls()
+        try:
+            produced = list(rule.check(sub))
+        except RecursionError:
+            produced = [rule.finding("the detector ran out of recursion depth on this code; review by hand",
+                                     severity="error", confidence="low")]
+        except Exception as exc:  # noqa: BLE001 - a broken detector must not stop the batch
+            produced = [Finding(rule=rule_cls.ID, category="legality", severity="error", confidence="low",
+                                file=None, line=None, end_line=None,
+                                message=f"internal error in the {rule_cls.ID} detector "
+                                        f"({type(exc).__name__}: {exc}); the submission needs review by hand",
+                                citation=str(rule_cls.CITATION), source_weight=rule_cls.CITATION.weight)]
+        findings.extend(apply_rules_as_of(sub, rule_cls, produced))
+    claims, measured = collect_claims_and_measured(sub)
+    error = None
+    fatal = [p for p in sub.problems if p.file == "."]
+    if fatal:
+        error = "; ".join(p.message for p in fatal)
+    return judge(shown, sub.track, findings, claims, measured, error=error)
+
+
+def collect_claims_and_measured(sub: Submission) -> tuple[dict, dict]:
+    """Claims (what the folder says) and measurements (what we found), built by harness.measure."""
+    from harness.measure import claims_of, measured_of
+
+    try:
+        return claims_of(sub), measured_of(sub)
+    except Exception as exc:  # noqa: BLE001
+        return {}, {"error": f"could not collect measurements: {type(exc).__name__}: {exc}"}
+
+
+def _audit_cached(args: tuple[Path, AuditOptions, bool]) -> dict:
+    path, options, use_cache = args
+    key = cache.submission_key(path, display_path(path), options.key()) if use_cache else None
+    if key:
+        hit = cache.load(key)
+        if hit is not None:
+            return hit
+    data = audit_submission(path, options).to_json()
+    if key:
+        cache.store(key, data)
+    return data
+
+
+def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs: int = 1,
+                use_cache: bool = True) -> Report:
+    options = options or AuditOptions()
+    targets: list[Path] = []
+    seen: set[Path] = set()
+    for p in paths:
+        for found in find_submissions(p):
+            resolved = found.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                targets.append(found)
+    targets.sort(key=lambda p: display_path(p))
+    work = [(t, options, use_cache) for t in targets]
+    if jobs > 1 and len(work) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(_audit_cached, work, chunksize=1))
+    else:
+        results = [_audit_cached(w) for w in work]
+    subs = tuple(SubmissionReport.from_json(r) for r in results)
+    return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=subs)

@@ -1,0 +1,279 @@
+"""Parse parameter-golf training logs (EVAL_INTERNALS §4).
+
+Logs begin with a dump of the script's source, may hold several appended runs, may carry an epoch
+timestamp prefix, and print diagnostic scores beside the reported one. Every pattern is anchored at the
+start of a line (after the optional timestamp) and the **last** match wins. Binary junk (NUL bytes,
+invalid UTF-8) is tolerated; huge logs are read head and tail only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TS = r"^(?:\d{10}\.\d+ )?"
+FINAL = re.compile(
+    TS + r"(?P<label>final_[\w\-.]+?|legal_ttt(?:_exact)?|quantized(?:_[a-z_]+)?|diagnostic [a-z \-]+?"
+    r"|pre-quantization post-ema|DIAGNOSTIC post_ema)(?: stride:\d+)? (?:sliding )?val_loss:(?P<loss>[\d.]+)"
+    r" (?:sliding )?val_bpb:(?P<bpb>[\d.]+)(?P<rest>.*)$", re.M)
+TOTAL = re.compile(TS + r"Total submission size(?: (?P<fmt>[\w+\-]+))?: (?P<bytes>\d+) bytes", re.M)
+MODEL = re.compile(TS + r"Serialized model(?: (?P<fmt>[\w+\-]+))?: (?P<bytes>\d+) bytes", re.M)
+CODE = re.compile(TS + r"Code size(?: \((?P<kind>compressed|uncompressed)\))?: (?P<bytes>\d+) bytes", re.M)
+ALT_ARTIFACT = re.compile(r"^artifact:(?P<mb>[\d.]+)MB .*code:(?P<code>\d+)", re.M)
+STOP = re.compile(TS + r"stopping_early: wallclock_cap train_time: ?(?P<ms>\d+)ms(?: step: ?(?P<step>\d+)/(?P<it>\d+))?",
+                  re.M)
+VAL_OLD = re.compile(r"^step:(?P<step>\d+)/(?P<it>\d+) val_loss:(?P<loss>[\d.]+) val_bpb:(?P<bpb>[\d.]+) "
+                     r"train_time:(?P<ms>\d+)ms", re.M)
+STEP_OLD = re.compile(r"^step:(?P<step>\d+)/(?P<it>\d+) (?:train_)?loss:(?P<loss>[\d.]+) "
+                      r"(?:train_time:(?P<ms>\d+)ms|t:(?P<t>\d+)ms)", re.M)
+STEP_NEW = re.compile(TS + r"(?P<step>\d+)/(?P<it>\d+) train_loss: (?P<loss>[\d.]+) train_time: (?P<min>[\d.]+)m", re.M)
+VALTOK = re.compile(TS + r"(?:val_tokens: (?P<n1>\d+)|val_loader:shards pattern=\S+ tokens:(?P<n2>\d+))", re.M)
+TRAIN_SHARDS = re.compile(TS + r"(?:train_shards: (?P<n1>\d+)|train_loader:dataset:\S+ train_shards:(?P<n2>\d+))", re.M)
+TOTAL_EVAL = re.compile(TS + r"total_eval_time: ?(?P<s>[\d.]+)s", re.M)
+GPTQ_RESERVE = re.compile(TS + r"gptq:reserving (?P<s>[\d.]+)s, effective=(?P<ms>\d+)ms", re.M)
+GPTQ_HESS = re.compile(TS + r"GPTQ:collected (?P<n>\d+) Hessians in (?P<s>[\d.]+)s", re.M)
+ARTIFACT_WALL = re.compile(TS + r"artifact_production_wallclock: (?P<s>[\d.]+)s", re.M)
+EVAL_TIME = re.compile(r"eval_time: ?(?P<ms>\d+)ms")
+HPARAM = re.compile(r"^  (?P<key>[a-z_][a-z0-9_]*): (?P<value>.*)$", re.M)
+SEED_NAME = re.compile(r"seed[_-]?(\d+)", re.I)
+MAX_WALL = re.compile(TS + r"max_wallclock_seconds: ?(?P<s>[\d.]+)", re.M)
+
+# Families of final-score labels, most authoritative first. Within a family the last line wins.
+# `final_int6_ttt` is deliberately absent: a failed, unreported TTT line in 04-04 (EVAL_INTERNALS §4).
+LABEL_PRIORITY: tuple[tuple[str, ...], ...] = (
+    ("quantized_ttt_phased", "quantized_ttt_lora", "quantized_ttt", "legal_ttt", "final_int8_ttt_lora",
+     "final_ttt_lora"),
+    ("final_int6_sliding_window", "final_sliding_window_eval", "final_sliding_window", "final_sliding",
+     "quantized_sliding_window"),
+    ("final_int8_zlib_roundtrip", "final_int6_roundtrip", "final_roundtrip", "final_ternary_roundtrip",
+     "final_binary_roundtrip", "final_xnor_roundtrip", "quantized"),
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A number read from a log line (1-based line number)."""
+
+    value: float | int
+    line: int
+    text: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    name: str
+    size: int
+    finals: tuple[Hit, ...] = ()        # every score line (value = bpb, label, text holds val_loss)
+    final: Hit | None = None            # the reported score (val_bpb)
+    final_loss: float | None = None
+    eval_time_ms: int | None = None     # on the reported score's line
+    total_bytes: Hit | None = None
+    total_bytes_format: str = ""
+    code_bytes: Hit | None = None       # what the log counts as code (compressed when both printed)
+    code_bytes_uncompressed: Hit | None = None
+    model_bytes: Hit | None = None
+    train_time_ms: Hit | None = None
+    stop_step: int | None = None
+    last_step_time_ms: Hit | None = None
+    val_tokens: Hit | None = None
+    train_shards: Hit | None = None
+    total_eval_time_s: Hit | None = None
+    gptq_reserve_s: Hit | None = None
+    gptq_hessian_s: Hit | None = None
+    artifact_wallclock_s: Hit | None = None
+    max_wallclock_s: Hit | None = None
+    hyperparams: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+    runs: int = 0                       # number of appended runs seen (stop/final markers)
+    truncated: bool = False
+    problems: tuple[str, ...] = ()
+
+
+def read_log_text(path: Path, limit: int) -> tuple[str, int, bool]:
+    """Read a log, head and tail only past `limit` bytes; NULs and bad UTF-8 are replaced."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if size <= limit:
+            raw = handle.read()
+            truncated = False
+        else:
+            half = limit // 2
+            head = handle.read(half)
+            handle.seek(size - half)
+            tail = handle.read(half)
+            raw = head + b"\n" + tail
+            truncated = True
+    text = raw.replace(b"\0", b"").decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    return text, size, truncated
+
+
+def _line_of(text: str, pos: int, starts: list[int]) -> int:
+    import bisect
+
+    return bisect.bisect_right(starts, pos)
+
+
+def _choose_final(finals: list[Hit]) -> Hit | None:
+    for family in LABEL_PRIORITY:
+        best: Hit | None = None
+        for hit in finals:
+            base = hit.label.removesuffix("_exact")
+            if base in family:
+                if best is None or hit.line > best.line or (
+                        hit.line == best.line and hit.label.endswith("_exact")):
+                    best = hit
+        if best is not None:
+            # prefer the _exact twin printed right after the rounded line
+            exact = [h for h in finals if h.label == best.label.removesuffix("_exact") + "_exact"
+                     and abs(h.line - best.line) <= 3]
+            return exact[-1] if exact and not best.label.endswith("_exact") else best
+    return None
+
+
+def parse_log_text(text: str, name: str, size: int | None = None, truncated: bool = False) -> ParsedLog:
+    starts = [0]
+    for m in re.finditer(r"\n", text):
+        starts.append(m.end())
+
+    def line(pos: int) -> int:
+        return _line_of(text, pos, starts)
+
+    def last(pattern: re.Pattern, cast=int, group: str = "bytes") -> Hit | None:
+        hit = None
+        for m in pattern.finditer(text):
+            hit = m
+        if hit is None:
+            return None
+        try:
+            value = cast(hit.group(group))
+        except (TypeError, ValueError):
+            return None
+        return Hit(value, line(hit.start()), hit.group(0).strip()[:300])
+
+    finals: list[Hit] = []
+    losses: dict[int, float] = {}
+    for m in FINAL.finditer(text):
+        label = m.group("label").strip()
+        if label.startswith(("diagnostic", "DIAGNOSTIC", "pre-quantization")):
+            continue
+        try:
+            bpb = float(m.group("bpb"))
+            loss = float(m.group("loss"))
+        except ValueError:
+            continue
+        ln = line(m.start())
+        finals.append(Hit(bpb, ln, m.group(0).strip()[:300], label))
+        losses[ln] = loss
+    final = _choose_final(finals)
+    eval_ms = None
+    if final is not None:
+        em = EVAL_TIME.search(final.text)
+        eval_ms = int(em.group("ms")) if em else None
+
+    total = None
+    total_fmt = ""
+    for m in TOTAL.finditer(text):
+        fmt = m.group("fmt") or ""
+        if fmt or total is None or not total_fmt:
+            total = Hit(int(m.group("bytes")), line(m.start()), m.group(0).strip())
+            total_fmt = fmt
+    code_c = code_u = code_plain = None
+    for m in CODE.finditer(text):
+        hit = Hit(int(m.group("bytes")), line(m.start()), m.group(0).strip())
+        kind = m.group("kind")
+        if kind == "compressed":
+            code_c = hit
+        elif kind == "uncompressed":
+            code_u = hit
+        else:
+            code_plain = hit
+    alt = None
+    for m in ALT_ARTIFACT.finditer(text):
+        alt = m
+    if total is None and alt is not None:
+        total = Hit(int(float(alt.group("mb")) * 1e6), line(alt.start()), alt.group(0).strip()[:300])
+        total_fmt = "artifact-MB (rounded)"
+        if code_plain is None and code_c is None:
+            code_plain = Hit(int(alt.group("code")), line(alt.start()), alt.group(0).strip()[:300])
+
+    stop = None
+    for m in STOP.finditer(text):
+        stop = m
+    train_ms = stop_step = None
+    if stop is not None:
+        train_ms = Hit(int(stop.group("ms")), line(stop.start()), stop.group(0).strip())
+        stop_step = int(stop.group("step")) if stop.group("step") else None
+    last_step = None
+    for pattern in (VAL_OLD, STEP_OLD):
+        for m in pattern.finditer(text):
+            ms = m.groupdict().get("ms") or m.groupdict().get("t")
+            if ms is not None and (last_step is None or line(m.start()) > last_step.line):
+                last_step = Hit(int(ms), line(m.start()), m.group(0).strip()[:200])
+    for m in STEP_NEW.finditer(text):
+        ms = int(float(m.group("min")) * 60000)
+        if last_step is None or line(m.start()) > last_step.line:
+            last_step = Hit(ms, line(m.start()), m.group(0).strip()[:200])
+
+    val_tokens = None
+    for m in VALTOK.finditer(text):
+        val_tokens = Hit(int(m.group("n1") or m.group("n2")), line(m.start()), m.group(0).strip())
+    shards = None
+    for m in TRAIN_SHARDS.finditer(text):
+        shards = Hit(int(m.group("n1") or m.group("n2")), line(m.start()), m.group(0).strip())
+
+    hyper: dict[str, str] = {}
+    hp_at = text.rfind("Hyperparameters:")
+    if hp_at >= 0:
+        block = text[hp_at: hp_at + 20000]
+        for m in HPARAM.finditer(block):
+            hyper.setdefault(m.group("key"), m.group("value").strip())
+    seed = None
+    if "seed" in hyper:
+        try:
+            seed = int(hyper["seed"])
+        except ValueError:
+            seed = None
+    if seed is None:
+        sm = SEED_NAME.search(name)
+        if sm:
+            seed = int(sm.group(1))
+
+    runs = max(len(STOP.findall(text)), len([f for f in finals if f.label.startswith("final_int8_zlib_roundtrip")
+                                             and not f.label.endswith("_exact")]) and 1)
+    return ParsedLog(
+        name=name,
+        size=size if size is not None else len(text),
+        finals=tuple(finals),
+        final=final,
+        final_loss=losses.get(final.line) if final else None,
+        eval_time_ms=eval_ms,
+        total_bytes=total,
+        total_bytes_format=total_fmt,
+        code_bytes=code_c or code_plain,
+        code_bytes_uncompressed=code_u,
+        model_bytes=last(MODEL),
+        train_time_ms=train_ms,
+        stop_step=stop_step,
+        last_step_time_ms=last_step,
+        val_tokens=val_tokens,
+        train_shards=shards,
+        total_eval_time_s=last(TOTAL_EVAL, float, "s"),
+        gptq_reserve_s=last(GPTQ_RESERVE, float, "s"),
+        gptq_hessian_s=last(GPTQ_HESS, float, "s"),
+        artifact_wallclock_s=last(ARTIFACT_WALL, float, "s"),
+        max_wallclock_s=last(MAX_WALL, float, "s"),
+        hyperparams=hyper,
+        seed=seed,
+        runs=runs,
+        truncated=truncated,
+    )
+
+
+def parse_log_file(path: Path, name: str, limit: int) -> ParsedLog:
+    try:
+        text, size, truncated = read_log_text(path, limit)
+    except OSError as exc:
+        return ParsedLog(name=name, size=0, problems=(f"{name}: cannot be read: {exc}",))
+    return parse_log_text(text, name, size, truncated)

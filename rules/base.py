@@ -1,0 +1,120 @@
+"""What a rule is: data (id, title, citation, rationale, examples) plus a small detector.
+
+Modelled on Fixit's lint rules (examples embedded in the rule become tests) and mlperf-logging's
+compliance checks (rules as data, cited to the rule book). A rule never prints: `check()` yields
+`Finding`s and the engine decides what they mean.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.report import Category, Confidence, Finding, Severity, SourceWeight
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.submission import Submission
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a rule comes from and how firm it is (`weight`: README, MAINT, #1017, COMM, GUESS)."""
+
+    source: str
+    quote: str
+    weight: SourceWeight
+    url: str = ""
+
+    def __str__(self) -> str:
+        text = f'{self.source}: "{self.quote}"'
+        return f"{text} <{self.url}>" if self.url else text
+
+
+@dataclass(frozen=True)
+class Example:
+    """A folder in miniature: file name → text. `line` is where an ILLEGAL example must be flagged."""
+
+    files: Mapping[str, str]
+    why: str
+    line: int | None = None
+    file: str | None = None
+    severity: Severity = "error"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def code(source: str, why: str, line: int | None = None, *, extra: Mapping[str, str] | None = None,
+         severity: Severity = "error", options: Mapping[str, Any] | None = None) -> Example:
+    """An example whose subject is `train_gpt.py`."""
+    files = {"train_gpt.py": source, **(extra or {})}
+    return Example(files, why, line, "train_gpt.py" if line is not None else None, severity, options or {})
+
+
+def log(text: str, why: str, line: int | None = None, *, name: str = "train_seed1337.log",
+        extra: Mapping[str, str] | None = None, severity: Severity = "error",
+        options: Mapping[str, Any] | None = None) -> Example:
+    """An example whose subject is one training log."""
+    files = {name: text, **(extra or {})}
+    return Example(files, why, line, name if line is not None else None, severity, options or {})
+
+
+def folder(files: Mapping[str, str], why: str, line: int | None = None, *, file: str | None = None,
+           severity: Severity = "error", options: Mapping[str, Any] | None = None) -> Example:
+    """An example made of several files."""
+    return Example(dict(files), why, line, file, severity, options or {})
+
+
+class Rule:
+    """Base class. Subclasses set the class attributes and implement `check`."""
+
+    ID: ClassVar[str]
+    TITLE: ClassVar[str]
+    CATEGORY: ClassVar[Category]
+    SEVERITY: ClassVar[Severity] = "error"
+    CONFIDENCE: ClassVar[Confidence] = "high"
+    CITATION: ClassVar[Citation]
+    RATIONALE: ClassVar[str]
+    # The date from which the rule was in force (README commit or ruling); None = from the start.
+    EFFECTIVE_FROM: ClassVar[dt.date | None] = None
+    LEGAL: ClassVar[list[Example]] = []
+    ILLEGAL: ClassVar[list[Example]] = []
+
+    def check(self, sub: Submission) -> Iterable[Finding]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finding(
+        self,
+        message: str,
+        file: str | None = None,
+        line: int | None = None,
+        *,
+        end_line: int | None = None,
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+        evidence: str = "",
+    ) -> Finding:
+        return Finding(
+            rule=self.ID,
+            category=self.CATEGORY,
+            severity=severity or self.SEVERITY,
+            confidence=confidence or self.CONFIDENCE,
+            file=file,
+            line=line,
+            end_line=end_line if end_line is not None else line,
+            message=message,
+            evidence=evidence[:2000],
+            citation=str(self.CITATION),
+            source_weight=self.CITATION.weight,
+        )
+
+    @classmethod
+    def doc_row(cls) -> dict[str, str]:
+        return {
+            "id": cls.ID,
+            "title": cls.TITLE,
+            "category": cls.CATEGORY,
+            "severity": cls.SEVERITY,
+            "source_weight": cls.CITATION.weight,
+            "source": cls.CITATION.source,
+        }
