@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -64,6 +65,9 @@ def submission_key(root: Path, display_path: str, options_key: str) -> str | Non
                 digest.update(b"L" + os.readlink(full).encode())
                 continue
             st = full.stat()
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device: never opened (it could block forever)
+                digest.update(f"K{st.st_mode}".encode())
+                continue
             if st.st_size > 256 * 1024 * 1024:
                 digest.update(f"S{st.st_size}:{st.st_mtime_ns}".encode())
                 continue

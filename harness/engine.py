@@ -72,11 +72,26 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
                                 citation=str(rule_cls.CITATION), source_weight=rule_cls.CITATION.weight)]
         findings.extend(apply_rules_as_of(sub, rule_cls, produced))
     claims, measured = collect_claims_and_measured(sub)
-    error = None
-    fatal = [p for p in sub.problems if p.file == "."]
-    if fatal:
-        error = "; ".join(p.message for p in fatal)
+    reasons = unreadable_reasons(sub)
+    error = "; ".join(reasons) if reasons else None
     return judge(shown, sub.track, findings, claims, measured, error=error)
+
+
+def unreadable_reasons(sub: Submission) -> list[str]:
+    """Why the submission cannot be audited at all: its folder, or a training script, cannot be read.
+
+    Such a submission gets the verdict `error` (the gate fails); an unreadable log or README only draws a
+    finding. An absent script is not "unreadable": RECORDS-FOLDER reports it.
+    """
+    from harness.submission import is_script_name
+
+    reasons = [p.message for p in sub.problems if p.file == "." or is_script_name(p.file)]
+    for name in sub.script_names:
+        try:
+            sub.read_source(name)
+        except LoadError as exc:
+            reasons.append(str(exc))
+    return reasons
 
 
 def collect_claims_and_measured(sub: Submission) -> tuple[dict, dict]:

@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import os
 import re
+import stat
+import tokenize
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -44,13 +46,19 @@ class JsonResult:
 
 
 def decode_source(raw: bytes, name: str) -> str:
-    """Decode Python source as Python does: a UTF-8 BOM is allowed, anything else must be UTF-8."""
+    """Decode Python source as Python does: a UTF-8 BOM or a PEP 263 coding line, else UTF-8."""
+    lines = iter(raw.splitlines(keepends=True)[:2])
+    try:
+        encoding, _ = tokenize.detect_encoding(lambda: next(lines, b""))
+    except SyntaxError as exc:  # a bad coding cookie, or a BOM that contradicts the cookie
+        raise LoadError(f"{name}: {exc}") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+        encoding = "utf-8"
     try:
-        return raw.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise LoadError(f"{name}: not valid UTF-8 at byte {exc.start} ({exc.reason})") from None
+        raise LoadError(f"{name}: not valid {encoding} at byte {exc.start} ({exc.reason})") from None
 
 
 def _json_depth_ok(text: str) -> bool:
@@ -76,6 +84,20 @@ def _json_depth_ok(text: str) -> bool:
     return True
 
 
+def is_script_name(name: str) -> bool:
+    """A top-level name that would be taken for a training script (train*.py)."""
+    return "/" not in name and name.startswith("train") and name.endswith(".py")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISDIR, "directory")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 class Submission:
     """One records folder (or a single script), loaded lazily."""
 
@@ -96,8 +118,18 @@ class Submission:
     # -- files -------------------------------------------------------------------------------
     def _scan(self) -> None:
         count = 0
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+
+        def walk_error(exc: OSError) -> None:
+            rel = os.path.relpath(exc.filename, self.root) if exc.filename else "."
+            where = "." if rel == "." else Path(rel).as_posix()
+            self.problems.append(LoadProblem(where, f"{where}: cannot be read: {exc.strerror or exc}"))
+
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=walk_error, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+            if dirpath == str(self.root):
+                for d in dirnames:  # `train_gpt.py/` is a folder where the script should be
+                    if is_script_name(d):
+                        self.problems.append(LoadProblem(d, f"{d}: is a directory, not a file"))
             for d in list(dirnames):
                 if os.path.islink(os.path.join(dirpath, d)):
                     self.symlinks.append(os.path.relpath(os.path.join(dirpath, d), self.root))
@@ -105,8 +137,17 @@ class Submission:
             for name in sorted(filenames):
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
-                if full.is_symlink():
+                try:
+                    mode = full.lstat().st_mode
+                except OSError as exc:
+                    self.problems.append(LoadProblem(rel, f"{rel}: cannot be read: {exc.strerror or exc}"))
+                    continue
+                if stat.S_ISLNK(mode):
                     self.symlinks.append(rel)
+                    continue
+                if not stat.S_ISREG(mode):  # FIFO, socket, device: opening one may block forever
+                    self.problems.append(LoadProblem(rel, f"{rel}: is a {_file_kind(mode)}, not a regular file; "
+                                                          "it was not read"))
                     continue
                 count += 1
                 if count > MAX_FILES:
@@ -119,10 +160,17 @@ class Submission:
 
     def read_bytes(self, name: str, limit: int = MAX_TEXT_BYTES) -> bytes:
         path = self.files[name]
-        size = path.stat().st_size
-        if size > limit:
-            raise LoadError(f"{name}: {size} bytes, over the {limit}-byte limit for reading")
-        return path.read_bytes()
+        try:
+            size = path.stat().st_size
+            if size > limit:
+                raise LoadError(f"{name}: {size} bytes, over the {limit}-byte limit for reading")
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
+        except OSError as exc:
+            raise LoadError(f"{name}: cannot be read: {exc.strerror or exc}") from None
+        if len(data) > limit:
+            raise LoadError(f"{name}: over the {limit}-byte limit for reading")
+        return data
 
     def read_source(self, name: str) -> str:
         return decode_source(self.read_bytes(name), name)
