@@ -1,0 +1,185 @@
+"""The code a submission runs, as parsed units: packed scripts unpacked, exec'd and imported siblings followed.
+
+Nothing is executed. `load_code(sub)` starts at the main script; a pure wrapper (imports, constants, and
+`exec` of resolved code or of a sibling file) is replaced by what it runs, so `bundle.main` is the code that
+actually runs. Decoded code is named "<file> (unpacked)" and keeps its own line numbers (line 1 = first line
+of the decoded text). Files are followed inside the submission folder only; symlinks are never followed.
+Every obstacle is a `CodeProblem`, never an exception.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+from dataclasses import dataclass
+
+from harness.parse import ParseFailure, parse_source
+from harness.submission import LoadError, Submission
+from harness.unpack import ExecSite, Limits, find_exec_sites, is_wrapper
+
+_CACHE_SLOT = "_golfaudit_codeload"
+
+
+@dataclass(frozen=True)
+class CodeUnit:
+    name: str                           # file name for findings, or "<file> (unpacked)"
+    text: str                           # the source text (unpacked when packed)
+    tree: ast.Module
+    via: str                            # "ast" | "libcst"
+    packed_from: str | None = None      # file holding the packed literal
+    packed_line: int | None = None      # its line in that file (for nested packing: the outermost line)
+    layers: tuple[str, ...] = ()        # decoding chain, outermost first, e.g. ("b85", "lzma-raw")
+
+
+@dataclass(frozen=True)
+class CodeProblem:
+    file: str
+    line: int | None
+    kind: str       # "bomb" | "unreadable" | "syntax" | "outside-folder" | "dynamic"
+    message: str
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    units: tuple[CodeUnit, ...]
+    problems: tuple[CodeProblem, ...]
+
+    @property
+    def main(self) -> CodeUnit | None:
+        return self.units[0] if self.units else None
+
+    def unit(self, name: str) -> CodeUnit | None:
+        return next((u for u in self.units if u.name == name), None)
+
+
+def load_code(sub: Submission, script: str | None = None, limits: Limits | None = None) -> CodeBundle:
+    """The bundle for `script` (default: the submission's first script name), cached on `sub`."""
+    if script is None:
+        script = sub.script_names[0] if sub.script_names else None
+    cache = sub.__dict__.setdefault(_CACHE_SLOT, {})
+    key = (script, limits)
+    if key not in cache:
+        cache[key] = _Loader(sub, limits or Limits()).run(script)
+    return cache[key]
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a piece of text came from: the file on disk, and how it was decoded."""
+    file: str
+    packed_from: str | None = None
+    packed_line: int | None = None
+    layers: tuple[str, ...] = ()
+
+
+class _Loader:
+    def __init__(self, sub: Submission, limits: Limits):
+        self.sub = sub
+        self.limits = limits
+        self.units: list[CodeUnit] = []
+        self.problems: list[CodeProblem] = []
+        self.visited: set[str] = set()
+        self.total = 0
+
+    def run(self, script: str | None) -> CodeBundle:
+        if script is not None:
+            self.follow(script, None, None, depth=0)
+        return CodeBundle(tuple(self.units), tuple(dict.fromkeys(self.problems)))
+
+    def problem(self, file: str, line: int | None, kind: str, message: str) -> None:
+        self.problems.append(CodeProblem(file, line, kind, message))
+
+    # -- files ----------------------------------------------------------------------------------
+    def follow(self, rel: str, by: str | None, line: int | None, depth: int) -> bool:
+        """Load the folder file `rel` (referred to from `by` at `line`); False when it could not be."""
+        where = by or rel
+        rel = posixpath.normpath(rel)
+        if posixpath.isabs(rel) or rel == ".." or rel.startswith("../"):
+            self.problem(where, line, "outside-folder", f"runs {rel}, which is outside the submission folder")
+            return False
+        if rel in self.visited:
+            return True
+        if rel in self.sub.symlinks or any(rel.startswith(s + "/") for s in self.sub.symlinks):
+            self.problem(where, line, "outside-folder", f"runs {rel}, which is a symlink (not followed)")
+            return False
+        if rel not in self.sub.files:
+            self.problem(where, line, "unreadable", f"runs {rel}, which is not in the submission folder")
+            return False
+        self.visited.add(rel)
+        try:
+            text = self.sub.read_source(rel)
+        except (LoadError, OSError) as exc:
+            self.problem(rel, None, "unreadable", str(exc))
+            return False
+        return self.process(rel, text, _Origin(rel), depth)
+
+    # -- one piece of code ---------------------------------------------------------------------------
+    def process(self, name: str, text: str, origin: _Origin, depth: int) -> bool:
+        self.total += len(text)
+        if self.total > self.limits.max_total:
+            self.problem(name, None, "bomb", f"decoded code exceeds {self.limits.max_total} bytes in all; not followed")
+            return False
+        try:
+            parsed = parse_source(text, name)
+        except ParseFailure as exc:
+            self.problem(name, exc.line, "syntax", f"cannot be parsed: {exc.message}")
+            return False
+        unit = CodeUnit(name, text, parsed.tree, parsed.via, origin.packed_from, origin.packed_line, origin.layers)
+        sites = find_exec_sites(parsed.tree, origin.file, self.limits)
+        resolved = [s for s in sites if s.kind in ("code", "file")]
+        wrapper = is_wrapper(parsed.tree, {s.line for s in resolved}, origin.file)
+        position = len(self.units)
+        if not wrapper:
+            self.units.append(unit)
+        for site in sites:
+            self.run_site(name, origin, site, depth)
+        if wrapper and len(self.units) == position:
+            self.units.insert(position, unit)  # nothing it runs could be loaded: keep the wrapper itself
+        self.follow_imports(name, origin.file, parsed.tree, depth)
+        return True
+
+    def run_site(self, name: str, origin: _Origin, site: ExecSite, depth: int) -> None:
+        if site.kind == "dynamic":
+            self.problem(name, site.line, "dynamic", f"{site.func} of code that cannot be resolved statically "
+                                                      f"({site.text})")
+        elif site.kind == "error":
+            self.problem(name, site.line, site.error_kind, site.text)
+        elif depth + 1 > self.limits.max_depth:
+            self.problem(name, site.line, "bomb",
+                         f"code nested more than {self.limits.max_depth} levels deep; not followed")
+        elif site.kind == "file":
+            self.follow(site.path, name, site.line, depth + 1)
+        else:
+            packed_from = origin.packed_from or origin.file
+            packed_line = origin.packed_line or site.line
+            child = _Origin(origin.file, packed_from, packed_line, origin.layers + site.layers)
+            child_name = f"{packed_from} (unpacked)"
+            taken = {u.name for u in self.units}
+            n = 2
+            while child_name in taken:
+                child_name = f"{packed_from} (unpacked #{n})"
+                n += 1
+            self.process(child_name, site.text, child, depth + 1)
+
+    # -- imports of sibling modules --------------------------------------------------------------------
+    def follow_imports(self, name: str, file: str, tree: ast.Module, depth: int) -> None:
+        base = posixpath.dirname(file)
+        for node in ast.walk(tree):
+            modules: list[str] = []
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level <= 1:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
+            elif isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
+                modules = [a.name for a in node.names]
+            for module in modules:
+                target = self.module_file(base, module)
+                if target and depth + 1 <= self.limits.max_depth:
+                    self.follow(target, name, node.lineno, depth + 1)
+
+    def module_file(self, base: str, module: str) -> str | None:
+        stem = posixpath.join(base, *module.split("."))
+        for candidate in (stem + ".py", posixpath.join(stem, "__init__.py")):
+            if candidate in self.sub.files or candidate in self.sub.symlinks:
+                return candidate
+        return None

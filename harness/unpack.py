@@ -1,0 +1,662 @@
+"""Static unpacking of packed Python: `exec(lzma.decompress(base64.b85decode("…")))` and its kin.
+
+Nothing is executed. A small evaluator walks the expression given to `exec`/`eval`/`compile`, resolving only
+literals, names bound once to such expressions, imported module aliases, a whitelist of decoders
+(base64/b85/a85/b32/hex, `codecs`, `.decode()`), decompressors (lzma incl. raw filters, zlib, gzip, bz2,
+brotli, zstd) and file reads (`open(...).read()`, `Path(...).read_text()`), whose path it returns
+instead of reading. Every decompression streams with caps on output size and ratio, so a bomb is
+stopped after at most `Limits.max_output` bytes.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import bz2
+import codecs
+import io
+import lzma
+import posixpath
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_output: int = 64 * 1024 * 1024   # bytes out of one decompression
+    max_ratio: int = 1000                # output / input of one decompression
+    ratio_floor: int = 1024 * 1024       # the ratio cap applies only above this many output bytes
+    max_depth: int = 20                  # exec-inside-exec levels
+    max_total: int = 256 * 1024 * 1024   # all decoded code of one bundle together
+
+
+class Unresolvable(Exception):
+    """The expression cannot be resolved statically (not an error: the code is simply dynamic)."""
+
+
+class UnpackError(Exception):
+    """Decoding failed for a reason worth reporting: `kind` is "bomb" or "unreadable"."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# -- bounded decompression -------------------------------------------------------------------------
+STEP = 1024 * 1024
+
+
+class _Budget:
+    def __init__(self, layer: str, n_in: int, limits: Limits):
+        self.layer, self.n_in, self.limits = layer, n_in, limits
+        self.cap = min(limits.max_output, max(limits.ratio_floor, limits.max_ratio * max(n_in, 1)))
+        self.parts: list[bytes] = []
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.total > self.cap:
+            why = (f"over {self.limits.max_output} bytes" if self.cap == self.limits.max_output
+                   else f"over {self.limits.max_ratio}x its {self.n_in} input bytes")
+            raise UnpackError("bomb", f"{self.layer} decompression stopped: output {why} (a decompression bomb?)")
+        self.parts.append(chunk)
+
+    def result(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _drain_lzma_like(make: Callable[[], Any], data: bytes, budget: _Budget, multi: bool) -> None:
+    """LZMADecompressor / BZ2Decompressor protocol: decompress(data, max_length), needs_input, eof."""
+    while True:
+        dec = make()
+        budget.add(dec.decompress(data, max_length=STEP))
+        while not dec.eof and not dec.needs_input:
+            budget.add(dec.decompress(b"", max_length=STEP))
+        if not dec.eof:
+            raise UnpackError("unreadable", f"{budget.layer} data is truncated")
+        data = dec.unused_data
+        if not (multi and data):
+            return
+
+
+def _drain_zlib(data: bytes, wbits: int, budget: _Budget, multi: bool) -> None:
+    while True:
+        dec = zlib.decompressobj(wbits)
+        budget.add(dec.decompress(data, STEP))
+        while dec.unconsumed_tail and not dec.eof:
+            budget.add(dec.decompress(dec.unconsumed_tail, STEP))
+        if not dec.eof:
+            budget.add(dec.flush())
+            if not dec.eof:
+                raise UnpackError("unreadable", f"{budget.layer} data is truncated")
+        data = dec.unused_data
+        if not (multi and data):
+            return
+
+
+def _drain_brotli(data: bytes, budget: _Budget) -> None:
+    try:
+        import brotli
+    except ImportError:
+        raise UnpackError("unreadable", "brotli-packed code, but the brotli module is not installed") from None
+    dec = brotli.Decompressor()
+    budget.add(dec.process(data, output_buffer_limit=STEP))
+    while not dec.is_finished():
+        chunk = dec.process(b"", output_buffer_limit=STEP)
+        if not chunk:
+            raise UnpackError("unreadable", "brotli data is truncated")
+        budget.add(chunk)
+
+
+def _drain_zstd(data: bytes, budget: _Budget) -> None:
+    try:
+        import zstandard
+    except ImportError:
+        raise UnpackError("unreadable", "zstd-packed code, but the zstandard module is not installed") from None
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    while True:
+        chunk = reader.read(STEP)
+        if not chunk:
+            return
+        budget.add(chunk)
+
+
+def decompress(layer: str, data: bytes, limits: Limits, **params: Any) -> bytes:
+    """Decompress `data` with the `layer` codec under `limits`; UnpackError on a bomb or bad data."""
+    budget = _Budget(layer, len(data), limits)
+    try:
+        if layer in ("lzma", "xz", "lzma-alone", "lzma-raw"):
+            fmt = params.get("format", lzma.FORMAT_AUTO)
+            filters = params.get("filters")
+            _drain_lzma_like(lambda: lzma.LZMADecompressor(fmt, None, filters), data, budget,
+                             multi=fmt != lzma.FORMAT_RAW)
+        elif layer in ("zlib", "gzip"):
+            _drain_zlib(data, params.get("wbits", 31 if layer == "gzip" else 15), budget, multi=layer == "gzip")
+        elif layer == "bz2":
+            _drain_lzma_like(bz2.BZ2Decompressor, data, budget, multi=True)
+        elif layer == "brotli":
+            _drain_brotli(data, budget)
+        elif layer == "zstd":
+            _drain_zstd(data, budget)
+        else:
+            raise UnpackError("unreadable", f"unknown codec {layer}")
+    except UnpackError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each codec has its own error type
+        raise UnpackError("unreadable", f"{layer} data cannot be decompressed: {exc}") from None
+    return budget.result()
+
+
+# -- values the evaluator produces ------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileRead:
+    """`open(path).read()` and kin: the path (as written, resolved against `__file__`), never read here."""
+    path: str
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class PathVal:
+    path: str
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    path: str
+    binary: bool
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+
+
+@dataclass(frozen=True)
+class Func:
+    qualname: str
+
+
+@dataclass(frozen=True)
+class Const:
+    """A module constant such as lzma.FORMAT_RAW (kept as its real value)."""
+    value: Any
+
+
+@dataclass(frozen=True)
+class Code:
+    """compile(source, ...) of a resolved source."""
+    source: Any
+
+
+@dataclass(frozen=True)
+class ZstdObj:
+    pass
+
+
+@dataclass
+class Resolved:
+    value: Any
+    layers: tuple[str, ...] = ()
+
+
+MODULE_CONSTANTS = {
+    "lzma": ("FORMAT_", "FILTER_", "CHECK_", "PRESET_"),
+    "zlib": ("MAX_WBITS",),
+}
+DECODERS = {
+    "base64.b85decode": ("b85", base64.b85decode),
+    "base64.a85decode": ("a85", base64.a85decode),
+    "base64.b64decode": ("b64", base64.b64decode),
+    "base64.standard_b64decode": ("b64", base64.standard_b64decode),
+    "base64.urlsafe_b64decode": ("b64", base64.urlsafe_b64decode),
+    "base64.decodebytes": ("b64", base64.decodebytes),
+    "base64.b32decode": ("b32", base64.b32decode),
+    "base64.b16decode": ("hex", base64.b16decode),
+    "binascii.a2b_base64": ("b64", binascii.a2b_base64),
+    "binascii.unhexlify": ("hex", binascii.unhexlify),
+    "binascii.a2b_hex": ("hex", binascii.a2b_hex),
+    "bytes.fromhex": ("hex", bytes.fromhex),
+}
+DECOMPRESSORS = {
+    "lzma.decompress": "lzma", "zlib.decompress": "zlib", "gzip.decompress": "gzip", "bz2.decompress": "bz2",
+    "brotli.decompress": "brotli", "zstandard.decompress": "zstd", "zstd.decompress": "zstd",
+    "pyzstd.decompress": "zstd", "compression.zstd.decompress": "zstd",
+}
+CODECS_BINARY = {"base64": "b64", "base_64": "b64", "hex": "hex", "hex_codec": "hex", "zlib": "zlib",
+                 "zip": "zlib", "zlib_codec": "zlib", "bz2": "bz2", "bz2_codec": "bz2",
+                 "base64_codec": "b64"}
+
+
+@dataclass
+class Scope:
+    """What the evaluator knows about one file: module aliases, names bound once, `__file__`."""
+    filename: str
+    aliases: dict[str, str] = field(default_factory=dict)      # local name -> dotted module/function
+    bindings: dict[str, ast.expr] = field(default_factory=dict)  # name -> the one expression bound to it
+    resolving: set[str] = field(default_factory=set)
+
+
+def build_scope(tree: ast.Module, filename: str) -> Scope:
+    """Collect import aliases and names assigned exactly once (anywhere in the file)."""
+    scope = Scope(filename)
+    counts: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    scope.aliases[a.asname] = a.name
+                else:
+                    top = a.name.split(".")[0]
+                    scope.aliases[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Name):
+                        counts[sub.id] = counts.get(sub.id, 0) + (2 if isinstance(node, ast.AugAssign) else 1)
+                        if isinstance(t, ast.Name) and node.value is not None:
+                            scope.bindings[sub.id] = node.value
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            for sub in ast.walk(node.target):
+                if isinstance(sub, ast.Name):
+                    counts[sub.id] = counts.get(sub.id, 0) + 2
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if isinstance(item.optional_vars, ast.Name):
+                    name = item.optional_vars.id
+                    counts[name] = counts.get(name, 0) + 1
+                    scope.bindings[name] = item.context_expr
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            counts[node.name] = counts.get(node.name, 0) + 2
+        elif isinstance(node, ast.arg):
+            counts[node.arg] = counts.get(node.arg, 0) + 2
+    for name, n in counts.items():
+        if n != 1:
+            scope.bindings.pop(name, None)
+    return scope
+
+
+def _with(r: Resolved, value: Any, layer: str | None = None) -> Resolved:
+    return Resolved(value, r.layers + ((layer,) if layer else ()))
+
+
+class Evaluator:
+    """Resolve an expression to a concrete value, or raise Unresolvable."""
+
+    def __init__(self, scope: Scope, limits: Limits):
+        self.scope = scope
+        self.limits = limits
+
+    def eval(self, node: ast.expr) -> Resolved:
+        try:
+            return self._eval(node)
+        except RecursionError:
+            raise Unresolvable("expression nested too deeply") from None
+
+    def _eval(self, node: ast.expr) -> Resolved:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, (str, bytes, int, float, bool)) or node.value is None:
+                return Resolved(node.value)
+            raise Unresolvable("constant")
+        if isinstance(node, ast.Name):
+            return self._name(node.id)
+        if isinstance(node, ast.Attribute):
+            return self._attribute(node)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.BinOp):
+            return self._binop(node)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = self._eval(node.operand)
+            if isinstance(inner.value, (int, float)) and not isinstance(inner.value, bool):
+                return _with(inner, -inner.value)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [self._eval(e) for e in node.elts]
+            return Resolved([i.value for i in items], sum((i.layers for i in items), ()))
+        if isinstance(node, ast.Dict):
+            if any(k is None for k in node.keys):
+                raise Unresolvable("dict unpacking")
+            keys = [self._eval(k).value for k in node.keys]  # type: ignore[arg-type]
+            values = [self._eval(v).value for v in node.values]
+            try:
+                return Resolved(dict(zip(keys, values)))
+            except TypeError:
+                raise Unresolvable("unhashable key") from None
+        raise Unresolvable(type(node).__name__)
+
+    def _name(self, name: str) -> Resolved:
+        if name == "__file__":
+            return Resolved(self.scope.filename)
+        if name in self.scope.bindings:
+            if name in self.scope.resolving:
+                raise Unresolvable(f"{name} refers to itself")
+            self.scope.resolving.add(name)
+            try:
+                return self._eval(self.scope.bindings[name])
+            finally:
+                self.scope.resolving.discard(name)
+        if name in self.scope.aliases:
+            return Resolved(self._qual(self.scope.aliases[name]))
+        if name in ("exec", "eval", "compile", "open", "bytes", "str", "bytearray"):
+            return Resolved(Func(name))
+        raise Unresolvable(f"name {name}")
+
+    @staticmethod
+    def _qual(dotted: str) -> Any:
+        module, _, last = dotted.rpartition(".")
+        if module in MODULE_CONSTANTS and last.startswith(MODULE_CONSTANTS[module]):
+            imported = {"lzma": lzma, "zlib": zlib}[module]
+            if hasattr(imported, last):
+                return Const(getattr(imported, last))
+        if dotted in DECODERS or dotted in DECOMPRESSORS or dotted in _OTHER_FUNCS:
+            return Func(dotted)
+        return Module(dotted)
+
+    def _attribute(self, node: ast.Attribute) -> Resolved:
+        base = self._eval(node.value)
+        value = base.value
+        if isinstance(value, Module):
+            return _with(base, self._qual(f"{value.name}.{node.attr}"))
+        if isinstance(value, PathVal) and node.attr == "parent":
+            return _with(base, PathVal(posixpath.dirname(value.path)))
+        if isinstance(value, (str, bytes, PathVal, OpenFile, ZstdObj)):
+            return _with(base, ("method", value, node.attr))
+        if isinstance(value, Func) and value.qualname == "bytes" and node.attr == "fromhex":
+            return _with(base, Func("bytes.fromhex"))
+        raise Unresolvable(f"attribute {node.attr}")
+
+    def _binop(self, node: ast.BinOp) -> Resolved:
+        left, right = self._eval(node.left), self._eval(node.right)
+        lv, rv = left.value, right.value
+        layers = left.layers + right.layers
+        if isinstance(node.op, ast.Add) and type(lv) is type(rv) and isinstance(lv, (str, bytes)):
+            return Resolved(lv + rv, layers)
+        if isinstance(node.op, ast.Div) and isinstance(lv, PathVal) and isinstance(rv, str):
+            return Resolved(PathVal(posixpath.join(lv.path, rv)), layers)
+        if isinstance(node.op, ast.BitOr):
+            a = lv.value if isinstance(lv, Const) else lv
+            b = rv.value if isinstance(rv, Const) else rv
+            if isinstance(a, int) and isinstance(b, int):
+                return Resolved(a | b, layers)
+        raise Unresolvable("operator")
+
+    def _call(self, node: ast.Call) -> Resolved:
+        func = self._eval(node.func)
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise Unresolvable("star arguments")
+        args = [self._eval(a) for a in node.args]
+        kwargs = {k.arg: self._eval(k.value) for k in node.keywords if k.arg}
+        layers = func.layers + sum((a.layers for a in args), ()) + sum((v.layers for v in kwargs.values()), ())
+        av = [_plain(a.value) for a in args]
+        kv = {k: _plain(v.value) for k, v in kwargs.items()}
+        fv = func.value
+        if isinstance(fv, tuple) and fv[0] == "method":
+            value, layer = self._method(fv[1], fv[2], av, kv)
+        elif isinstance(fv, Func):
+            value, layer = self._function(fv.qualname, av, kv)
+        else:
+            raise Unresolvable("call of an unknown function")
+        return Resolved(value, layers + ((layer,) if layer else ()))
+
+    # -- whitelisted functions ------------------------------------------------------------------
+    def _function(self, qual: str, av: list, kv: dict) -> tuple[Any, str | None]:
+        if qual in DECODERS:
+            layer, fn = DECODERS[qual]
+            data = _first(av, kv, ("s", "b", "string", "data", "hexstr"))
+            if isinstance(data, str) and qual != "bytes.fromhex":
+                data = data.encode("ascii", errors="strict") if data.isascii() else None
+            if not isinstance(data, (bytes, bytearray, str)):
+                raise Unresolvable(f"{qual} of a non-literal")
+            try:
+                return fn(data), layer
+            except (ValueError, binascii.Error, TypeError) as exc:
+                raise UnpackError("unreadable", f"{qual}: invalid {layer} data ({exc})") from None
+        if qual in DECOMPRESSORS:
+            layer = DECOMPRESSORS[qual]
+            data = _first(av, kv, ("data",))
+            if not isinstance(data, (bytes, bytearray)):
+                raise Unresolvable(f"{qual} of a non-literal")
+            params: dict[str, Any] = {}
+            if layer == "lzma":
+                fmt = kv.get("format", av[1] if len(av) > 1 else lzma.FORMAT_AUTO)
+                filters = kv.get("filters", av[3] if len(av) > 3 else None)
+                params = {"format": fmt, "filters": filters}
+                layer = {lzma.FORMAT_RAW: "lzma-raw", lzma.FORMAT_XZ: "xz", lzma.FORMAT_ALONE: "lzma-alone"}.get(
+                    fmt, "xz" if bytes(data[:6]) == b"\xfd7zXZ\x00" else "lzma")
+            elif layer == "zlib":
+                wbits = kv.get("wbits", av[1] if len(av) > 1 else 15)
+                params = {"wbits": wbits}
+                if isinstance(wbits, int) and wbits > 15:
+                    layer = "gzip" if wbits >= 31 else "zlib"
+            return decompress(layer, bytes(data), self.limits, **params), layer
+        if qual in ("zstandard.ZstdDecompressor", "zstd.ZstdDecompressor"):
+            return ZstdObj(), None
+        if qual == "codecs.decode":
+            data = _first(av, kv, ("obj",))
+            enc = kv.get("encoding", av[1] if len(av) > 1 else "utf-8")
+            return self._codecs(data, enc)
+        if qual in ("bytes", "bytearray", "str") and len(av) >= 2 and isinstance(av[1], str):
+            if qual == "str" and isinstance(av[0], (bytes, bytearray)):
+                return _decode_text(av[0], av[1]), None
+            if qual != "str" and isinstance(av[0], str):
+                return av[0].encode(av[1]), None
+        if qual in ("bytes", "bytearray") and len(av) == 1 and isinstance(av[0], (bytes, bytearray)):
+            return bytes(av[0]), None
+        if qual == "compile":
+            src = _first(av, kv, ("source",))
+            if isinstance(src, (str, bytes, FileRead)):
+                return Code(src), None
+        if qual == "open" or qual in ("io.open", "builtins.open"):
+            path = _first(av, kv, ("file",))
+            mode = kv.get("mode", av[1] if len(av) > 1 else "r")
+            if isinstance(path, PathVal):
+                path = path.path
+            if isinstance(path, str) and isinstance(mode, str):
+                return OpenFile(path, "b" in mode), None
+        if qual in ("pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath") and len(av) >= 1:
+            parts = [p.path if isinstance(p, PathVal) else p for p in av]
+            if all(isinstance(p, str) for p in parts):
+                return PathVal(posixpath.join(*parts)), None
+        if qual == "os.path.join" and av and all(isinstance(p, str) for p in av):
+            return posixpath.join(*av), None
+        if qual == "os.path.dirname" and len(av) == 1 and isinstance(av[0], str):
+            return posixpath.dirname(av[0]), None
+        if qual in ("os.path.abspath", "os.path.realpath", "os.path.normpath", "os.fspath") and len(av) == 1:
+            if isinstance(av[0], (str, PathVal)):
+                return av[0], None
+        raise Unresolvable(f"call of {qual}")
+
+    def _codecs(self, data: Any, enc: Any) -> tuple[Any, str | None]:
+        if not isinstance(enc, str):
+            raise Unresolvable("codecs.decode with a dynamic encoding")
+        key = enc.lower().replace("-", "_")
+        if key in CODECS_BINARY:
+            layer = CODECS_BINARY[key]
+            if isinstance(data, str):
+                data = data.encode("ascii", errors="replace")
+            if not isinstance(data, (bytes, bytearray)):
+                raise Unresolvable("codecs.decode of a non-literal")
+            if layer in ("zlib", "bz2"):
+                return decompress(layer, bytes(data), self.limits), layer
+            try:
+                return codecs.decode(bytes(data), key), layer
+            except (ValueError, binascii.Error) as exc:
+                raise UnpackError("unreadable", f"codecs.decode: invalid {layer} data ({exc})") from None
+        if key in ("rot13", "rot_13") and isinstance(data, str):
+            return codecs.decode(data, "rot13"), "rot13"
+        if isinstance(data, (bytes, bytearray)):
+            return _decode_text(data, enc), None
+        raise Unresolvable("codecs.decode")
+
+    def _method(self, obj: Any, name: str, av: list, kv: dict) -> tuple[Any, str | None]:
+        if isinstance(obj, (bytes, bytearray)) and name == "decode":
+            return _decode_text(obj, kv.get("encoding", av[0] if av else "utf-8")), None
+        if isinstance(obj, str) and name == "encode":
+            enc = kv.get("encoding", av[0] if av else "utf-8")
+            try:
+                return obj.encode(enc), None
+            except (LookupError, UnicodeError, TypeError):
+                raise Unresolvable("str.encode") from None
+        if isinstance(obj, (str, bytes)) and name in ("replace", "strip", "lstrip", "rstrip", "join"):
+            if all(isinstance(a, type(obj)) for a in av) or (name == "join" and av and isinstance(av[0], list)):
+                try:
+                    return getattr(obj, name)(*av), None
+                except TypeError:
+                    raise Unresolvable(f"{name}") from None
+        if isinstance(obj, OpenFile) and name == "read" and not av:
+            return FileRead(obj.path, obj.binary), None
+        if isinstance(obj, PathVal):
+            if name in ("read_text", "read_bytes"):
+                return FileRead(obj.path, name == "read_bytes"), None
+            if name == "with_name" and av and isinstance(av[0], str):
+                return PathVal(posixpath.join(posixpath.dirname(obj.path), av[0])), None
+            if name in ("resolve", "absolute"):
+                return obj, None
+        if isinstance(obj, ZstdObj) and name == "decompress" and av and isinstance(av[0], (bytes, bytearray)):
+            return decompress("zstd", bytes(av[0]), self.limits), "zstd"
+        raise Unresolvable(f"method {name}")
+
+
+_OTHER_FUNCS = {"codecs.decode", "zstandard.ZstdDecompressor", "zstd.ZstdDecompressor", "pathlib.Path",
+                "pathlib.PurePath", "pathlib.PosixPath", "os.path.join", "os.path.dirname", "os.path.abspath",
+                "os.path.realpath", "os.path.normpath", "os.fspath", "io.open", "builtins.open"}
+
+
+def _plain(value: Any) -> Any:
+    """Unwrap module constants (lzma.FORMAT_RAW) and lists/dicts holding them."""
+    if isinstance(value, Const):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _first(av: list, kv: dict, names: tuple[str, ...]) -> Any:
+    if av:
+        return av[0]
+    for n in names:
+        if n in kv:
+            return kv[n]
+    raise Unresolvable("missing argument")
+
+
+def _decode_text(data: bytes | bytearray, enc: Any) -> str:
+    if not isinstance(enc, str):
+        raise Unresolvable("dynamic encoding")
+    try:
+        return bytes(data).decode(enc)
+    except LookupError:
+        raise Unresolvable(f"unknown encoding {enc}") from None
+    except UnicodeDecodeError as exc:
+        raise UnpackError("unreadable", f"decoded code is not valid {enc} at byte {exc.start}") from None
+
+
+# -- exec sites ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExecSite:
+    """One `exec`/`eval` (or `exec(compile(...))`) call and what it runs.
+
+    kind: "code" (text holds the decoded source), "file" (path holds the file it reads; relative paths
+    are as written, `__file__` replaced by the file's folder-relative name), "dynamic" (unresolvable),
+    or "error" (decoding failed: `error_kind` is "bomb" or "unreadable", message in `text`).
+    """
+    line: int
+    kind: str
+    text: str = ""
+    path: str = ""
+    layers: tuple[str, ...] = ()
+    error_kind: str = ""
+    func: str = "exec"
+
+
+EXEC_FUNCS = {"exec", "eval", "builtins.exec", "builtins.eval"}
+
+
+def _exec_name(node: ast.Call, scope: Scope) -> str | None:
+    f = node.func
+    if isinstance(f, ast.Name) and f.id in ("exec", "eval") and f.id not in scope.bindings:
+        return f.id
+    if isinstance(f, ast.Attribute) and f.attr in ("exec", "eval") and isinstance(f.value, ast.Name):
+        if scope.aliases.get(f.value.id) == "builtins":
+            return f.attr
+    return None
+
+
+def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = None) -> list[ExecSite]:
+    """Every exec/eval call of the file, resolved as far as statics allow."""
+    limits = limits or Limits()
+    scope = build_scope(tree, filename)
+    ev = Evaluator(scope, limits)
+    sites = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        fname = _exec_name(node, scope)
+        if fname is None or not node.args:
+            continue
+        line = node.lineno
+        try:
+            r = ev.eval(node.args[0])
+        except Unresolvable as exc:
+            sites.append(ExecSite(line, "dynamic", text=str(exc), func=fname))
+            continue
+        except UnpackError as exc:
+            sites.append(ExecSite(line, "error", text=exc.message, error_kind=exc.kind, func=fname))
+            continue
+        value = r.value
+        if isinstance(value, Code):
+            value = value.source
+        elif fname == "eval":
+            continue  # eval of a plain expression string is not hidden code
+        if isinstance(value, FileRead):
+            sites.append(ExecSite(line, "file", path=value.path, layers=r.layers, func=fname))
+        elif isinstance(value, (bytes, bytearray)):
+            try:
+                text = _decode_text(value, "utf-8")
+            except UnpackError as exc:
+                sites.append(ExecSite(line, "error", text=exc.message, error_kind=exc.kind, func=fname))
+                continue
+            sites.append(ExecSite(line, "code", text=text, layers=r.layers, func=fname))
+        elif isinstance(value, str):
+            sites.append(ExecSite(line, "code", text=value, layers=r.layers, func=fname))
+        else:
+            sites.append(ExecSite(line, "dynamic", text=f"exec of a {type(value).__name__}", func=fname))
+    sites.sort(key=lambda s: s.line)
+    return sites
+
+
+def is_wrapper(tree: ast.Module, site_lines: set[int], filename: str = "<string>") -> bool:
+    """True when the module does nothing but import, bind constants or decoded data, and exec resolved code."""
+    scope = build_scope(tree, filename)
+
+    def harmless_call(call: ast.Call) -> bool:
+        if call.lineno in site_lines:
+            return True
+        try:
+            func = Evaluator(scope, Limits())._eval(call.func).value
+        except (Unresolvable, UnpackError):
+            return False
+        return isinstance(func, Func) and (func.qualname in DECODERS or func.qualname in DECOMPRESSORS)
+
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Pass)):
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and stmt.value.lineno in site_lines:
+            continue
+        if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+            calls = [n for n in ast.walk(stmt.value) if isinstance(n, ast.Call)]
+            if all(harmless_call(c) for c in calls):
+                continue
+        return False
+    return bool(site_lines)
