@@ -1,0 +1,166 @@
+"""Score-first test-time training (chunked SGD, EVAL_INTERNALS §3), with a guard against training on
+tokens before they are scored.
+
+Each chunk of `chunk_tokens` positions is first scored (its sliding windows, under no_grad, sums
+accumulated), then — unless it is the last chunk — trained on for `epochs` passes of SGD over its
+contiguous `seq_len` sequences with a cosine learning rate over chunks. The `ScoreLedger` records which
+positions have been scored; every training batch asks it first and a violation raises
+`TrainBeforeScoreError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.evaluate.sliding import EvalResult, Scorer, Sums, WindowScorer, _sync, batches, plan_windows
+
+
+class TrainBeforeScoreError(RuntimeError):
+    """A training step would use a token whose score was not yet fixed (illegal TTT order)."""
+
+
+class ScoreLedger:
+    """Positions [0, scored_hi) have been scored, each exactly once and in order."""
+
+    def __init__(self, n_targets: int):
+        self.n = n_targets
+        self.scored_hi = 0
+
+    def mark_scored(self, a: int, b: int) -> None:
+        if a != self.scored_hi:
+            raise RuntimeError(f"scoring positions [{a}, {b}) but positions before {self.scored_hi} "
+                               f"are the only ones scored: a gap or a double count")
+        self.scored_hi = b
+
+    def check_train(self, a: int, b: int) -> None:
+        """Training on inputs t[a:b] with targets t[a+1:b+1] uses positions [a, b)."""
+        if b > self.scored_hi:
+            raise TrainBeforeScoreError(f"training on positions [{a}, {b}) but only [0, {self.scored_hi}) "
+                                        f"have been scored")
+
+    def require_complete(self) -> None:
+        if self.scored_hi != self.n:
+            raise RuntimeError(f"scored {self.scored_hi} of {self.n} positions")
+
+
+@dataclass(frozen=True)
+class TTTConfig:
+    chunk_tokens: int = 32768
+    epochs: int = 3
+    lr: float = 0.002
+    momentum: float = 0.9
+    batch_seqs: int = 32
+    grad_clip: float = 1.0
+    freeze_blocks: int = 0
+    train_seq_len: int | None = None   # default: the eval seq_len
+
+
+def trainable_params(model: Any, freeze_blocks: int) -> list[Any]:
+    """Parameters outside the first `freeze_blocks` blocks (names `blocks.<i>.`); others get no grad."""
+    frozen = tuple(f"blocks.{i}." for i in range(freeze_blocks))
+    out = []
+    for name, p in model.named_parameters():
+        keep = not any(name.startswith(f) or f".{f}" in name for f in frozen)
+        p.requires_grad_(keep)
+        if keep:
+            out.append(p)
+    return out
+
+
+def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], tokens: np.ndarray,
+             tbytes: np.ndarray, cfg: TTTConfig, seq_len: int = 2048, stride: int = 64,
+             batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None, exact: bool = False,
+             progress: bool = False, train_first: bool = False) -> EvalResult:
+    """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
+
+    `train_first` deliberately trains on each chunk before scoring it (the illegal order); it exists so
+    the guard can be shown to fire, and always ends in `TrainBeforeScoreError`.
+    """
+    import torch
+
+    n = int(tokens.size) - 1
+    L_train = cfg.train_seq_len or seq_len
+    windows = plan_windows(n, seq_len, stride)
+    num_chunks = max(1, (n + cfg.chunk_tokens - 1) // cfg.chunk_tokens)
+    per_chunk: list[list] = [[] for _ in range(num_chunks)]
+    for w in windows:
+        per_chunk[min(w.scored[0] // cfg.chunk_tokens, num_chunks - 1)].append(w)
+    ledger = ScoreLedger(n)
+    wsc = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger)
+    use_autocast = wsc.autocast
+    tok = wsc.tokens
+    params = trainable_params(model, cfg.freeze_blocks)
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    from harness.evaluate.sliding import progress_bar
+
+    advance, close = progress_bar(num_chunks, "score-first TTT", progress)
+    total = Sums()
+    chunks: list[dict[str, float]] = []
+    steps = 0
+    t0 = time.perf_counter()
+
+    def train_chunk(ci: int) -> int:
+        cs, ce = ci * cfg.chunk_tokens, min((ci + 1) * cfg.chunk_tokens, n)
+        nseq = (ce - cs) // L_train
+        if nseq == 0 or cfg.epochs == 0:
+            return 0
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * ci / max(num_chunks - 1, 1)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        done = 0
+        for _ in range(cfg.epochs):
+            for bs in range(0, nseq, cfg.batch_seqs):
+                be = min(bs + cfg.batch_seqs, nseq)
+                a, b = cs + bs * L_train, cs + be * L_train
+                ledger.check_train(a, b)
+                seg = tok[a:b + 1]
+                x = seg[:-1].reshape(-1, L_train)
+                y = seg[1:].reshape(-1, L_train)
+                opt.zero_grad(set_to_none=True)
+                if use_autocast:
+                    with torch.autocast(device_type=wsc.device.type, dtype=torch.bfloat16):
+                        loss = train_loss(x, y)
+                else:
+                    loss = train_loss(x, y)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                done += 1
+        model.eval()
+        return done
+
+    try:
+        model.eval()
+        for ci in range(num_chunks):
+            last = ci == num_chunks - 1
+            if train_first and not last:
+                steps += train_chunk(ci)
+            sums = Sums()
+            for batch in batches(per_chunk[ci], batch_seqs, group_first=not exact):
+                sums.add(wsc.score(batch))
+            total.add(sums)
+            if not train_first and not last:
+                steps += train_chunk(ci)
+            chunks.append({"chunk": ci, "tokens": sums.tokens, "bytes": sums.bytes, "loss": sums.loss,
+                           "bpb": sums.val_bpb, "running_bpb": total.val_bpb})
+            advance(1)
+    finally:
+        close()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model.eval()
+    _sync(device)
+    ledger.require_complete()
+    res = EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, time.perf_counter() - t0,
+                     seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
+    res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
+                      "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks})
+    return res
