@@ -17,13 +17,18 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", type=Path, help="write the report to FILE instead of standard output")
     parser.add_argument("--fail-on", default="illegal", choices=["illegal", "needs-review"],
                         help="exit 1 when a verdict is at or above this (default illegal); `error` always fails")
+    parser.add_argument("--repo-url", metavar="URL",
+                        help="markdown: link file:line to URL/blob/REF/... (e.g. https://github.com/o/r)")
+    parser.add_argument("--ref", metavar="COMMIT",
+                        help="markdown: the commit the links are pinned to (the PR head sha)")
 
 
 def emit(report: Report, args: argparse.Namespace, **render_kwargs) -> int:
     from harness.formats import render
 
     color = args.output is None and args.format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    text = render(report, args.format, color=color, **render_kwargs)
+    links = {"repo_url": getattr(args, "repo_url", None), "ref": getattr(args, "ref", None)}
+    text = render(report, args.format, color=color, **{**links, **render_kwargs})
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")

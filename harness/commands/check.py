@@ -17,21 +17,41 @@ HELP = "audit records folders statically (no code is run)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                        help="a records folder, a tree of records folders, or a single .py file")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="a records folder, a tree of records folders, or a single .py file "
+                             "(optional with --changed-since, where it narrows the changed folders)")
     add_output_arguments(parser)
     parser.add_argument("--sota", help="the record to beat: a records folder or a JSON file with per-seed scores")
     parser.add_argument("--rules-as-of", type=dt.date.fromisoformat, metavar="DATE",
                         help="judge by the rules in force at DATE (default: each submission's own date)")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel workers")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the result cache")
+    parser.add_argument("--changed-since", metavar="REF",
+                        help="audit only the records folders changed between the merge-base of REF and HEAD "
+                             "(git diff REF...HEAD); anything else the change touches is a RECORDS-FOLDER finding")
+    parser.add_argument("--baseline", type=Path, metavar="REPORT_JSON",
+                        help="a previous --format json report: its findings are accepted (marked suppressed)")
+    parser.add_argument("--allow", type=Path, metavar="FILE",
+                        help="reviewer allow list (JSON or TOML) of {path, rule, file?, line?, reason} entries")
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness
+    from harness.changed import ChangedError, add_change_findings, changes_since
     from harness.engine import audit_paths
     from harness.options import AuditOptions
+    from harness.report import Report
     from harness.sota import load_sota
+    from harness.suppress import (
+        SuppressionError,
+        annotate_inline,
+        apply_suppressions,
+        load_allow,
+        load_baseline,
+    )
 
+    if not args.paths and not args.changed_since:
+        return usage_error("give a PATH to audit, or --changed-since REF")
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         return usage_error(f"no such file or folder: {', '.join(missing)}")
@@ -43,6 +63,35 @@ def run(args: argparse.Namespace) -> int:
             sota = load_sota(Path(args.sota))
         except ValueError as exc:
             return usage_error(f"--sota: {exc}")
+    try:
+        allow = load_allow(args.allow) if args.allow else []
+        baseline = load_baseline(args.baseline) if args.baseline else set()
+    except SuppressionError as exc:
+        return usage_error(str(exc))
     options = AuditOptions(rules_as_of=args.rules_as_of, sota=sota)
-    report = audit_paths(args.paths, options, jobs=args.jobs, use_cache=not args.no_cache)
+    change = None
+    targets = list(args.paths)
+    if args.changed_since:
+        try:
+            change = changes_since(args.changed_since)
+        except ChangedError as exc:
+            return usage_error(f"--changed-since: {exc}")
+        targets = [folder for folder in (change.repo_root / f for f in change.folders) if _under(folder, args.paths)]
+    if targets:
+        report = audit_paths(targets, options, jobs=args.jobs, use_cache=not args.no_cache)
+    else:
+        report = Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=())
+    if change is not None:
+        report = add_change_findings(report, change)
+    report = annotate_inline(report)
+    if allow or baseline:
+        report = apply_suppressions(report, allow, baseline, baseline_name=str(args.baseline or "baseline"))
     return emit(report, args)
+
+
+def _under(folder: Path, roots: list[Path]) -> bool:
+    """True when no PATH narrows the change, or `folder` lies at or under one of them."""
+    if not roots:
+        return True
+    resolved = folder.resolve()
+    return any(resolved == r.resolve() or r.resolve() in resolved.parents for r in roots)

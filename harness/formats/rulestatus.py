@@ -1,0 +1,103 @@
+"""Per-rule rows for the reviewer formats (markdown, junit): what the report says about each rule.
+
+Nothing here re-runs a check. A row's status is read off the findings the report already holds, and the
+legality part goes through the one verdict policy (`harness.report.decide_verdict`):
+
+- `fail`: an unsuppressed error of the rule (a legality error of high/medium confidence, or an
+  eligibility/hygiene error);
+- `needs-review`: an unsuppressed legality error of low confidence (the rule could not decide);
+- `warn`: unsuppressed warnings only;
+- `n/a`: the report says the rule does not apply: an info finding whose message begins "not applicable",
+  an eligibility rule on a non-record track (the report's `eligible` is then None by policy), or a
+  submission that could not be read (nothing was checked);
+- `pass`: anything else (info findings, e.g. a proof, and suppressed findings are shown beside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.report import Finding, SubmissionReport, decide_verdict
+
+STATUS_ORDER = ("fail", "needs-review", "warn", "pass", "n/a")
+
+
+@dataclass(frozen=True)
+class RuleMeta:
+    id: str
+    title: str
+    category: str
+    severity: str
+    rationale: str
+    citation: str
+    source_weight: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    rule: RuleMeta
+    status: str
+    findings: tuple[Finding, ...]
+    note: str = ""
+
+    @property
+    def suppressed(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.suppressed)
+
+
+def is_not_applicable(f: Finding) -> bool:
+    return f.severity == "info" and not f.suppressed and f.message.lower().startswith(("not applicable", "n/a"))
+
+
+def catalogue() -> list[RuleMeta]:
+    """Every rule of rules/ as plain metadata (the formats read this, never the detectors)."""
+    from rules import all_rules
+
+    out = []
+    for rule in all_rules():
+        cite = rule.CITATION
+        out.append(RuleMeta(rule.ID, rule.TITLE, rule.CATEGORY, rule.SEVERITY, rule.RATIONALE, str(cite),
+                            cite.weight, getattr(cite, "url", "") or ""))
+    return out
+
+
+def meta_for_unknown(f: Finding) -> RuleMeta:
+    """A finding whose id is not in the catalogue (e.g. a suppression-file problem) still gets a row."""
+    return RuleMeta(f.rule, f.rule, f.category, f.severity, f.message, f.citation, f.source_weight)
+
+
+def rules_in(report_subs: tuple[SubmissionReport, ...] | list[SubmissionReport]) -> list[RuleMeta]:
+    """The catalogue plus any id the findings carry that the catalogue lacks, catalogue order first."""
+    metas = catalogue()
+    known = {m.id for m in metas}
+    for sub in report_subs:
+        for f in sub.findings:
+            if f.rule not in known:
+                known.add(f.rule)
+                metas.append(meta_for_unknown(f))
+    return metas
+
+
+def row_for(sub: SubmissionReport, meta: RuleMeta) -> RuleRow:
+    mine = tuple(f for f in sub.findings if f.rule == meta.id)
+    active = [f for f in mine if not f.suppressed]
+    if sub.error and not mine:
+        return RuleRow(meta, "n/a", mine, "not checked: the submission could not be read")
+    legality = decide_verdict([f for f in active if f.category == "legality"])
+    if legality == "illegal" or any(f.severity == "error" and f.category != "legality" for f in active):
+        return RuleRow(meta, "fail", mine)
+    if legality == "needs-review":
+        return RuleRow(meta, "needs-review", mine)
+    if any(f.severity == "warning" for f in active):
+        return RuleRow(meta, "warn", mine)
+    na = [f for f in active if is_not_applicable(f)]
+    if na:
+        return RuleRow(meta, "n/a", mine, na[0].message)
+    if meta.category == "eligibility" and sub.track.startswith("non-record"):
+        return RuleRow(meta, "n/a", mine, f"eligibility does not apply to the {sub.track} track")
+    return RuleRow(meta, "pass", mine)
+
+
+def rows_for(sub: SubmissionReport, metas: list[RuleMeta]) -> list[RuleRow]:
+    return [row_for(sub, m) for m in metas]
