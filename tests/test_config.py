@@ -133,3 +133,15 @@ def test_real_record_run_command_and_logs():
     s = resolve_settings(sub)
     assert s["CASEOPS_ENABLED"].default is False and s["CASEOPS_ENABLED"].effective is True
     assert s["PHASED_TTT_NUM_PHASES"].effective == 3 and s["PHASED_TTT_NUM_PHASES"].source.startswith("log:")
+
+
+def test_env_helper_function(tmp_path):
+    code = ("import os\ndef _e(k, d, t=str):\n    v = os.environ.get(k, str(d))\n"
+            "    if t == bool: return bool(int(v))\n    return t(v)\n"
+            "class Hyperparameters:\n    temp_scaling = _e('TEMP_SCALING', 0, bool)\n"
+            "    layers = _e('NUM_LAYERS', 16, int)\n    path = _e('DATA_PATH', './data')\n")
+    sub = make(tmp_path, {"train_gpt.py": code, "run_x.sh": "TEMP_SCALING=1 \\\nNUM_LAYERS=10 \\\ntorchrun x.py\n"})
+    s = resolve_settings(sub)
+    assert s["TEMP_SCALING"].default is False and s["TEMP_SCALING"].effective is True
+    assert s["NUM_LAYERS"].default == 16 and s["NUM_LAYERS"].effective == 10
+    assert s["DATA_PATH"].default == "./data" and s["path"].source == "default"

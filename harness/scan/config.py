@@ -99,6 +99,44 @@ def _env_read(node: ast.AST) -> tuple[str, ast.expr | None] | None:
     return None
 
 
+def _env_helpers(unit) -> set[str]:
+    """Functions like `def _e(k, d, t=str): v = os.environ.get(k, str(d)); ...` (env read of a parameter)."""
+    if "def " not in unit.text:
+        return set()
+    out = set()
+    for node in unit.tree.body:
+        if isinstance(node, ast.FunctionDef) and node.args.args:
+            first = node.args.args[0].arg
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Call) and sub.args and isinstance(sub.args[0], ast.Name) \
+                        and sub.args[0].id == first and isinstance(sub.func, ast.Attribute) \
+                        and sub.func.attr in ("get", "getenv"):
+                    out.add(node.name)
+                    break
+    return out
+
+
+def _helper_convert(call: ast.Call, convert: ast.expr) -> ast.expr:
+    """`_e("X", d, int)` → int(value); `bool` → bool(int(value)); no type → the raw string."""
+    kind = call.args[2] if len(call.args) > 2 else next((k.value for k in call.keywords if k.arg in ("t", "type")),
+                                                         None)
+    if not isinstance(kind, ast.Name) or kind.id not in ("int", "float", "bool", "str"):
+        return convert
+    inner: ast.expr = ast.Name(_PLACEHOLDER, ast.Load())
+    if kind.id == "bool":
+        inner = ast.Call(ast.Name("int", ast.Load()), [inner], [])
+    wrapped = ast.Call(ast.Name(kind.id, ast.Load()), [inner], [])
+    return _substitute(convert, wrapped)
+
+
+def _substitute(expr: ast.expr, replacement: ast.expr) -> ast.expr:
+    class Sub(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return replacement if node.id == _PLACEHOLDER else node
+
+    return Sub().visit(expr)
+
+
 class _Replace(ast.NodeTransformer):
     def __init__(self, target: ast.AST):
         self.target = target
@@ -126,11 +164,16 @@ def _declarations(units) -> list[_Decl]:
         parents = unit.parents
         reads: list[tuple[ast.AST, tuple[str, ast.expr | None]]] = []
         hyper_classes: list[ast.ClassDef] = []
+        helpers = _env_helpers(unit)
         for node in unit.nodes:
             if isinstance(node, (ast.Call, ast.Subscript)):
                 read = _env_read(node)
                 if read:
                     reads.append((node, read))
+                elif helpers and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                        and node.func.id in helpers and node.args and isinstance(node.args[0], ast.Constant) \
+                        and isinstance(node.args[0].value, str):
+                    reads.append((node, (node.args[0].value, node.args[1] if len(node.args) > 1 else None)))
             elif isinstance(node, ast.ClassDef) and ("hyper" in node.name.lower()
                                                      or node.name.lower() in ("args", "config", "settings")):
                 hyper_classes.append(node)
@@ -152,6 +195,8 @@ def _declarations(units) -> list[_Decl]:
                 convert = copy.deepcopy(value, memo)
                 target = memo.get(id(node))
                 convert = _Replace(target).visit(convert) if target is not None else None
+                if convert is not None and not _env_read(node):
+                    convert = _helper_convert(node, convert)
                 out.append(_Decl(env, attr, _convert(convert, default_raw), convert, stmt.lineno, unit.name))
             else:
                 out.append(_Decl(env, None, default_raw, None, getattr(node, "lineno", 0), unit.name))
