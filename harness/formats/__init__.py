@@ -10,6 +10,7 @@ from harness.report import Report
 
 Renderer = Callable[..., str]
 _REGISTRY: dict[str, Renderer] = {}
+_DISCOVERED: list[bool] = []   # discovery ran (a format imported directly must not stop it)
 
 
 def register(name: str) -> Callable[[Renderer], Renderer]:
@@ -21,9 +22,10 @@ def register(name: str) -> Callable[[Renderer], Renderer]:
 
 
 def formats() -> dict[str, Renderer]:
-    if not _REGISTRY:
+    if not _DISCOVERED:
         for info in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{info.name}")
+        _DISCOVERED.append(True)
     return dict(sorted(_REGISTRY.items()))
 
 

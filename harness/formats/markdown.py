@@ -38,10 +38,20 @@ CUT_TEXT = {
 }
 
 
-def _esc(text: Any) -> str:
-    """Text safe inside a table cell or a line of Markdown."""
-    s = str(text).replace("\r", "").replace("\n", " ").replace("|", "\\|")
-    return s.replace("<", "&lt;").replace(">", "&gt;")
+def _esc(text: Any, table: bool = True) -> str:
+    """Plain text safe on one line of Markdown (and inside a table cell when `table`)."""
+    s = str(text).replace("\r", "").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("|", "\\|") if table else s
+
+
+def _code(text: Any, table: bool = False) -> str:
+    """An inline code span (entities are not decoded inside one, so only `|` in tables is escaped)."""
+    s = str(text).replace("\r", "").replace("\n", " ")
+    if table:
+        s = s.replace("|", "\\|")
+    ticks = "``" if "`" in s else "`"
+    pad = " " if ticks == "``" else ""
+    return f"{ticks}{pad}{s}{pad}{ticks}"
 
 
 def _value(entry: Any) -> Any:
@@ -72,19 +82,19 @@ def _source(entry: Any) -> str:
 
 def _link(sub: SubmissionReport, f: Finding, repo_url: str | None, ref: str | None) -> str:
     if not f.file:
-        return f"`{_esc(sub.path)}`"
+        return _code(sub.path)
     single = sub.path.rsplit("/", 1)[-1] == f.file and sub.path.endswith(".py")
     path = sub.path if single else f"{sub.path}/{f.file}"
     label = path + (f":{f.line}" if f.line else "")
     if f.line and f.end_line and f.end_line != f.line:
         label += f"-{f.end_line}"
     if not (repo_url and ref) or path.startswith("/"):
-        return f"`{_esc(label)}`"
+        return _code(label)
     rel = path[2:] if path.startswith("./") else path
     url = f"{repo_url.rstrip('/')}/blob/{quote(ref, safe='')}/{quote(rel, safe='/')}"
     if f.line:
         url += f"#L{f.line}" + (f"-L{f.end_line}" if f.end_line and f.end_line != f.line else "")
-    return f"[`{_esc(label)}`]({url})"
+    return f"[{_code(label)}]({url})"
 
 
 def _evidence(f: Finding) -> list[str]:
@@ -97,7 +107,7 @@ def _evidence(f: Finding) -> list[str]:
         text, cut = text[:MAX_EVIDENCE_CHARS], f"\n… ({len(f.evidence) - MAX_EVIDENCE_CHARS} more characters)"
     if len(text) <= SHORT_EVIDENCE_CHARS and text.count("\n") < SHORT_EVIDENCE_LINES:
         return ["", f"  {fence}", *[f"  {line}" for line in text.splitlines()], f"  {fence}"]
-    lines = len(text.splitlines())
+    lines = len(f.evidence.strip("\n").splitlines())
     return ["", f"  <details><summary>evidence ({lines} lines)</summary>", "", f"  {fence}",
             *[f"  {line}" for line in (text + cut).splitlines()], f"  {fence}", "  </details>"]
 
@@ -106,13 +116,13 @@ def _finding(sub: SubmissionReport, f: Finding, repo_url: str | None, ref: str |
              with_evidence: bool) -> list[str]:
     mark = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}[f.severity]
     head = f"- {mark} **{_esc(f.rule)}** ({f.category}, {f.severity}, confidence {f.confidence}) " \
-           f"{_link(sub, f, repo_url, ref)}: {_esc(f.message)}"
+           f"{_link(sub, f, repo_url, ref)}: {_esc(f.message, table=False)}"
     if f.suppressed:
-        head = f"- 🔕 ~~{head[2:]}~~ — **suppressed**: {_esc(f.suppression_reason or 'no reason given')}"
+        head = f"- 🔕 ~~{head[2:]}~~ — **suppressed**: {_esc(f.suppression_reason or 'no reason given', table=False)}"
     out = [head]
     if with_evidence:
         out += _evidence(f)
-    out.append(f"  <sub>{_esc(f.source_weight)} · {_esc(f.citation)}</sub>")
+    out.append(f"  <sub>{_esc(f.source_weight, False)} · {_esc(f.citation, False)}</sub>")
     return out
 
 
@@ -149,6 +159,7 @@ def _numbers(sub: SubmissionReport, per_seed: bool) -> list[str]:
             rows.append((key, c.get(key), entry))
     out = ["| quantity | claimed (submission.json) | measured | source of the measurement |",
            "|---|---|---|---|"]
+    rows = [r for r in rows if r[0] == "val_bpb" or r[1] is not None or _value(r[2]) is not None]
     for name, claimed, measured in rows:
         out.append(f"| {name} | {_fmt_num(claimed)} | {_fmt_num(_value(measured))} | {_source(measured) or '—'} |")
     code = m.get("code")
@@ -158,7 +169,7 @@ def _numbers(sub: SubmissionReport, per_seed: bool) -> list[str]:
         if parts:
             out += ["", "Code bytes: " + ", ".join(parts)]
     if m.get("error"):
-        out += ["", f"Measurement problem: {_esc(m['error'])}"]
+        out += ["", f"Measurement problem: {_esc(m['error'], False)}"]
     if per_seed and seeds:
         claimed_seeds = c.get("seeds") if isinstance(c.get("seeds"), dict) else {}
         out += ["", "<details><summary>per seed</summary>", "",
@@ -175,6 +186,19 @@ def _numbers(sub: SubmissionReport, per_seed: bool) -> list[str]:
     return out
 
 
+def _note(row: RuleRow) -> str:
+    """`2 errors, 1 warning`, or the first info message (e.g. a proof) when that is all there is."""
+    active = [f for f in row.findings if not f.suppressed]
+    counts = [(sum(f.severity == s for f in active), s) for s in ("error", "warning")]
+    text = ", ".join(f"{n} {s}{'s' if n > 1 else ''}" for n, s in counts if n)
+    if not text and active:
+        first = active[0].message
+        text = "info: " + (first if len(first) <= 90 else first[:89] + "…")
+        if len(active) > 1:
+            text += f" (+{len(active) - 1} more)"
+    return text
+
+
 def _rules_table(rows: list[RuleRow], only_failing: bool) -> list[str]:
     shown = [r for r in rows if not only_failing or r.status in ("fail", "needs-review", "warn")]
     counts = {s: sum(1 for r in rows if r.status == s) for s in STATUS_MARK}
@@ -182,13 +206,10 @@ def _rules_table(rows: list[RuleRow], only_failing: bool) -> list[str]:
     out = [f"<details{' open' if any(r.status != 'pass' for r in shown) else ''}><summary>rules: {summary}"
            f"</summary>", "", "| rule | title | category | status | note |", "|---|---|---|---|---|"]
     for r in shown:
-        note = r.note
-        if not note and r.findings:
-            active = [f for f in r.findings if not f.suppressed]
-            note = f"{len(active)} finding(s)" if active else ""
+        note = r.note or _note(r)
         if r.suppressed:
             note = (note + "; " if note else "") + f"{len(r.suppressed)} suppressed"
-        out.append(f"| `{_esc(r.rule.id)}` | {_esc(r.rule.title)} | {r.rule.category} | {STATUS_MARK[r.status]} | "
+        out.append(f"| {_code(r.rule.id, table=True)} | {_esc(r.rule.title)} | {r.rule.category} | {STATUS_MARK[r.status]} | "
                    f"{_esc(note)} |")
     if len(shown) < len(rows):
         out.append(f"| … | {len(rows) - len(shown)} passing / n/a rows not shown | | | |")
@@ -198,10 +219,10 @@ def _rules_table(rows: list[RuleRow], only_failing: bool) -> list[str]:
 
 def _submission(sub: SubmissionReport, metas, level: str, repo_url: str | None, ref: str | None) -> str:
     idx = LEVELS.index(level)
-    out = [f"### {VERDICT_MARK[sub.verdict]} `{_esc(sub.path)}` — **{sub.verdict}**, eligible: "
+    out = [f"### {VERDICT_MARK[sub.verdict]} {_code(sub.path)} — **{sub.verdict}**, eligible: "
            f"**{ELIGIBLE[sub.eligible]}** ({_esc(sub.track)} track)", ""]
     if sub.error:
-        out += [f"> could not be audited: {_esc(sub.error)}", ""]
+        out += [f"> could not be audited: {_esc(sub.error, False)}", ""]
     out += _numbers(sub, per_seed=idx < LEVELS.index("failing-rules-only"))
     out.append("")
     if level == "summary":
@@ -226,7 +247,7 @@ def _header(report: Report) -> str:
     if len(subs) == 1:
         s = subs[0]
         line = (f"{VERDICT_MARK[s.verdict]} **golfaudit: {s.verdict}** — eligible: **{ELIGIBLE[s.eligible]}** — "
-                f"`{_esc(s.path)}`")
+                f"{_code(s.path)}")
     else:
         counts: dict[str, int] = {}
         for s in subs:
@@ -236,13 +257,14 @@ def _header(report: Report) -> str:
         line = (f"{VERDICT_MARK[worst]} **golfaudit: {len(subs)} submissions** — "
                 + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + " — eligible: "
                 + ", ".join(f"{n} {k}" for k, n in elig.items() if n))
-    out = [line, "", f"<sub>{_esc(report.tool)} {_esc(report.version)}, ruleset {_esc(report.ruleset)}. Static "
+    out = [line, "", f"<sub>{_esc(report.tool, False)} {_esc(report.version, False)}, ruleset "
+           f"{_esc(report.ruleset, False)}. Static "
            f"audit: no submission code was run unless a number says `reproduced`.</sub>", ""]
     if len(subs) > 1:
         out += ["| submission | verdict | eligible | errors | warnings |", "|---|---|---|---|---|"]
         for s in subs:
             act = [f for f in s.findings if not f.suppressed]
-            out.append(f"| `{_esc(s.path)}` | {VERDICT_MARK[s.verdict]} {s.verdict} | {ELIGIBLE[s.eligible]} | "
+            out.append(f"| {_code(s.path, table=True)} | {VERDICT_MARK[s.verdict]} {s.verdict} | {ELIGIBLE[s.eligible]} | "
                        f"{sum(f.severity == 'error' for f in act)} | {sum(f.severity == 'warning' for f in act)} |")
         out.append("")
     return "\n".join(out) + "\n"
@@ -278,7 +300,8 @@ def render(report: Report, repo_url: str | None = None, ref: str | None = None,
     while kept and len(head) + sum(len(section(i)) + 1 for i in kept) > limit - reserve:
         kept.pop()
     body = head + "\n".join(section(i) for i in kept)
-    cuts = sorted({CUT_TEXT[LEVELS[lv]] for lv in levels if lv > 0}, key=lambda t: list(CUT_TEXT.values()).index(t))
+    deepest = max(levels)
+    cuts = [CUT_TEXT[LEVELS[lv]] for lv in range(1, deepest + 1)]
     notes = []
     if cuts:
         shrunk = sum(1 for lv in levels if lv > 0)
