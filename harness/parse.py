@@ -4,9 +4,11 @@ Why two parsers: `ast` of the running interpreter is ~10x faster than libcst (me
 files of records/: ≈2.2 s with `ast`, ≈20 s with libcst), but an interpreter older than 3.12 rejects
 PEP 701 f-strings (nested quotes) that several packed records use. So `ast.parse` runs first; only when it
 raises SyntaxError does libcst (whose own parser reads 3.0–3.13 syntax) get the file. libcst then rewrites
-each f-string into a call `__fstring__(expr, ...)` that keeps every embedded expression and every line
-break, and `ast` parses that, so line numbers stay those of the original source and nothing falls to
-`needs-review` merely because of syntax.
+each f-string (and each implicit concatenation holding one) into a call `__fstring__(expr, ...)` that keeps
+every embedded expression (format specs included) on its own original line and keeps the f-string's line
+count and parentheses, and `ast` parses that. Line numbers of every statement and name are those a 3.12
+`ast.parse` gives (checked on the 5 packed records that need 3.12), so nothing falls to `needs-review`
+merely because of syntax. Column offsets inside a rewritten f-string are not preserved.
 """
 
 from __future__ import annotations
@@ -57,20 +59,43 @@ def _rewrite_fstrings_with_libcst(text: str) -> str:
     except (RecursionError, MemoryError) as exc:
         raise ParseFailure(type(exc).__name__) from None
 
+    code_of = cst.Module([]).code_for_node
+
+    def newlines(node) -> str:
+        return "\n" * code_of(node).count("\n")
+
+    def content(parts) -> str:
+        """The call arguments for f-string parts: every embedded expression at its own line offset."""
+        out = []
+        for part in parts:
+            if isinstance(part, cst.FormattedStringExpression):
+                out.append(code_of(part.whitespace_before_expression) + code_of(part.expression)
+                           + code_of(part.whitespace_after_expression) + ",")
+                if part.equal is not None:
+                    out.append(newlines(part.equal))
+                if part.format_spec:
+                    out.append(content(part.format_spec))
+            else:
+                out.append(newlines(part))
+        return "".join(out)
+
     class FStringToCall(cst.CSTTransformer):
+        """f"..{e}.." -> __fstring__(e, ...) spanning exactly the lines the f-string spanned."""
+
         def leave_FormattedString(self, original, updated):
-            args = []
-            for part in updated.parts:
-                if isinstance(part, cst.FormattedStringExpression):
-                    args.append(cst.Arg(part.expression))
-            # keep the line count: an f-string spanning lines becomes a call spanning as many lines
-            newlines = cst.Module([]).code_for_node(original).count("\n")
-            call = cst.Call(cst.Name("__fstring__"), args)
-            if newlines:
-                code = cst.Module([]).code_for_node(call)
-                padded = code[:-1] + "\n" * newlines + ")"
-                return cst.parse_expression(padded)
-            return call
+            call = cst.parse_expression(f"__fstring__({content(updated.parts)})")
+            return call.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+
+        def visit_ConcatenatedString(self, node) -> bool:
+            return False  # its parts are rewritten in leave_ (a Call may not sit inside a ConcatenatedString)
+
+        def leave_ConcatenatedString(self, original, updated):
+            left, right = updated.left.visit(self), updated.right.visit(self)
+            if isinstance(left, cst.Call) or isinstance(right, cst.Call):
+                call = cst.parse_expression(f"__fstring__({code_of(left)},"
+                                            f"{code_of(updated.whitespace_between)}{code_of(right)})")
+                return call.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+            return updated
 
     try:
         return module.visit(FStringToCall()).code
