@@ -532,3 +532,85 @@ def _unparse(node: ast.AST) -> str:
         return ast.unparse(node)[:120]
     except Exception:  # noqa: BLE001
         return "?"
+
+
+# -- where is a function used, and does that branch run? -------------------------------------------
+@dataclass(frozen=True)
+class Use:
+    """One reference to a function outside its own body, and whether the branch holding it runs."""
+
+    file: str
+    line: int
+    state: str      # "on" | "off" | "unknown"
+    why: str
+
+
+def _guards(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[ast.expr]:
+    """Tests that must hold for `node` to run, innermost first (else-branches negated)."""
+    out: list[ast.expr] = []
+    child, parent = node, parents.get(node)
+    while parent is not None:
+        if isinstance(parent, (ast.If, ast.IfExp, ast.While)):
+            body = parent.body if isinstance(parent.body, list) else [parent.body]
+            orelse = parent.orelse if isinstance(parent.orelse, list) else [parent.orelse]
+            if child in body:
+                out.append(parent.test)
+            elif child in orelse:
+                out.append(ast.UnaryOp(ast.Not(), parent.test))
+        elif isinstance(parent, ast.BoolOp) and isinstance(parent.op, ast.And):
+            idx = parent.values.index(child) if child in parent.values else 0
+            out.extend(parent.values[:idx])
+        elif isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            break
+        child, parent = parent, parents.get(parent)
+    return out
+
+
+def function_uses(sub: Any, name: str) -> list[Use]:
+    """References to function `name` (calls, or passed as a value) outside its own definition."""
+    uses: list[Use] = []
+    for unit in code_units(sub):
+        if name not in unit.text:
+            continue
+        parents = unit.parents
+        for node in unit.nodes:
+            hit = (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)) or \
+                  (isinstance(node, ast.Attribute) and node.attr == name and isinstance(node.ctx, ast.Load))
+            if not hit:
+                continue
+            up = parents.get(node)
+            inside_self = False
+            while up is not None:
+                if isinstance(up, (ast.FunctionDef, ast.AsyncFunctionDef)) and up.name == name:
+                    inside_self = True
+                    break
+                up = parents.get(up)
+            if inside_self:
+                continue
+            state, why = "on", "reached unconditionally"
+            # conditions on no known setting (loop counters, ranks) do not decide whether the code is used
+            guards = [g for g in _guards(node, parents) if _evaluate(sub, g, "effective")[1]]
+            if guards:
+                states = [branch_state(sub, g) for g in guards]
+                if any(s == "off" for s, _ in states):
+                    state, why = "off", "; ".join(w for s, w in states if s == "off")
+                elif all(s == "on" for s, _ in states):
+                    state, why = "on", "; ".join(w for _, w in states)
+                else:
+                    state, why = "unknown", "; ".join(w for s, w in states if s == "unknown")
+            uses.append(Use(unit.name, getattr(node, "lineno", 0), state, why))
+    return uses
+
+
+def overall_use(uses: list[Use]) -> tuple[str, str]:
+    """("on"|"off"|"unknown"|"unused", why) over all references: any on → on; all off → off."""
+    if not uses:
+        return "unused", "never called"
+    on = [u for u in uses if u.state == "on"]
+    if on:
+        return "on", f"called at {on[0].file}:{on[0].line} ({on[0].why})"
+    unknown = [u for u in uses if u.state == "unknown"]
+    if unknown:
+        return "unknown", f"called at {unknown[0].file}:{unknown[0].line} under a condition that could not be " \
+                          f"decided ({unknown[0].why})"
+    return "off", f"called only at {uses[0].file}:{uses[0].line}, in a branch that is off ({uses[0].why})"

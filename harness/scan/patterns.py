@@ -7,6 +7,7 @@ scripts unpacked), else the training scripts parsed directly. Everything else he
 from __future__ import annotations
 
 import ast
+import re
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -220,3 +221,72 @@ def enclosing_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.Fu
             return parent  # type: ignore[return-value]
         parent = parents.get(parent)
     return None
+
+
+# -- vocabulary of the eval path ------------------------------------------------------------------
+EVAL_FN = re.compile(r"eval|ttt|sliding|score|rescore|infer", re.I)
+NOT_EVAL_FN = re.compile(r"train_and|train_model|hessian|calib|gptq|quantiz", re.I)
+VAL_WORD = re.compile(r"(?:^|_)val(?:_|$|id)|^val|fineweb_val|validation", re.I)
+NOT_VAL_WORD = re.compile(r"value|interval|eval|_vals?$|^vals?$|retrieval|oval", re.I)
+TRAIN_DATA_WORD = re.compile(r"fineweb_train|train_files|train_pattern|train_loader|train_tokens|train_stream"
+                             r"|train_shard|train_data", re.I)
+
+
+def is_eval_function(name: str) -> bool:
+    """A function that runs at evaluation time, judged by its name (eval_val*, *ttt*, *sliding*, score*)."""
+    return bool(EVAL_FN.search(name)) and not NOT_EVAL_FN.search(name)
+
+
+def is_val_word(word: str) -> bool:
+    return bool(VAL_WORD.search(word)) and not (NOT_VAL_WORD.search(word) and not word.lower().startswith("val_"))
+
+
+def local_values(fn: ast.AST) -> dict[str, list[ast.expr]]:
+    """name → every expression assigned to it inside `fn` (plain, annotated, augmented, for-targets)."""
+    out: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        out.setdefault(n.id, []).append(node.value)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None \
+                and isinstance(node.target, ast.Name):
+            out.setdefault(node.target.id, []).append(node.value)
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            for n in ast.walk(node.target):
+                if isinstance(n, ast.Name):
+                    out.setdefault(n.id, []).append(node.iter)
+        elif isinstance(node, ast.NamedExpr):
+            out.setdefault(node.target.id, []).append(node.value)
+    return out
+
+
+def words_of(expr: ast.AST) -> Iterator[str]:
+    """Names, attribute names and string constants under `expr`."""
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Name):
+            yield n.id
+        elif isinstance(n, ast.Attribute):
+            yield n.attr
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 200:
+            yield n.value
+
+
+def traced_words(expr: ast.AST, values: dict[str, list[ast.expr]], depth: int = 3) -> set[str]:
+    """Words of `expr` and, through local assignments, of what its names were assigned from."""
+    seen: set[str] = set()
+    out: set[str] = set()
+    frontier = [expr]
+    for _ in range(depth + 1):
+        nxt: list[ast.AST] = []
+        for e in frontier:
+            for w in words_of(e):
+                out.add(w)
+                if w in values and w not in seen:
+                    seen.add(w)
+                    nxt.extend(values[w])
+        frontier = nxt
+        if not frontier:
+            break
+    return out
