@@ -1,0 +1,94 @@
+"""Run a submission in the sandbox (no network, unprivileged, decoy val shards, budgets) and report.
+
+    python audit.py run FOLDER --data DIR --tokenizer FILE [--gpus N] [--train-budget S] [--eval-budget S]
+                     [--env K=V ...] [--format F] [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.commands._common import add_output_arguments, emit, usage_error
+
+NAME = "run"
+HELP = "run a submission in a sandbox on local data with decoy val shards, then measure its artifact and times"
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="FOLDER", help="a records folder (or a single script)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="folder with fineweb_{train,val}_*.bin (or its datasets/fineweb10B_sp<V> parent)")
+    parser.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model the shards use")
+    parser.add_argument("--gpus", type=int, default=0, help="torchrun --nproc_per_node=N; 0 runs plain python on CPU")
+    parser.add_argument("--train-budget", type=float, default=600.0, metavar="S", help="seconds (default 600)")
+    parser.add_argument("--eval-budget", type=float, default=600.0, metavar="S", help="seconds (default 600)")
+    parser.add_argument("--grace", type=float, default=30.0, metavar="S",
+                        help="after the budgets: SIGTERM, then SIGKILL of everything this much later (default 30)")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra setting (repeatable)")
+    parser.add_argument("--workdir", type=Path, help="where the run's copy, data and log go (default out/run/...)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter inside the sandbox")
+    parser.add_argument("--max-memory", type=_size, help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on "
+                        "CPU, 4/5 of RAM with GPUs)")
+    parser.add_argument("--max-tasks", type=int, help="process+thread limit (default 4096 CPU, 16384 GPU)")
+    parser.add_argument("--decoy-val-tokens", type=int, metavar="N",
+                        help="shrink the decoy val set to about N tokens (default: same counts as the real shards)")
+    add_output_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.report import Report
+    from harness.sandbox.prepare import RunOptions
+    from harness.sandbox.session import run_submission
+
+    if not args.path.exists():
+        return usage_error(f"no such file or folder: {args.path}")
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            return usage_error(f"--env wants KEY=VALUE, got {item!r}")
+        env[key] = value
+    if args.gpus < 0 or args.train_budget <= 0 or args.eval_budget <= 0:
+        return usage_error("--gpus must be >= 0 and the budgets > 0")
+    opts = RunOptions(data=args.data, tokenizer=args.tokenizer, gpus=args.gpus, train_budget=args.train_budget,
+                      eval_budget=args.eval_budget, grace=args.grace, env=env, workdir=args.workdir,
+                      python=args.python, max_memory=args.max_memory, max_tasks=args.max_tasks,
+                      decoy_val_tokens=args.decoy_val_tokens)
+    sub = run_submission(args.path, opts)
+    _summary(sub)
+    from harness import __version__
+
+    report = Report(tool="golfaudit", version=__version__, ruleset="run", submissions=(sub,))
+    return emit(report, args)
+
+
+def _summary(sub) -> None:
+    """A few measured lines on stderr, so a text report still shows bytes and times."""
+    run = sub.measured.get("run", {})
+
+    def val(entry):
+        return entry.get("value") if isinstance(entry, dict) else entry
+
+    lines = [f"run: exit={run.get('exit_code')} wall={val(run.get('wall_s'))}s "
+             f"train_wall={val(run.get('train_wall_s'))}s eval_wall={val(run.get('eval_wall_s'))}s "
+             f"over_budget={run.get('over_budget')} log={run.get('log')}"]
+    art = sub.measured.get("artifact")
+    if art:
+        lines.append(f"artifact: {art['path']} {val(art['bytes'])} bytes ({art['codec']}, decompresses="
+                     f"{art['decompresses']}), code {val(sub.measured.get('code_bytes'))}, total "
+                     f"{val(sub.measured.get('total_bytes_max'))}")
+    est = run.get("estimate_8xh100")
+    if est:
+        lines.append(f"8xH100 ESTIMATE (not measured): {est['estimated_8xh100_step_ms']} ms/step, "
+                     f"~{est['estimated_steps_in_600s']} steps in 600 s")
+    print("\n".join(lines), file=sys.stderr)

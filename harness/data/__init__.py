@@ -1,0 +1,1 @@
+"""Local data for re-runs: challenge-format shards, a named local text source, tokenizers, decoy val sets."""

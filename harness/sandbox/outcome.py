@@ -1,0 +1,210 @@
+"""Turn a finished sandboxed run into findings and measured values (all tagged `reproduced`).
+
+Phase times come from when the log's own markers appeared on the console: training ends at the
+`stopping_early` line (else the last step line), evaluation at the last final-score line. The script's own
+numbers (train_time, eval_time) are read from the same log. Fewer than 8 GPUs: an 8xH100 step-time
+extrapolation is added, labelled ESTIMATE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.logs import ParsedLog, parse_log_text, read_log_text
+from harness.report import Finding, Measured
+from harness.sandbox.artifact import SIZE_CAP, Artifact, find_artifacts, measure_artifact
+from harness.sandbox.launch import wallclock_cap
+from harness.sandbox.prepare import Prepared, RunOptions
+from harness.sandbox.runner import SandboxResult
+from harness.submission import Submission
+
+CITE = {
+    "SIZE-CAP-16MB": 'README FAQ: "The cap is decimal 16MB, i.e. 16,000,000 total bytes"',
+    "TRAIN-TIME-600S": 'README: "Final leaderboard submissions must run in under 10 minutes on 8xH100s"',
+    "EVAL-TIME-600S": 'README: "take more than 10 minutes on 8xH100 to evaluate ... in addition to the 10 minutes '
+                      'of training time"',
+    "REPRODUCIBILITY": 'README: "Any non-reproducible results can be disqualified"',
+}
+REFERENCE_GPUS = 8
+
+
+def _finding(rule: str, severity: str, message: str, *, category: str = "eligibility", confidence: str = "high",
+             file: str | None = None, line: int | None = None, evidence: str = "") -> Finding:
+    return Finding(rule=rule, category=category, severity=severity, confidence=confidence, file=file, line=line,
+                   message=message, citation=CITE[rule], source_weight="README", evidence=evidence[:300])
+
+
+def _first(markers: list[tuple[float, str, str]], kind: str) -> float | None:
+    return next((t for t, k, _ in markers if k == kind), None)
+
+
+def _last(markers: list[tuple[float, str, str]], kind: str) -> float | None:
+    times = [t for t, k, _ in markers if k == kind]
+    return times[-1] if times else None
+
+
+def phase_times(result: SandboxResult) -> tuple[float | None, float | None]:
+    """(seconds from launch to the end of training, seconds of evaluation after it), from the markers."""
+    train_end = _first(result.markers, "stop")
+    if train_end is None:
+        train_end = _last(result.markers, "step")
+    final = _last(result.markers, "final")
+    eval_s = final - train_end if final is not None and train_end is not None and final >= train_end else None
+    return train_end, eval_s
+
+
+def step_time_ms(log: ParsedLog) -> float | None:
+    """Mean training step time from the log's last step line (train_time / step)."""
+    hit = log.last_step_time_ms
+    if hit is None:
+        return None
+    import re
+
+    match = re.search(r"step:(\d+)/|^(?:\d{10}\.\d+ )?(\d+)/\d+ ", hit.text)
+    step = int(match.group(1) or match.group(2)) if match else (log.stop_step or 0)
+    return hit.value / step if step else None
+
+
+def estimate_8xh100(log: ParsedLog, gpus: int) -> dict[str, Any] | None:
+    step_ms = step_time_ms(log)
+    if step_ms is None or gpus >= REFERENCE_GPUS or gpus <= 0:
+        return None
+    est = step_ms * gpus / REFERENCE_GPUS
+    return {
+        "label": "ESTIMATE (not a measurement): same global batch, work split over 8 GPUs, perfect scaling",
+        "measured_step_ms": Measured(round(step_ms, 2), "reproduced", f"on {gpus} GPU(s)"),
+        "estimated_8xh100_step_ms": round(est, 2),
+        "estimated_steps_in_600s": int(600_000 / est) if est else None,
+    }
+
+
+def code_bytes(sub: Submission) -> int:
+    return sum(sub.size(n) for n in sub.script_names)
+
+
+def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxResult) -> tuple[list[Finding], dict]:
+    text, size, truncated = read_log_text(Path(result.log_path), 64 << 20)
+    log = parse_log_text(text, "console.log", size, truncated)
+    findings: list[Finding] = []
+    train_end, eval_s = phase_times(result)
+    run: dict[str, Any] = {
+        "log": result.log_path,
+        "workdir": str(prep.workdir),
+        "command": prep.spec.argv,
+        "launch_source": prep.plan.source or "(none found: plain script)",
+        "settings": prep.env_settings,
+        "settings_dropped": prep.plan.dropped,
+        "exit_code": result.exit_code,
+        "wall_s": Measured(result.wall_s, "reproduced", "launch to exit of every process"),
+        "budget_s": {"train": opts.train_budget, "eval": opts.eval_budget, "grace": opts.grace},
+        "over_budget": result.over_budget,
+        "killed_for": result.killed_for,
+        "isolation": {"namespaces": result.namespaces, "uid": result.uid, "limits": result.limits_applied,
+                      "filesystem": "tmpfs root; system dirs and interpreter read-only; submission copy rw; "
+                                    "data read-only with decoy val; private /tmp"},
+        "peak_tasks": result.peak_tasks,
+        "peak_memory_bytes": result.peak_rss,
+        "task_limit_hit": result.task_limit_hit,
+        "memory_limit_hit": result.memory_limit_hit,
+        "leftover_processes_killed": result.leftovers_killed,
+        "gpus": opts.gpus,
+        "flash_attn_interface": prep.fa3,
+        "data": {"folder": str(prep.data_folder), "train_shards": len(prep.train_files),
+                 "val": "decoys", "decoys": [d.__dict__ for d in prep.decoys]},
+    }
+    if train_end is not None:
+        run["train_wall_s"] = Measured(round(train_end, 3), "reproduced",
+                                       "launch to the end-of-training line (start-up and compile included)")
+    if eval_s is not None:
+        run["eval_wall_s"] = Measured(round(eval_s, 3), "reproduced", "end of training to the last final-score line")
+    if log.train_time_ms is not None:
+        run["train_time_s_logged"] = Measured(log.train_time_ms.value / 1000, "reproduced",
+                                              f"console.log:{log.train_time_ms.line}")
+    if log.final is not None:
+        run["decoy_val_bpb"] = Measured(log.final.value, "reproduced",
+                                        "scored on DECOY val tokens: not the submission's score")
+    estimate = estimate_8xh100(log, opts.gpus)
+    if estimate:
+        run["estimate_8xh100"] = estimate
+
+    measured: dict[str, Any] = {"run": run}
+    artifacts = find_artifacts(prep.workdir / "run")
+    code = code_bytes(sub)
+    measured["code_bytes"] = Measured(code, "reproduced", "+".join(sub.script_names) + " bytes on disk")
+    if artifacts:
+        art: Artifact = measure_artifact(artifacts[0])
+        total = code + art.bytes
+        measured["artifact"] = {
+            "path": str(art.path), "bytes": Measured(art.bytes, "reproduced", art.path.name),
+            "codec": art.check.codec, "decompressed_bytes": art.check.out_bytes, "decompresses": art.check.ok,
+            "torch_zip": art.check.torch_zip, "detail": art.check.detail,
+            "others": [str(p) for p in artifacts[1:]],
+        }
+        measured["total_bytes_max"] = Measured(total, "reproduced", f"code {code} + {art.path.name} {art.bytes}")
+        logged_code = log.code_bytes.value if log.code_bytes else None
+        if logged_code is not None and logged_code != code:
+            measured["total_bytes_with_logged_code"] = Measured(art.bytes + logged_code, "reproduced",
+                                                                f"code as the run's log counts it: {logged_code}")
+        if total >= SIZE_CAP:
+            best = min(total, art.bytes + (logged_code or code))
+            severity = "error" if best >= SIZE_CAP else "warning"
+            findings.append(_finding("SIZE-CAP-16MB", severity,
+                                     f"re-run artifact is {total:,} bytes (code {code:,} + model {art.bytes:,}), "
+                                     f"not under {SIZE_CAP:,}", file=art.path.name))
+        if not art.check.ok:
+            findings.append(_finding("REPRODUCIBILITY", "error", f"{art.path.name} does not decompress within the "
+                                     f"caps: {art.check.codec}: {art.check.detail}", file=art.path.name))
+    elif result.exit_code == 0:
+        findings.append(_finding("REPRODUCIBILITY", "warning", "the run wrote no compressed artifact (*.ptz)"))
+
+    strict = "error" if opts.gpus >= REFERENCE_GPUS else "warning"
+    where = f"on {opts.gpus} GPU(s)" if opts.gpus else "on the CPU"
+    if result.over_budget:
+        findings.append(_finding("TRAIN-TIME-600S" if train_end is None else "EVAL-TIME-600S", strict,
+                                 f"killed at the budget of {opts.train_budget + opts.eval_budget:.0f}s "
+                                 f"(train {opts.train_budget:.0f} + eval {opts.eval_budget:.0f}) {where}; "
+                                 f"log kept at {result.log_path}"))
+    if log.train_time_ms is not None and log.train_time_ms.value / 1000 > opts.train_budget + 1:
+        findings.append(_finding("TRAIN-TIME-600S", strict, f"training ran {log.train_time_ms.value / 1000:.1f}s by "
+                                 f"its own log, over the {opts.train_budget:.0f}s budget {where}",
+                                 evidence=log.train_time_ms.text))
+    if eval_s is not None and eval_s > opts.eval_budget:
+        findings.append(_finding("EVAL-TIME-600S", strict, f"evaluation took {eval_s:.1f}s after training, over the "
+                                 f"{opts.eval_budget:.0f}s budget {where}"))
+    findings += wallclock_findings(sub, prep, log)
+    if result.memory_limit_hit or result.task_limit_hit:
+        what = " and ".join(w for w, hit in (("memory", result.memory_limit_hit),
+                                              ("process", result.task_limit_hit)) if hit)
+        findings.append(_finding("REPRODUCIBILITY", "warning", f"the run hit the sandbox's {what} limit "
+                                 f"({', '.join(result.limits_applied)}); it was contained", confidence="medium"))
+    if result.exit_code not in (0, None) and not result.over_budget:
+        findings.append(_finding("REPRODUCIBILITY", "warning", f"the run exited with status {result.exit_code}; "
+                                 f"see {result.log_path}", confidence="medium"))
+    return findings, measured
+
+
+def wallclock_findings(sub: Submission, prep: Prepared, log: ParsedLog) -> list[Finding]:
+    """Does the script cap training at <= 600 s, and does the documented launch keep that cap?"""
+    out: list[Finding] = []
+    script = prep.plan.script
+    try:
+        default = wallclock_cap(sub.read_source(script))
+    except Exception:  # noqa: BLE001 - unreadable source is reported by the static audit
+        default = None
+    documented = prep.plan.env.get("MAX_WALLCLOCK_SECONDS")
+    if default is None and documented is None:
+        out.append(_finding("TRAIN-TIME-600S", "warning", "the script does not visibly read MAX_WALLCLOCK_SECONDS; "
+                            "cannot confirm it stops training by 600 s", confidence="low", file=script))
+    if default is not None and (default <= 0 or default > 600):
+        out.append(_finding("TRAIN-TIME-600S", "error", f"the script's default MAX_WALLCLOCK_SECONDS is {default:g} "
+                            "(no cap at 600 s)", confidence="medium", file=script))
+    if documented is not None:
+        try:
+            value = float(documented)
+        except ValueError:
+            value = None
+        if value is None or value <= 0 or value > 600:
+            out.append(_finding("TRAIN-TIME-600S", "error", f"the documented launch sets MAX_WALLCLOCK_SECONDS="
+                                f"{documented} ({prep.plan.source})", confidence="medium", file="README.md"))
+    return out

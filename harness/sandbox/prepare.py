@@ -1,0 +1,186 @@
+"""Lay out one sandboxed run of a submission: scratch folders, data with decoy val shards, env, command.
+
+Host layout under the run's work folder (kept after the run):
+
+    run/                         writable copy of the submission folder (owned by the sandbox uid)
+    data/datasets/<variant>/     decoy val shards (same names, headers, counts) + mount points for train
+    data/tokenizers/<model>      a copy of the tokenizer
+    console.log                  everything the run printed
+
+Inside: `/sandbox/run` (cwd), `/data` (read-only; train shards bound read-only one by one),
+`/sandbox/compat` (the FA3 stand-in, only when the real module is missing).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.data.decoys import DecoyFile, make_decoys
+from harness.data.shards import shard_files
+from harness.data.tokenize import load_tokenizer
+from harness.sandbox.launch import LaunchPlan, launch_plan
+from harness.sandbox.runner import Bind, SandboxSpec, interpreter_binds, system_binds
+from harness.submission import Submission
+
+COMPAT = Path(__file__).resolve().parent.parent / "compat"
+INSIDE_RUN, INSIDE_DATA, INSIDE_COMPAT = "/sandbox/run", "/data", "/sandbox/compat"
+
+
+@dataclass
+class RunOptions:
+    data: Path
+    tokenizer: Path
+    gpus: int = 0
+    train_budget: float = 600.0
+    eval_budget: float = 600.0
+    grace: float = 30.0
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: Path | None = None
+    python: str = sys.executable
+    max_memory: int | None = None
+    max_tasks: int | None = None
+    decoy_val_tokens: int | None = None
+
+
+@dataclass
+class Prepared:
+    spec: SandboxSpec
+    plan: LaunchPlan
+    workdir: Path
+    data_folder: Path
+    train_files: list[Path]
+    real_val_files: list[Path]
+    decoys: list[DecoyFile]
+    fa3: str                         # "real module", "stand-in (harness/compat)"
+    env_settings: dict[str, str]
+
+
+class PrepareError(ValueError):
+    """The run cannot be laid out (missing data, tokenizer, script); the message names what."""
+
+
+def find_data_folder(data: Path, vocab_size: int) -> Path:
+    """The folder holding `fineweb_train_*.bin`: DATA itself, DATA/datasets/fineweb10B_sp<V>, or below."""
+    candidates = [data, data / "datasets" / f"fineweb10B_sp{vocab_size}", data / f"fineweb10B_sp{vocab_size}"]
+    for folder in candidates:
+        if folder.is_dir() and shard_files(folder, "train"):
+            return folder
+    found = sorted({p.parent for p in data.glob("**/fineweb_train_*.bin")})
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise PrepareError(f"{data}: several shard folders ({', '.join(str(f) for f in found[:4])}); name one")
+    raise PrepareError(f"{data}: no fineweb_train_*.bin shards found")
+
+
+def _has_real_fa3(python: str) -> bool:
+    probe = subprocess.run([python, "-c", "import importlib.util, sys; "
+                            "sys.exit(0 if importlib.util.find_spec('flash_attn_interface') else 1)"],
+                           capture_output=True, timeout=120)
+    return probe.returncode == 0
+
+
+def _memory_total() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 16 << 30
+
+
+def _covers(path: str, hidden: list[str]) -> bool:
+    """True when binding `path` would show one of the `hidden` folders."""
+    real = os.path.realpath(path).rstrip("/") + "/"
+    return any((h.rstrip("/") + "/").startswith(real) for h in hidden)
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chown(dirpath, uid, uid)
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
+
+
+def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
+    if not opts.tokenizer.is_file():
+        raise PrepareError(f"{opts.tokenizer}: tokenizer model not found")
+    sp = load_tokenizer(opts.tokenizer)
+    if not opts.data.is_dir():
+        raise PrepareError(f"{opts.data}: data folder not found")
+    folder = find_data_folder(opts.data, sp.vocab_size())
+    train = shard_files(folder, "train")
+    real_val = shard_files(folder, "val")
+    if not real_val:
+        raise PrepareError(f"{folder}: no fineweb_val_*.bin shards to stand decoys in for")
+    plan = launch_plan(sub)
+    if plan.script not in sub.files:
+        raise PrepareError(f"{sub.display_path}: no script {plan.script} to run")
+
+    work = opts.workdir or Path("out") / "run" / f"{sub.root.name}-{os.getpid()}"
+    if work.exists() and any(work.iterdir()):
+        raise PrepareError(f"{work}: work folder exists and is not empty")
+    work = work.resolve()
+    run_dir, data_dir = work / "run", work / "data"
+    if sub.single_file:
+        run_dir.mkdir(parents=True)
+        shutil.copyfile(sub.root, run_dir / sub.root.name)
+    else:
+        shutil.copytree(sub.root, run_dir, symlinks=True)
+    _chown_tree(run_dir, uid)
+    variant = data_dir / "datasets" / folder.name
+    decoys = make_decoys(real_val, variant, sp, opts.decoy_val_tokens)
+    for path in train:
+        (variant / path.name).touch()                 # mount points; the real shards are bound read-only
+    (data_dir / "tokenizers").mkdir(parents=True)
+    shutil.copyfile(opts.tokenizer, data_dir / "tokenizers" / opts.tokenizer.name)
+
+    py_binds, pythonpath = interpreter_binds(opts.python)
+    hidden = [str(opts.data.resolve()), str(folder.resolve())]
+    py_binds = [b for b in py_binds if not _covers(b.src, hidden)]
+    pythonpath = [p for p in pythonpath if not _covers(p, hidden)]
+    binds = system_binds() + py_binds + [Bind(p, p) for p in pythonpath if not any(p == b.dst for b in py_binds)]
+    binds.append(Bind(str(run_dir), INSIDE_RUN, ro=False))
+    binds.append(Bind(str(data_dir), INSIDE_DATA))
+    inside_variant = f"{INSIDE_DATA}/datasets/{folder.name}"
+    binds += [Bind(str(p.resolve()), f"{inside_variant}/{p.name}") for p in train]
+    fa3 = "real module" if _has_real_fa3(opts.python) else "stand-in (harness/compat/flash_attn_interface.py)"
+    if fa3.startswith("stand-in"):
+        binds.append(Bind(str(COMPAT), INSIDE_COMPAT))
+        pythonpath = [INSIDE_COMPAT, *pythonpath]
+
+    settings = {**plan.env, **opts.env}
+    env = {
+        "PATH": os.pathsep.join([os.path.dirname(opts.python), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                                 "/usr/bin", "/sbin", "/bin"]),
+        "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **settings,
+        "DATA_PATH": inside_variant, "TOKENIZER_PATH": f"{INSIDE_DATA}/tokenizers/{opts.tokenizer.name}",
+        "DATA_DIR": f"{INSIDE_DATA}/", "RUN_ID": settings.get("RUN_ID", "golfaudit"),
+    }
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    for key in ("LD_LIBRARY_PATH", "CUDA_HOME", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if opts.gpus > 0:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(opts.gpus))))
+        argv = [opts.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={opts.gpus}",
+                plan.script]
+    else:
+        argv = [opts.python, plan.script]
+    memory = opts.max_memory or (min(8 << 30, _memory_total() * 3 // 4) if opts.gpus == 0
+                                 else _memory_total() * 4 // 5)
+    spec = SandboxSpec(
+        argv=argv, env=env, cwd=INSIDE_RUN, binds=binds, workdir=work, log_path=work / "console.log",
+        budget_s=opts.train_budget + opts.eval_budget, grace_s=opts.grace,
+        max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
+        rlimit_as=opts.gpus == 0, devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid)
+    return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings)

@@ -1,0 +1,283 @@
+"""Run one command in a sandbox and watch it: budgets, process and memory limits, a timestamped log.
+
+The host side of the sandbox. It starts `init.py` as PID 1 of new mount, PID, network, IPC and UTS
+namespaces (util-linux `unshare`), inside per-run cgroups where the host allows them, reads the merged
+stdout/stderr line by line into the log (remembering when the training-stop and final-score markers
+appeared), and enforces the wall-clock budget: SIGTERM to every process of the namespace at the budget,
+SIGKILL of PID 1 after a short grace, which makes the kernel kill every process left in the namespace,
+including `setsid` children and processes that ignore SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.sandbox.cgroups import RunCgroups
+
+INIT = Path(__file__).with_name("init.py")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+UID_RANGE = (200_000, 299_999)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be set up (the message says what is missing)."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    src: str
+    dst: str
+    ro: bool = True
+
+
+@dataclass
+class SandboxSpec:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str                               # inside the sandbox
+    binds: list[Bind]
+    workdir: Path                          # host scratch folder of this run (spec, new-root mount point)
+    log_path: Path
+    budget_s: float                        # SIGTERM at this many seconds
+    grace_s: float = 10.0                  # SIGKILL of everything this much later
+    max_tasks: int = 4096                  # processes + threads (cgroup pids.max and RLIMIT_NPROC)
+    max_memory: int | None = None          # bytes (cgroup memory, else an RSS watchdog)
+    rlimit_as: bool = False                # also RLIMIT_AS = max_memory (breaks CUDA: CPU runs only)
+    devices: list[str] = field(default_factory=list)   # globs such as /dev/nvidia*
+    tmp_size: str = "2g"
+    shm_size: str = "2g"
+    uid: int | None = None
+
+
+@dataclass
+class SandboxResult:
+    exit_code: int | None
+    wall_s: float
+    log_path: str
+    uid: int
+    killed_for: str | None = None          # "budget" or "memory"
+    limits_applied: list[str] = field(default_factory=list)
+    task_limit_hit: bool = False
+    memory_limit_hit: bool = False
+    peak_tasks: int = 0
+    peak_rss: int = 0
+    leftovers_killed: int = 0
+    markers: list[tuple[float, str, str]] = field(default_factory=list)   # (seconds, kind, line)
+    namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.killed_for == "budget"
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data["over_budget"] = self.over_budget
+        data["markers"] = [{"t": round(t, 3), "kind": k, "line": line[:300]} for t, k, line in self.markers]
+        return data
+
+
+def sandbox_available() -> str | None:
+    """None when sandboxes can be made here, else why not."""
+    if sys.platform != "linux":
+        return "the sandbox needs Linux namespaces"
+    if shutil.which("unshare") is None:
+        return "util-linux `unshare` is not installed"
+    if os.geteuid() != 0:
+        return "the sandbox must be started as root (it mounts, then drops to an unprivileged uid)"
+    probe = subprocess.run(["unshare", "--mount", "--pid", "--net", "--fork", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"unshare failed: {probe.stderr.strip() or probe.returncode}"
+    return None
+
+
+def system_binds() -> list[Bind]:
+    binds = [Bind(d, d) for d in SYSTEM_DIRS if os.path.lexists(d)]
+    binds.append(Bind("/sys", "/sys"))
+    return binds
+
+
+def interpreter_binds(python: str) -> tuple[list[Bind], list[str]]:
+    """Read-only binds that make `python` and its packages work inside; also its PYTHONPATH entries."""
+    probe = subprocess.run([python, "-c", "import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, "
+                            "sys.exec_prefix, sys.base_exec_prefix, sys.path]))"],
+                           capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        raise SandboxError(f"{python}: cannot start the interpreter: {probe.stderr.strip()[-300:]}")
+    *prefixes, path = json.loads(probe.stdout)
+    covered = [b.dst for b in system_binds()]
+    binds: list[Bind] = []
+    for entry in [*prefixes, *path, os.path.realpath(python)]:
+        if not entry or not os.path.isabs(entry) or not os.path.exists(entry):
+            continue
+        entry = os.path.dirname(entry) if os.path.isfile(entry) else entry
+        if entry == "/" or any(entry == c or entry.startswith(c.rstrip("/") + "/") for c in covered):
+            continue
+        covered.append(entry)
+        binds.append(Bind(entry, entry))
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isdir(p)]
+    return binds, pythonpath
+
+
+def free_uid() -> int:
+    used = set()
+    for pid in _pids():
+        uid = _status_uid(pid)
+        if uid is not None:
+            used.add(uid)
+    while True:
+        uid = random.randint(*UID_RANGE)
+        if uid not in used:
+            return uid
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _status_uid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _tree_usage(uid: int) -> tuple[int, int, list[int]]:
+    """(threads, resident bytes, pids) of every host process running as `uid`."""
+    threads = rss = 0
+    pids = []
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        try:
+            if int(fields.get("Uid", "-1").split()[0]) != uid:
+                continue
+            pids.append(pid)
+            threads += int(fields.get("Threads", "1").strip())
+            rss += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+        except (ValueError, IndexError):
+            continue
+    return threads, rss, pids
+
+
+def _init_pid(unshare_pid: int) -> int | None:
+    try:
+        kids = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
+        return int(kids[0]) if kids else None
+    except (OSError, ValueError):
+        return None
+
+
+def _signal(pid: int | None, sig: int) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
+    """Run `spec.argv` in a fresh sandbox; returns when every process of it is gone."""
+    reason = sandbox_available()
+    if reason:
+        raise SandboxError(reason)
+    from harness.sandbox.markers import classify
+
+    uid = spec.uid if spec.uid is not None else free_uid()
+    root = spec.workdir / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    rlimits = {"RLIMIT_NPROC": spec.max_tasks, "RLIMIT_CORE": 0}
+    applied = [f"RLIMIT_NPROC={spec.max_tasks} (uid {uid})", "RLIMIT_CORE=0"]
+    if spec.rlimit_as and spec.max_memory:
+        rlimits["RLIMIT_AS"] = spec.max_memory
+        applied.append(f"RLIMIT_AS={spec.max_memory}")
+    init_spec = {
+        "root": str(root), "cwd": spec.cwd, "uid": uid, "gid": uid, "argv": spec.argv, "env": spec.env,
+        "binds": [b.__dict__ for b in spec.binds], "devices": spec.devices, "rlimits": rlimits,
+        "tmp_size": spec.tmp_size, "shm_size": spec.shm_size,
+    }
+    spec_file = spec.workdir / "init.json"
+    spec_file.write_text(json.dumps(init_spec))
+    groups = RunCgroups.create(f"golfaudit-{uid}-{os.getpid()}", spec.max_tasks, spec.max_memory)
+    applied += groups.applied
+    watchdog_memory = spec.max_memory if groups.memory_dir is None and spec.max_memory else None
+    if watchdog_memory:
+        applied.append(f"rss-watchdog={watchdog_memory} (no writable memory cgroup)")
+    namespaces = ["mount", "pid", "net (loopback only)", "ipc", "uts"]
+    argv = ["unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+            "--propagation", "private", sys.executable, "-I", "-S", str(INIT), str(spec_file)]
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    result = SandboxResult(exit_code=None, wall_s=0.0, log_path=str(spec.log_path), uid=uid,
+                           limits_applied=applied, namespaces=namespaces)
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, preexec_fn=groups.attach_self,
+                            close_fds=True)
+
+    def pump() -> None:
+        with open(spec.log_path, "wb") as log:
+            assert proc.stdout is not None
+            for raw in iter(proc.stdout.readline, b""):
+                log.write(raw)
+                log.flush()
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                kind = classify(line)
+                if kind:
+                    result.markers.append((time.monotonic() - start, kind, line))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    term_sent = False
+    try:
+        while proc.poll() is None:
+            elapsed = time.monotonic() - start
+            threads, rss, _ = _tree_usage(uid)
+            result.peak_tasks = max(result.peak_tasks, threads)
+            result.peak_rss = max(result.peak_rss, rss)
+            if watchdog_memory and rss > watchdog_memory and result.killed_for is None:
+                result.killed_for = "memory"
+                result.memory_limit_hit = True
+                _signal(proc.pid, signal.SIGKILL)
+            if elapsed >= spec.budget_s and not term_sent:
+                result.killed_for = result.killed_for or "budget"
+                term_sent = True
+                _signal(_init_pid(proc.pid), signal.SIGTERM)
+            if elapsed >= spec.budget_s + spec.grace_s:
+                _signal(_init_pid(proc.pid), signal.SIGKILL)
+                _signal(proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            _signal(proc.pid, signal.SIGKILL)
+        proc.wait()
+        reader.join(timeout=10)
+        result.wall_s = round(time.monotonic() - start, 3)
+        result.exit_code = proc.returncode
+        result.task_limit_hit = groups.pids_limit_hit() or result.peak_tasks >= spec.max_tasks
+        result.memory_limit_hit = result.memory_limit_hit or groups.memory_limit_hit()
+        peak = groups.memory_peak()
+        if peak:
+            result.peak_rss = max(result.peak_rss, peak)
+        groups.kill_and_remove()
+        _, _, left = _tree_usage(uid)
+        for pid in left:
+            _signal(pid, signal.SIGKILL)
+        result.leftovers_killed = len(left)
+    return result

@@ -1,0 +1,33 @@
+"""Run one submission end to end in the sandbox and fold the outcome into a `SubmissionReport`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.measure import claims_of
+from harness.report import Finding, SubmissionReport, judge
+from harness.sandbox.outcome import analyse
+from harness.sandbox.prepare import PrepareError, RunOptions, prepare_run
+from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
+from harness.submission import LoadError, Submission
+
+
+def run_submission(path: Path, opts: RunOptions) -> SubmissionReport:
+    """Lay out, run and analyse one records folder (or script); problems become an `error` report."""
+    display = str(path)
+    try:
+        sub = Submission(path, display)
+        track = sub.track
+        claims = claims_of(sub)
+    except (LoadError, OSError) as exc:
+        return judge(display, "unknown", [], {}, {}, error=str(exc))
+    try:
+        prep = prepare_run(sub, opts, free_uid())
+        result = run_sandboxed(prep.spec)
+    except (PrepareError, SandboxError, LoadError, ValueError, OSError) as exc:
+        problem = Finding(rule="REPRODUCIBILITY", category="hygiene", severity="error", confidence="high",
+                          file=None, line=None, message=f"cannot run: {exc}",
+                          citation="golfaudit run", source_weight="GUESS")
+        return judge(display, track, [problem], claims, {}, error=f"cannot run: {exc}")
+    findings, measured = analyse(sub, opts, prep, result)
+    return judge(display, track, findings, claims, measured)
