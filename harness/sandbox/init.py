@@ -44,7 +44,9 @@ def fail(message: str) -> None:
 
 
 def mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = (lambda s: s.encode() if s is not None else None)
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
     if _libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)) != 0:
         err = ctypes.get_errno()
         fail(f"mount {src} -> {dst} ({fstype}) failed: {os.strerror(err)}")
