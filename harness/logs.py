@@ -31,13 +31,25 @@ STEP_NEW = re.compile(TS + r"(?P<step>\d+)/(?P<it>\d+) train_loss: (?P<loss>[\d.
 VALTOK = re.compile(TS + r"(?:val_tokens: (?P<n1>\d+)|val_loader:shards pattern=\S+ tokens:(?P<n2>\d+))", re.M)
 TRAIN_SHARDS = re.compile(TS + r"(?:train_shards: (?P<n1>\d+)|train_loader:dataset:\S+ train_shards:(?P<n2>\d+))", re.M)
 TOTAL_EVAL = re.compile(TS + r"total_eval_time: ?(?P<s>[\d.]+)s", re.M)
-GPTQ_RESERVE = re.compile(TS + r"gptq:reserving (?P<s>[\d.]+)s, effective=(?P<ms>\d+)ms", re.M)
+GPTQ_RESERVE = re.compile(TS + r"gptq:reserving (?:(?P<s>[\d.]+)s|(?P<rms>\d+)ms from training budget), "
+                          r"effective=(?P<ms>\d+)ms", re.M)
 GPTQ_HESS = re.compile(TS + r"GPTQ:collected (?P<n>\d+) Hessians in (?P<s>[\d.]+)s", re.M)
 ARTIFACT_WALL = re.compile(TS + r"artifact_production_wallclock: (?P<s>[\d.]+)s", re.M)
 EVAL_TIME = re.compile(r"eval_time: ?(?P<ms>\d+)ms")
-HPARAM = re.compile(r"^  (?P<key>[a-z_][a-z0-9_]*): (?P<value>.*)$", re.M)
+HPARAM_HEAD = re.compile(TS + r"Hyperparameters:[ \t]*$", re.M)
+HPARAM = re.compile(r"^(?:\d{10}\.\d+ )?  (?P<key>[a-z_][a-z0-9_]*): (?P<value>.*)$")
+SEED_LINE = re.compile(TS + r"seed:(?P<n>\d+)[ \t]*$", re.M)
 SEED_NAME = re.compile(r"seed[_-]?(\d+)", re.I)
+SEED_NAME_LOOSE = re.compile(r"(?:^|[_\-])(\d{1,6})\.(?:log|txt)$", re.I)
+TOKENIZER_LINE = re.compile(TS + r"val_bpb:enabled .*tokenizer_path=(?P<path>\S+)", re.M)
+VAL_PATTERN = re.compile(TS + r"val_loader:shards pattern=(?P<path>\S+)", re.M)
+TRAIN_DATASET = re.compile(TS + r"train_loader:dataset:(?P<path>\S+)", re.M)
+VARIANT = re.compile(r"fineweb10B_(?P<v>sp\d+|byte\d+)(?P<caseops>_lossless_caps_caseops\w*)?|"
+                     r"fineweb_(?P<tv>\d+)_bpe(?P<tcase>_lossless_caps_caseops\w*)?\.model|(?P<byte>pure_byte_260)")
 MAX_WALL = re.compile(TS + r"max_wallclock_seconds: ?(?P<s>[\d.]+)", re.M)
+
+# Score lines that are never the reported score: the failed, unreported TTT line of 04-04.
+IGNORED_LABELS = ("final_int6_ttt",)
 
 # Families of final-score labels, most authoritative first. Within a family the last line wins.
 # `final_int6_ttt` is deliberately absent: a failed, unreported TTT line in 04-04 (EVAL_INTERNALS §4).
@@ -66,6 +78,7 @@ class ParsedLog:
     name: str
     size: int
     finals: tuple[Hit, ...] = ()        # every score line (value = bpb, label, text holds val_loss)
+    eval_phases: tuple[Hit, ...] = ()   # `eval_time:NNNms` of each score line of the last run (value = ms)
     final: Hit | None = None            # the reported score (val_bpb)
     final_loss: float | None = None
     eval_time_ms: int | None = None     # on the reported score's line
@@ -85,7 +98,12 @@ class ParsedLog:
     artifact_wallclock_s: Hit | None = None
     max_wallclock_s: Hit | None = None
     hyperparams: dict[str, str] = field(default_factory=dict)
-    seed: int | None = None
+    hyperparams_line: int | None = None
+    seed: int | None = None             # from the file name when it names one, else from the log
+    seed_in_log: int | None = None      # what the run itself printed (hyperparameter dump / `seed:N`)
+    variant: str | None = None          # sp1024 | sp4096 | sp8192 | sp8192-caseops | byte260 | None
+    variant_source: str = ""
+    data_paths: tuple[Hit, ...] = ()    # dataset/tokenizer paths the run printed (line-anchored)
     runs: int = 0                       # number of appended runs seen (stop/final markers)
     truncated: bool = False
     problems: tuple[str, ...] = ()
@@ -119,7 +137,7 @@ def _choose_final(finals: list[Hit]) -> Hit | None:
     for family in LABEL_PRIORITY:
         best: Hit | None = None
         for hit in finals:
-            base = hit.label.removesuffix("_exact")
+            base = hit.label.lower().removesuffix("_exact")
             if base in family:
                 if best is None or hit.line > best.line or (
                         hit.line == best.line and hit.label.endswith("_exact")):
@@ -129,6 +147,20 @@ def _choose_final(finals: list[Hit]) -> Hit | None:
             exact = [h for h in finals if h.label == best.label.removesuffix("_exact") + "_exact"
                      and abs(h.line - best.line) <= 3]
             return exact[-1] if exact and not best.label.endswith("_exact") else best
+    # an unfamiliar label (e.g. `final_INT7_zlib_roundtrip`): the last roundtrip/sliding score line
+    others = [h for h in finals if h.label.lower().removesuffix("_exact") not in IGNORED_LABELS
+              and ("roundtrip" in h.label.lower() or "sliding" in h.label.lower())]
+    return others[-1] if others else None
+
+
+def _eval_ms(final: Hit, finals: list[Hit]) -> int | None:
+    """`eval_time:NNNms` on the score line, or on its rounded twin just before an `_exact` line."""
+    candidates = [final] + [h for h in finals if h.label == final.label.removesuffix("_exact")
+                            and 0 < final.line - h.line <= 3]
+    for hit in candidates:
+        m = EVAL_TIME.search(hit.text)
+        if m:
+            return int(m.group("ms"))
     return None
 
 
@@ -167,10 +199,13 @@ def parse_log_text(text: str, name: str, size: int | None = None, truncated: boo
         finals.append(Hit(bpb, ln, m.group(0).strip()[:300], label))
         losses[ln] = loss
     final = _choose_final(finals)
-    eval_ms = None
-    if final is not None:
-        em = EVAL_TIME.search(final.text)
-        eval_ms = int(em.group("ms")) if em else None
+    eval_ms = _eval_ms(final, finals) if final is not None else None
+    last_stop = max((line(m.start()) for m in STOP.finditer(text)), default=0)
+    phases = []
+    for hit in finals:
+        m = EVAL_TIME.search(hit.text)
+        if m and hit.line > last_stop and hit.label.lower() not in IGNORED_LABELS:
+            phases.append(Hit(int(m.group("ms")), hit.line, hit.text, hit.label))
 
     total = None
     total_fmt = ""
@@ -223,22 +258,20 @@ def parse_log_text(text: str, name: str, size: int | None = None, truncated: boo
     for m in TRAIN_SHARDS.finditer(text):
         shards = Hit(int(m.group("n1") or m.group("n2")), line(m.start()), m.group(0).strip())
 
-    hyper: dict[str, str] = {}
-    hp_at = text.rfind("Hyperparameters:")
-    if hp_at >= 0:
-        block = text[hp_at: hp_at + 20000]
-        for m in HPARAM.finditer(block):
-            hyper.setdefault(m.group("key"), m.group("value").strip())
-    seed = None
-    if "seed" in hyper:
-        try:
-            seed = int(hyper["seed"])
-        except ValueError:
-            seed = None
-    if seed is None:
-        sm = SEED_NAME.search(name)
-        if sm:
-            seed = int(sm.group(1))
+    hyper, hyper_line = _hyperparams(text, line)
+    seed_log: int | None = None
+    try:
+        seed_log = int(hyper["seed"]) if "seed" in hyper else None
+    except ValueError:
+        seed_log = None
+    if seed_log is None:
+        for m in SEED_LINE.finditer(text):
+            seed_log = int(m.group("n"))
+    base = name.rsplit("/", 1)[-1]
+    sm = SEED_NAME.search(base) or SEED_NAME_LOOSE.search(base)
+    seed = int(sm.group(1)) if sm else seed_log
+    paths = _data_paths(text, hyper, hyper_line, line)
+    variant, variant_source = _variant(paths, hyper)
 
     runs = max(len(STOP.findall(text)), len([f for f in finals if f.label.startswith("final_int8_zlib_roundtrip")
                                              and not f.label.endswith("_exact")]) and 1)
@@ -246,6 +279,7 @@ def parse_log_text(text: str, name: str, size: int | None = None, truncated: boo
         name=name,
         size=size if size is not None else len(text),
         finals=tuple(finals),
+        eval_phases=tuple(phases),
         final=final,
         final_loss=losses.get(final.line) if final else None,
         eval_time_ms=eval_ms,
@@ -260,15 +294,79 @@ def parse_log_text(text: str, name: str, size: int | None = None, truncated: boo
         val_tokens=val_tokens,
         train_shards=shards,
         total_eval_time_s=last(TOTAL_EVAL, float, "s"),
-        gptq_reserve_s=last(GPTQ_RESERVE, float, "s"),
+        gptq_reserve_s=_reserve(GPTQ_RESERVE, text, line),
         gptq_hessian_s=last(GPTQ_HESS, float, "s"),
         artifact_wallclock_s=last(ARTIFACT_WALL, float, "s"),
         max_wallclock_s=last(MAX_WALL, float, "s"),
         hyperparams=hyper,
+        hyperparams_line=hyper_line,
         seed=seed,
+        seed_in_log=seed_log,
+        variant=variant,
+        variant_source=variant_source,
+        data_paths=tuple(paths),
         runs=runs,
         truncated=truncated,
     )
+
+
+def _reserve(pattern: re.Pattern, text: str, line) -> Hit | None:
+    """`gptq:reserving 12s, effective=588000ms` or `gptq:reserving 14000ms from training budget, ...` (s)."""
+    found = None
+    for m in pattern.finditer(text):
+        found = m
+    if found is None:
+        return None
+    seconds = float(found.group("s")) if found.group("s") else int(found.group("rms")) / 1000
+    return Hit(seconds, line(found.start()), found.group(0).strip())
+
+
+def _hyperparams(text: str, line) -> tuple[dict[str, str], int | None]:
+    """The last `Hyperparameters:` block printed by the run (indented `key: value` lines after it)."""
+    heads = list(HPARAM_HEAD.finditer(text))
+    for head in reversed(heads):
+        block: dict[str, str] = {}
+        for raw in text[head.end() + 1: head.end() + 40000].split("\n"):
+            m = HPARAM.match(raw)
+            if not m:
+                break
+            block.setdefault(m.group("key"), m.group("value").strip())
+        if block:
+            return block, line(head.start())
+    return {}, None
+
+
+def _data_paths(text: str, hyper: dict[str, str], hyper_line: int | None, line) -> list[Hit]:
+    """Dataset and tokenizer paths the run printed (never the source dump: every pattern is anchored)."""
+    out: list[Hit] = []
+    for key in ("tokenizer_path", "datasets_dir", "data_path", "data_dir", "val_files", "train_files"):
+        if key in hyper:
+            out.append(Hit(0, hyper_line or 0, hyper[key], key))
+    for pattern, label in ((TOKENIZER_LINE, "tokenizer_path"), (VAL_PATTERN, "val_files"),
+                           (TRAIN_DATASET, "train_dataset")):
+        for m in pattern.finditer(text):
+            out.append(Hit(0, line(m.start()), m.group("path"), label))
+    return out
+
+
+def _variant(paths: list[Hit], hyper: dict[str, str]) -> tuple[str | None, str]:
+    """Which tokenizer/dataset the run used, from its printed paths, else its vocab size."""
+    for hit in paths:
+        m = VARIANT.search(hit.text)
+        if not m:
+            continue
+        if m.group("byte"):
+            return "byte260", hit.label
+        base = m.group("v") or f"sp{m.group('tv')}"
+        caseops = m.group("caseops") or m.group("tcase")
+        return (f"{base}-caseops" if caseops else base), hit.label
+    vocab = hyper.get("vocab_size")
+    if vocab and vocab.isdigit():
+        caseops = hyper.get("caseops_enabled", "").lower() in ("true", "1")
+        v = {"1024": "sp1024", "4096": "sp4096", "8192": "sp8192", "260": "byte260"}.get(vocab)
+        if v:
+            return (f"{v}-caseops" if caseops and v == "sp8192" else v), "vocab_size"
+    return None, ""
 
 
 def parse_log_file(path: Path, name: str, limit: int) -> ParsedLog:

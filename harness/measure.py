@@ -116,3 +116,52 @@ def measured_of(sub: Submission) -> dict[str, Any]:
     if code:
         measured["code"] = code
     return measured
+
+
+# -- which logs back the claims ---------------------------------------------------------------------
+
+def decimals(value: float) -> int:
+    """Decimal places a JSON number was written with (1.1929 → 4); at most 10."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        return 10
+    return min(len(text.split(".")[1]) if "." in text else 0, 10)
+
+
+def matches_rounded(claimed: float, measured: float) -> bool:
+    """True when `measured` rounds to `claimed` at the precision `claimed` was written with."""
+    step = 10.0 ** -decimals(claimed)
+    return abs(measured - claimed) <= step / 2 + 1e-12
+
+
+def claimed_scores(data: dict[str, Any] | None) -> list[float]:
+    """Every val_bpb the JSON states: top level (or mean_val_bpb) and per seed."""
+    if not data:
+        return []
+    out = [v for v in (_num(data.get("val_bpb")), _num(data.get("mean_val_bpb"))) if v is not None]
+    out += [row["val_bpb"] for row in per_seed_claims(data).values() if "val_bpb" in row]
+    return out
+
+
+def backing_logs(sub: Submission) -> list[Any]:
+    """Logs whose final score is one the submission claims; all scored logs when none (or no JSON) matches.
+
+    Folders often keep extra runs (reruns, 40-minute experiments, eval-only passes): a budget broken by a
+    log that backs no claimed score is worth a warning, one broken by a backing log is an error."""
+    scored = [log for log in sub.logs if log.final is not None]
+    claims = claimed_scores(sub.submission_json.data)
+    backing = [log for log in scored if any(matches_rounded(c, log.final.value) for c in claims)]
+    return backing or [log for log in sub.logs if log.final is not None or log.train_time_ms is not None]
+
+
+def seed_scores(sub: Submission) -> dict[str, Any]:
+    """One scored log per seed (the backing one when there are several): seed key → ParsedLog."""
+    backing = {id(log) for log in backing_logs(sub)}
+    out: dict[str, Any] = {}
+    for log in sub.logs:
+        if log.final is None:
+            continue
+        key = str(log.seed) if log.seed is not None else log.name
+        if key not in out or (id(log) in backing and id(out[key]) not in backing):
+            out[key] = log
+    return out
