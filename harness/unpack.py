@@ -519,6 +519,8 @@ class Evaluator:
                 return PathVal(posixpath.join(posixpath.dirname(obj.path), av[0])), None
             if name in ("resolve", "absolute"):
                 return obj, None
+            if name == "joinpath" and all(isinstance(a, str) for a in av):
+                return PathVal(posixpath.join(obj.path, *av)), None
         if isinstance(obj, ZstdObj) and name == "decompress" and av and isinstance(av[0], (bytes, bytearray)):
             return decompress("zstd", bytes(av[0]), self.limits), "zstd"
         raise Unresolvable(f"method {name}")
