@@ -50,8 +50,10 @@ def decode_source(raw: bytes, name: str) -> str:
     lines = iter(raw.splitlines(keepends=True)[:2])
     try:
         encoding, _ = tokenize.detect_encoding(lambda: next(lines, b""))
-    except SyntaxError as exc:  # a bad coding cookie, or a BOM that contradicts the cookie
-        raise LoadError(f"{name}: {exc}") from None
+    except SyntaxError as exc:  # an unknown coding, a BOM contradicting it, or undecodable first lines
+        if "invalid or missing encoding" not in str(exc):
+            raise LoadError(f"{name}: {exc}") from None
+        encoding = "utf-8"  # decoding below names the first bad byte
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
         encoding = "utf-8"

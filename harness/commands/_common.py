@@ -30,8 +30,11 @@ def emit(report: Report, args: argparse.Namespace, **render_kwargs) -> int:
     links = {"repo_url": getattr(args, "repo_url", None), "ref": getattr(args, "ref", None)}
     text = render(report, args.format, color=color, **{**links, **render_kwargs})
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            return usage_error(f"cannot write the report to {args.output}: {exc.strerror or exc}")
     else:
         sys.stdout.write(text)
     return exit_code(report, args.fail_on)
