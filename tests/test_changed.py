@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.changed import ChangedError, changes_since, records_folder_of
+from harness.examples import materialise
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -148,3 +149,96 @@ def test_bad_refs_and_non_repositories_are_usage_errors(repo, tmp_path):
     done = cli(outside, "--changed-since", "main")
     assert done.returncode == 2 and "git" in done.stderr
     assert cli(repo).returncode == 2          # neither PATH nor --changed-since
+
+
+# -- the example GitHub workflow --------------------------------------------------------------------------------
+WORKFLOW = ROOT / "examples" / "github-workflow.yml"
+
+
+def _workflow() -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+def test_workflow_is_read_only_pull_request():
+    flow = _workflow()
+    triggers = flow.get("on", flow.get(True))        # YAML 1.1 reads a bare `on` key as True
+    assert set(triggers) == {"pull_request"}
+    assert flow["permissions"] == {"contents": "read"}
+    audit = flow["jobs"]["audit"]
+    assert all(v in ("read", "none") for v in audit["permissions"].values())
+    checkout = next(s for s in audit["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0 and checkout["with"]["persist-credentials"] is False
+    scanning = flow["jobs"]["code-scanning"]
+    assert scanning["permissions"]["security-events"] == "write"
+    assert not any(s.get("uses", "").startswith("actions/checkout") for s in scanning["steps"])
+    assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in scanning["steps"])
+
+
+def _audit_script() -> str:
+    step = next(s for s in _workflow()["jobs"]["audit"]["steps"] if s.get("id") == "audit")
+    assert "${{" not in step["run"], "values reach the shell through env, never by interpolation"
+    return step["run"]
+
+
+def _run_audit_step(repo: Path, tmp_path: Path) -> tuple[dict, Path]:
+    """Run the workflow's audit step with bash in the fixture checkout, `golfaudit` being our audit.py."""
+    shim = tmp_path / "bin"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "golfaudit").write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "audit.py"}" "$@"\n')
+    (shim / "golfaudit").chmod(0o755)
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    out, summary = tmp_path / "gh_output", tmp_path / "gh_summary"
+    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", "BASE_REF": "main",
+           "HEAD_SHA": git(repo, "rev-parse", "HEAD").strip(), "REPO_URL": "https://github.com/o/pg",
+           "PR_NUMBER": "7", "GOLFAUDIT_CACHE_DIR": str(tmp_path / "cache"), "GITHUB_OUTPUT": str(out),
+           "GITHUB_STEP_SUMMARY": str(summary)}
+    done = subprocess.run(["bash", "-e", "-c", _audit_script()], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    return outputs, summary
+
+
+def test_workflow_audit_step_runs_and_gates(repo, tmp_path):
+    import jsonschema
+    from junitparser import JUnitXml
+
+    outputs, summary = _run_audit_step(repo, tmp_path)
+    assert outputs["rc"] == "0"
+    reports = repo / "golfaudit-report"
+    assert [s["path"] for s in json.loads((reports / "report.json").read_text())["submissions"]] == [A]
+    assert summary.read_text().startswith(f"✅ **golfaudit: legal** — eligible: **yes** — `{A}`")
+    schema = json.loads((ROOT / "harness/formats/schemas/sarif-schema-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(json.loads((reports / "report.sarif").read_text()))
+    assert list(JUnitXml.fromfile(str(reports / "report.junit.xml")))[0].name == A
+    assert (reports / "pr-number.txt").read_text().strip() == "7"
+    # a PR whose audit fails the gate (a real rule's illegal example as folder A): files still come out, rc 1
+    example = _illegal_example(tmp_path / "probe")
+    if example is None:
+        pytest.skip("no legality rule yet whose ILLEGAL example is judged illegal")
+    shutil.rmtree(reports)
+    shutil.rmtree(repo / A)
+    materialise(example, repo / A)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "A becomes illegal")
+    outputs, summary = _run_audit_step(repo, tmp_path / "second")
+    assert outputs["rc"] == "1"
+    assert json.loads((reports / "report.json").read_text())["submissions"][0]["verdict"] == "illegal"
+    assert (reports / "report.md").read_text().startswith("❌ **golfaudit: illegal**")
+    assert "illegal" in summary.read_text()
+
+
+def _illegal_example(scratch: Path):
+    """The first ILLEGAL example of a real legality rule that the whole engine judges illegal."""
+    from harness.engine import audit_submission
+    from tests.test_suppress import _legality_example
+
+    for n, (_, ex) in enumerate(_legality_example()):
+        folder = scratch / str(n) / A
+        folder.mkdir(parents=True)
+        materialise(ex, folder)
+        if audit_submission(folder).verdict == "illegal":
+            return ex
+    return None
