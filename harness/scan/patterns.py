@@ -290,3 +290,192 @@ def traced_words(expr: ast.AST, values: dict[str, list[ast.expr]], depth: int = 
         if not frontier:
             break
     return out
+
+
+# -- free tensors optimised at eval time (ETLB, SLOT) ------------------------------------------------
+OPTIMIZERS = {"SGD", "Adam", "AdamW", "LBFGS", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam", "Muon"}
+HIDDEN_WORD = re.compile(r"hidden|hid|^h$|^x$|feat|resid|state|emb|^z$|repr|act", re.I)
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """A tensor created with requires_grad inside a function and stepped by an optimizer there.
+
+    kind: "logit-bias" (added to logits), "hidden-delta" (added to hidden states / fed to the model),
+    "other". region: which targets its loss uses — "scored" (the window's scored targets, or the whole
+    window), "context" (only positions before the scored slice, `[:s]`), "unknown"."""
+
+    unit: Unit
+    function: ast.FunctionDef | ast.AsyncFunctionDef
+    var: str
+    line: int
+    kind: str
+    region: str
+    loss_line: int | None
+    where: str
+
+
+def _creates_free_tensor(expr: ast.expr) -> bool:
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Attribute) and n.attr == "requires_grad_":
+            return True
+        if isinstance(n, ast.keyword) and n.arg == "requires_grad" and isinstance(n.value, ast.Constant) \
+                and n.value.value is True:
+            return True
+        if isinstance(n, ast.Call) and call_name(n) == "Parameter":
+            return True
+    return False
+
+
+def _aliases(var: str, values: dict[str, list[ast.expr]]) -> set[str]:
+    out = {var}
+    for _ in range(3):
+        grew = False
+        for name, exprs in values.items():
+            if name in out:
+                continue
+            for e in exprs:
+                if isinstance(e, (ast.Call, ast.Attribute, ast.Name, ast.Subscript)) and \
+                        any(isinstance(n, ast.Name) and n.id in out for n in ast.walk(e)):
+                    # b.detach(), b.clone().clamp_(...), b[None] — still the same tensor's value
+                    if not any(isinstance(n, ast.Call) and call_name(n) in OPTIMIZERS for n in ast.walk(e)):
+                        out.add(name)
+                        grew = True
+                        break
+        if not grew:
+            break
+    return out
+
+
+def _kind(fn: ast.AST, aliases: set[str]) -> tuple[str, int | None]:
+    hidden_line = None
+    for n in ast.walk(fn):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
+            left = {w for w in words_of(n.left)}
+            right = {w for w in words_of(n.right)}
+            for mine, other in ((left, right), (right, left)):
+                if mine & aliases and not other & aliases:
+                    if any("logit" in w.lower() for w in other):
+                        return "logit-bias", n.lineno
+                    if any(HIDDEN_WORD.search(w) for w in other) or any(
+                            isinstance(c, ast.Call) and "hidden" in call_name(c).lower()
+                            for side in (n.left, n.right) for c in ast.walk(side)):
+                        hidden_line = hidden_line or n.lineno
+        elif isinstance(n, ast.Call):
+            name = call_name(n).lower()
+            if any(isinstance(a, ast.Name) and a.id in aliases for a in list(n.args) +
+                   [k.value for k in n.keywords]) and ("forward" in name or "hidden" in name or "delta" in name):
+                hidden_line = hidden_line or n.lineno
+    if hidden_line:
+        return "hidden-delta", hidden_line
+    return "other", None
+
+
+LOSS_CALLS = {"cross_entropy", "nll_loss", "CrossEntropyLoss", "log_softmax", "kl_div"}
+
+
+def _loss_region(fn: ast.AST, values: dict[str, list[ast.expr]]) -> tuple[str, int | None]:
+    """Region of the targets in the loss that is back-propagated inside `fn`."""
+    backward = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and call_name(n) == "backward"]
+    if not backward:
+        return "unknown", None
+    verdicts: list[tuple[str, int]] = []
+    for b in backward:
+        loss_expr = b.func.value if isinstance(b.func, ast.Attribute) else b
+        frontier: list[ast.AST] = [loss_expr]
+        targets: list[ast.expr] = []
+        seen: set[str] = set()
+        for _ in range(4):
+            nxt: list[ast.AST] = []
+            for e in frontier:
+                for n in ast.walk(e):
+                    if isinstance(n, ast.Call) and call_name(n) in LOSS_CALLS and len(n.args) >= 2:
+                        targets.append(n.args[1])
+                    elif isinstance(n, ast.Call) and call_name(n) in LOSS_CALLS:
+                        targets.extend(k.value for k in n.keywords if k.arg in ("target", "targets"))
+                    elif isinstance(n, ast.Name) and n.id in values and n.id not in seen:
+                        seen.add(n.id)
+                        nxt.extend(values[n.id])
+            frontier = nxt
+        if not targets:
+            verdicts.append(("unknown", b.lineno))
+            continue
+        region = _target_region(targets, values)
+        if region == "scored" and any("mask" in w.lower() for w in traced_words(loss_expr, values, 2)):
+            region = "unknown"  # a mask may restrict the loss to context positions
+        verdicts.append((region, b.lineno))
+    for want in ("scored", "unknown", "context"):
+        for region, line in verdicts:
+            if region == want:
+                return region, line
+    return "unknown", None
+
+
+_VIEW_METHODS = {"squeeze", "unsqueeze", "reshape", "view", "long", "to", "contiguous", "flatten", "float",
+                 "detach", "clone", "int", "cuda"}
+
+
+def _region_of(expr: ast.AST, values: dict[str, list[ast.expr]], depth: int) -> set[str]:
+    """{"context"|"scored"|"whole"} for a target expression: the outermost slice decides."""
+    e = expr
+    while isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr in _VIEW_METHODS:
+        e = e.func.value
+    if isinstance(e, ast.Subscript):
+        slices = e.slice.elts if isinstance(e.slice, ast.Tuple) else [e.slice]
+        found: set[str] = set()
+        for sl in slices:
+            if isinstance(sl, ast.Slice):
+                if sl.lower is None and sl.upper is not None:
+                    found.add("context")
+                elif sl.lower is not None and not (isinstance(sl.lower, ast.Constant) and sl.lower.value in (0, 1)):
+                    found.add("scored")
+        if found:
+            return found
+        return _region_of(e.value, values, depth)
+    if isinstance(e, ast.Name) and depth > 0 and e.id in values:
+        out: set[str] = set()
+        for v in values[e.id]:
+            out |= _region_of(v, values, depth - 1)
+        return out or {"whole"}
+    return {"whole"}
+
+
+def _target_region(targets: list[ast.expr], values: dict[str, list[ast.expr]]) -> str:
+    found: set[str] = set()
+    for t in targets:
+        found |= _region_of(t, values, 3)
+    if "scored" in found:
+        return "scored"
+    if "context" in found and "whole" not in found:
+        return "context"
+    if "context" in found:
+        return "unknown"
+    return "scored"  # no slicing at all: the loss covers the whole window, scored targets included
+
+
+def adaptations(units: Iterable[Unit]) -> list[Adaptation]:
+    out: list[Adaptation] = []
+    for unit in units:
+        if "requires_grad" not in unit.text and "Parameter(" not in unit.text:
+            continue
+        for fn in functions(unit.tree):
+            opts = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and call_name(n) in OPTIMIZERS]
+            if not opts:
+                continue
+            values = local_values(fn)
+            for opt in opts:
+                params = opt.args[0] if opt.args else next((k.value for k in opt.keywords if k.arg == "params"),
+                                                           None)
+                if params is None:
+                    continue
+                names = [n.id for n in (params.elts if isinstance(params, (ast.List, ast.Tuple)) else [params])
+                         if isinstance(n, ast.Name)]
+                for var in names:
+                    if not any(_creates_free_tensor(e) for e in values.get(var, [])):
+                        continue
+                    aliases = _aliases(var, values)
+                    kind, where_line = _kind(fn, aliases)
+                    region, loss_line = _loss_region(fn, values)
+                    out.append(Adaptation(unit, fn, var, opt.lineno, kind, region, loss_line,
+                                          f"line {where_line}" if where_line else ""))
+    return out
