@@ -45,6 +45,7 @@ class RunOptions:
     max_memory: int | None = None
     max_tasks: int | None = None
     decoy_val_tokens: int | None = None
+    rlimit_as: bool | None = None          # RLIMIT_AS as well as the cgroup; default: only without GPUs
 
 
 @dataclass
@@ -182,5 +183,5 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
         argv=argv, env=env, cwd=INSIDE_RUN, binds=binds, workdir=work, log_path=work / "console.log",
         budget_s=opts.train_budget + opts.eval_budget, grace_s=opts.grace,
         max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
-        rlimit_as=opts.gpus == 0, devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid)
+        rlimit_as=opts.gpus == 0 if opts.rlimit_as is None else opts.rlimit_as, devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid)
     return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings)

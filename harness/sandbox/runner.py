@@ -57,6 +57,7 @@ class SandboxSpec:
     tmp_size: str = "2g"
     shm_size: str = "2g"
     uid: int | None = None
+    use_cgroups: bool = True               # False: rlimits and the watchdog only (as on hosts without cgroups)
 
 
 @dataclass
@@ -215,7 +216,8 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     }
     spec_file = spec.workdir / "init.json"
     spec_file.write_text(json.dumps(init_spec))
-    groups = RunCgroups.create(f"golfaudit-{uid}-{os.getpid()}", spec.max_tasks, spec.max_memory)
+    groups = RunCgroups.create(f"golfaudit-{uid}-{os.getpid()}", spec.max_tasks if spec.use_cgroups else None,
+                               spec.max_memory if spec.use_cgroups else None)
     applied += groups.applied
     watchdog_memory = spec.max_memory if groups.memory_dir is None and spec.max_memory else None
     if watchdog_memory:
