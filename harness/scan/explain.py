@@ -1,0 +1,132 @@
+"""Words and severities for the TTT judgements: where an event is, and whether its branch runs.
+
+`path_state` decides, through harness.scan.config (the folder's defaults, README run command, run
+scripts and logs), whether the `if` branches around a judged path run: an illegal path that is off by
+default and not enabled by the folder's own configuration becomes a warning; one that the folder's run
+command enables is judged, and the message says so.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from dataclasses import dataclass
+
+from harness.scan.trace import CondRef, Event
+
+
+@dataclass(frozen=True)
+class PathState:
+    runs: bool          # False: some branch on the path is off under the folder's own configuration
+    note: str = ""      # a sentence for the message ("" when nothing config-related was decided)
+
+
+def where(ev: Event) -> str:
+    """`line 123 in ttt_adapt() (called from main() at line 1628)`."""
+    names = [c for c in ev.chain[1:]]
+    text = f"line {ev.line}"
+    if names:
+        text += f" in {names[-1][2]}()"
+        if len(names) > 1:
+            text += f" (called from {names[-2][2]}() at line {names[-1][1]})"
+        elif names[-1][1]:
+            text += f" (called at line {names[-1][1]})"
+    return text
+
+
+def source_line(texts: dict[str, str], ev: Event | None) -> str:
+    if ev is None:
+        return ""
+    lines = texts.get(ev.unit, "").splitlines()
+    if 1 <= ev.line <= len(lines):
+        return f"{ev.unit}:{ev.line}: {lines[ev.line - 1].strip()[:160]}"
+    return ""
+
+
+def packed_note(ev: Event | None, packed: dict[str, str]) -> str:
+    if ev is not None and ev.unit in packed:
+        return f" (the file {packed[ev.unit]} is packed; lines refer to its unpacked source)"
+    return ""
+
+
+class _Inline(ast.NodeTransformer):
+    """Replace a local name by its single simple assignment (`use_slot = args.slot_enabled`)."""
+
+    def __init__(self, assigns: dict[str, ast.expr]):
+        self.assigns = assigns
+        self.depth = 0
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        value = self.assigns.get(node.id)
+        if value is not None and self.depth < 3:
+            self.depth += 1
+            out = self.visit(copy.deepcopy(value))
+            self.depth -= 1
+            return out
+        return node
+
+
+def _single_assigns(cond: CondRef) -> dict[str, ast.expr]:
+    node = cond.func.node
+    counts: dict[str, list[ast.expr]] = {}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Assign):
+            for t in n.targets:
+                if isinstance(t, ast.Name):
+                    counts.setdefault(t.id, []).append(n.value)
+        elif isinstance(n, (ast.AugAssign, ast.For)) and isinstance(getattr(n, "target", None), ast.Name):
+            counts.setdefault(n.target.id, []).extend([None, None])  # type: ignore[list-item]
+    return {k: v[0] for k, v in counts.items() if len(v) == 1 and v[0] is not None}
+
+
+def _bare(test: ast.expr) -> ast.expr:
+    """`getattr(args, 'x', d)` → `args.x` so settings can be looked up."""
+    class Fix(ast.NodeTransformer):
+        def visit_Call(self, node: ast.Call) -> ast.AST:
+            self.generic_visit(node)
+            if isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2 \
+                    and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+                return ast.Attribute(node.args[0], node.args[1].value, ast.Load())
+            return node
+    return Fix().visit(test)
+
+
+def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
+    """Whether the branches on a path run under the folder's configuration (see module docstring)."""
+    try:
+        from harness.scan import config
+    except ImportError:  # pragma: no cover - helper D's module absent
+        return PathState(True)
+    enabled_notes: list[str] = []
+    seen: set = set()
+    for c in conds:
+        if c.uid in seen:
+            continue
+        seen.add(c.uid)
+        try:
+            test = _bare(_Inline(_single_assigns(c)).visit(copy.deepcopy(c.test)))
+            by_default = config.enabled_by_default(sub, test)
+            by_run = config.enabled_by_run(sub, test)
+            _, why = config.branch_state(sub, test)
+        except Exception:  # noqa: BLE001 - an undecidable branch counts as possibly taken
+            continue
+        shown = _show(c)
+        if by_run is not None and by_run != c.polarity:
+            if by_default is not None and by_default != c.polarity:
+                return PathState(False, f"this path is off by default (`{shown}` at line {c.line}: {why}) "
+                                        f"and not enabled by the folder's README run command, run scripts or "
+                                        f"logs, so it is not decisive")
+            return PathState(False, f"the folder's own configuration turns this path off (`{shown}` at line "
+                                    f"{c.line}: {why})")
+        if by_default is not None and by_default != c.polarity and by_run == c.polarity:
+            enabled_notes.append(f"`{shown}` at line {c.line} is off by default but enabled by the folder's "
+                                 f"run configuration ({why}), so the path is judged")
+    return PathState(True, "; ".join(enabled_notes))
+
+
+def _show(c: CondRef) -> str:
+    try:
+        text = ast.unparse(c.test)
+    except Exception:  # noqa: BLE001
+        text = "?"
+    return text if c.polarity else f"not ({text})"

@@ -1,0 +1,381 @@
+"""Walk a `Program` in execution order and emit the events the TTT order analysis reads.
+
+Every unit's module body is walked statement by statement. Calls to user functions (resolved by
+harness.scan.model) are inlined with the taint of their actual arguments, so a helper that scores, a
+lambda or closure that trains, and a function passed as an argument are all seen at the place they run.
+Loops (`for`/`while`) and `if` branches around each event are recorded with identities that include the
+call chain, so two events can be compared: same loop iteration or not, exclusive branches or not.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field, replace
+
+from harness.scan.model import (
+    MAX_DEPTH,
+    MAX_EVENTS,
+    MUTATORS,
+    SAVE_CALLS,
+    SAVE_EXCLUDE,
+    Closure,
+    Func,
+    Program,
+    _flatten_targets,
+    _is_nograd_expr,
+    _stmt_exprs,
+    target_base,
+)
+
+MAX_STEPS = 400_000
+
+
+class TraceBudget(Exception):
+    """The program is too large or too deeply nested to trace within the budget."""
+
+
+@dataclass(frozen=True)
+class LoopRef:
+    uid: tuple
+    unit: str
+    line: int
+    kind: str
+    frame: int
+    node: ast.AST = field(compare=False, hash=False, repr=False)
+    func: Func = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CondRef:
+    uid: tuple
+    unit: str
+    line: int
+    polarity: bool
+    frame: int
+    depth: int
+    test: ast.expr = field(compare=False, hash=False, repr=False)
+    func: Func = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happens: kind is grad | score | save | restore | dynamic."""
+
+    kind: str
+    unit: str
+    line: int
+    seq: int
+    loops: tuple[LoopRef, ...]
+    conds: tuple[CondRef, ...]
+    frame_deps: tuple[frozenset[str], ...]
+    chain: tuple[tuple[str, int, str], ...]
+    nograd: bool
+    detail: str = ""
+
+    def deps_at(self, frame: int) -> frozenset[str]:
+        return self.frame_deps[frame] if 0 <= frame < len(self.frame_deps) else frozenset()
+
+    @property
+    def func_names(self) -> list[str]:
+        return [c[2] for c in self.chain]
+
+
+@dataclass(frozen=True)
+class _Up:
+    closure: Closure
+    params: dict[str, frozenset[str]]
+    callee_locals: frozenset[str]
+
+
+@dataclass(frozen=True)
+class State:
+    func: Func
+    closure: Closure
+    frame: int
+    loops: tuple[LoopRef, ...] = ()
+    conds: tuple[CondRef, ...] = ()
+    nograd: bool = False
+    chain: tuple[tuple[str, int, str], ...] = ()
+    ups: tuple[_Up, ...] = ()
+    stack: tuple[int, ...] = ()
+    fn_params: tuple[tuple[str, Func], ...] = ()
+    outer_states: tuple[State, ...] = ()
+
+
+class Tracer:
+    def __init__(self, program: Program):
+        self.program = program
+        self.events: list[Event] = []
+        self.steps = 0
+        self.seq = 0
+
+    # -- entry ----------------------------------------------------------------------------------
+    def run(self) -> list[Event]:
+        for mod in self.program.modules:
+            st = State(mod, Closure(self.program, mod, {}), 0, chain=((mod.unit, 0, "<module>"),),
+                       stack=(id(mod),))
+            self.block(mod.body(), st)
+        return self.events
+
+    # -- emission -------------------------------------------------------------------------------
+    def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "") -> None:
+        if len(self.events) >= MAX_EVENTS:
+            raise TraceBudget(f"more than {MAX_EVENTS} events")
+        inner = st.closure.data_deps(value) if value is not None else frozenset()
+        deps = [inner]
+        cur = inner
+        for up in reversed(st.ups):
+            mapped: set[str] = set()
+            for name in cur:
+                if name in up.params:
+                    mapped |= up.params[name]
+                elif name not in up.callee_locals:
+                    mapped |= up.closure.data_deps(ast.Name(name, ast.Load()))
+            cur = frozenset(mapped)
+            deps.append(cur)
+        self.seq += 1
+        self.events.append(Event(kind, st.func.unit, getattr(node, "lineno", 0), self.seq, st.loops, st.conds,
+                                 tuple(reversed(deps)), st.chain, st.nograd, detail))
+
+    # -- statements -----------------------------------------------------------------------------
+    def block(self, stmts: list[ast.stmt], st: State) -> None:
+        for s in stmts:
+            self.stmt(s, st)
+
+    def stmt(self, s: ast.stmt, st: State) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise TraceBudget(f"more than {MAX_STEPS} statements walked")
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return
+        if isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
+            loop = LoopRef(st.chain + ((st.func.unit, s.lineno, "loop"),), st.func.unit, s.lineno,
+                           "while" if isinstance(s, ast.While) else "for", st.frame, s, st.func)
+            self.exprs([s.test] if isinstance(s, ast.While) else [s.iter], st)
+            inner = replace(st, loops=st.loops + (loop,))
+            if isinstance(s, ast.While):
+                self.exprs([s.test], inner)
+            self.block(s.body, inner)
+            self.block(s.orelse, st)
+            return
+        if isinstance(s, ast.If):
+            self.exprs([s.test], st)
+            uid = st.chain + ((st.func.unit, s.lineno, "if"),)
+            for pol, body in ((True, s.body), (False, s.orelse)):
+                if body:
+                    c = CondRef(uid, st.func.unit, s.lineno, pol, st.frame, len(st.loops), s.test, st.func)
+                    self.block(body, replace(st, conds=st.conds + (c,)))
+            return
+        if isinstance(s, (ast.With, ast.AsyncWith)):
+            nograd = st.nograd
+            for item in s.items:
+                self.exprs([item.context_expr], st)
+                if _is_nograd_expr(item.context_expr):
+                    nograd = True
+                elif "enable_grad" in ast.dump(item.context_expr):
+                    nograd = False
+            self.block(s.body, replace(st, nograd=nograd))
+            return
+        if isinstance(s, ast.Try) or type(s).__name__ == "TryStar":
+            self.block(s.body, st)
+            for h in s.handlers:
+                self.block(h.body, st)
+            self.block(s.orelse, st)
+            self.block(s.finalbody, st)
+            return
+        if isinstance(s, ast.Match):
+            self.exprs([s.subject], st)
+            uid = st.chain + ((st.func.unit, s.lineno, "match"),)
+            for i, case in enumerate(s.cases):
+                c = CondRef(uid + (i,), st.func.unit, s.lineno, True, st.frame, len(st.loops), s.subject, st.func)
+                self.block(case.body, replace(st, conds=st.conds + (c,)))
+            return
+        if isinstance(s, ast.Delete):
+            self.emit("discard", s, st, None, "del")
+            return
+        self.exprs(_stmt_exprs(s), st)
+        self.score_check(s, st)
+
+    def score_check(self, s: ast.stmt, st: State) -> None:
+        """An accumulation of val-derived values into a zero-initialised accumulator (or a passed-in one)
+        that is a score: under no_grad/inference_mode, or flowing into the function's return value."""
+        value = target = None
+        if isinstance(s, ast.AugAssign) and isinstance(s.op, (ast.Add, ast.Sub)):
+            value, target = s.value, s.target
+        elif isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.value, ast.BinOp) \
+                and isinstance(s.value.op, ast.Add):
+            base = target_base(s.targets[0])
+            if base and base in {n.id for n in ast.walk(s.value) if isinstance(n, ast.Name)}:
+                value, target = s.value, s.targets[0]
+        elif isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) \
+                and isinstance(s.value.func, ast.Attribute) and s.value.func.attr == "add_" and s.value.args:
+            value, target = s.value.args[0], s.value.func.value
+        if value is None or target is None or not st.closure.tainted_expr(value):
+            return
+        base = target_base(target)
+        if base is None:
+            return
+        zero = base in _zero_inits(st.func)
+        param = base in st.func.params
+        returned = base in st.closure.of_names(st.func.return_names)
+        if (st.nograd and (zero or param)) or (returned and zero):
+            self.emit("score", s, st, value, base)
+
+    # -- expressions and calls ------------------------------------------------------------------
+    def exprs(self, nodes: list[ast.expr], st: State) -> None:
+        for n in nodes:
+            self._expr(n, st)
+
+    def _expr(self, n: ast.AST, st: State) -> None:
+        if isinstance(n, ast.Lambda):
+            return
+        for child in ast.iter_child_nodes(n):
+            self._expr(child, st)
+        if isinstance(n, ast.Call):
+            self.call(n, st)
+
+    def call(self, node: ast.Call, st: State) -> None:
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        cl = st.closure
+        if name == "backward" and isinstance(f, ast.Attribute):
+            if cl.tainted_expr(f.value):
+                self.emit("grad", node, st, f.value, "backward")
+            return
+        if name == "grad" and isinstance(f, ast.Attribute) and "autograd" in ast.dump(f.value) and node.args:
+            if cl.tainted_expr(node.args[0]):
+                self.emit("grad", node, st, node.args[0], "autograd.grad")
+            return
+        if name in ("exec", "eval", "compile") and isinstance(f, ast.Name) and node.args:
+            arg = node.args[0]
+            if not isinstance(arg, ast.Constant):
+                literal = any(isinstance(c, ast.Constant) and isinstance(c.value, (str, bytes))
+                              and len(c.value) > 64 for c in ast.walk(arg))
+                self.emit("dynamic", node, st, None, "packed" if literal else name)
+            return
+        if name == "load_state_dict":
+            self.emit("restore", node, st, None, name)
+        elif name and name not in SAVE_EXCLUDE and SAVE_CALLS.search(name):
+            self.emit("save", node, st, None, name)
+        if isinstance(f, ast.Attribute) and name in MUTATORS and st.nograd and name in ("append", "extend"):
+            return
+        target = self._resolve(node, st)
+        if target is not None:
+            self.inline(target, node, st, method=isinstance(f, ast.Attribute) and target.cls is not None)
+            return
+        # a library call that may run a user function it is given (step(closure), checkpoint(fn, x), ...)
+        for i, arg in enumerate(node.args):
+            fn = self._resolve_value(arg, st)
+            if fn is not None:
+                rest = ast.Call(func=arg, args=list(node.args[i + 1:]), keywords=[], lineno=node.lineno,
+                                col_offset=0)
+                self.inline(fn, rest, st, method=False)
+
+    def _resolve_value(self, arg: ast.expr, st: State) -> Func | None:
+        if isinstance(arg, ast.Lambda):
+            return self.program.resolve_expr(arg, st.func)
+        if isinstance(arg, ast.Name):
+            for k, v in st.fn_params:
+                if k == arg.id:
+                    return v
+            fn = self.program.resolve_expr(arg, st.func)
+            if fn is not None and not isinstance(fn.node, ast.ClassDef):
+                return fn
+        return None
+
+    def _resolve(self, node: ast.Call, st: State) -> Func | None:
+        f = node.func
+        if isinstance(f, ast.Name):
+            for k, v in st.fn_params:
+                if k == f.id:
+                    return v
+        if isinstance(f, ast.Attribute) and not (isinstance(f.value, ast.Name) and f.value.id in ("self", "cls")):
+            args = [*node.args, *(k.value for k in node.keywords)]
+            if not any(st.closure.tainted_expr(a) for a in args):
+                return None
+        fn = self.program.resolve(node, st.func)
+        if fn is None or isinstance(fn.node, ast.ClassDef):
+            return None
+        return fn
+
+    def inline(self, target: Func, node: ast.Call, st: State, method: bool) -> None:
+        if id(target) in st.stack or st.frame >= MAX_DEPTH:
+            return
+        params = [p for p in target.params]
+        if method and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        positional = [p for p in params if not p.startswith("*")]
+        vararg = next((p[1:] for p in params if p.startswith("*") and not p.startswith("**")), None)
+        cl = st.closure
+        seeds: dict[str, set[str]] = {}
+        mapping: dict[str, frozenset[str]] = {}
+        fn_params: list[tuple[str, Func]] = []
+
+        def bind(pname: str, arg: ast.expr) -> None:
+            deps = cl.data_deps(arg)
+            mapping[pname] = mapping.get(pname, frozenset()) | deps
+            if cl.tainted_expr(arg):
+                seeds.setdefault(pname, set()).add("<VAL>")
+            fn = self._resolve_value(arg, st)
+            if fn is not None:
+                fn_params.append((pname, fn))
+
+        for i, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                for p in positional[i:]:
+                    bind(p, arg.value)
+                break
+            if i < len(positional):
+                bind(positional[i], arg)
+            elif vararg:
+                bind(vararg, arg)
+        for kw in node.keywords:
+            if kw.arg and kw.arg in positional:
+                bind(kw.arg, kw.value)
+            elif kw.arg is None:
+                for p in positional:
+                    bind(p, kw.value)
+        outer = None
+        outer_states = st.outer_states + (st,)
+        for s in reversed(outer_states):
+            if target.parent is s.func:
+                outer = s.closure
+                break
+        closure = Closure(self.program, target, seeds, outer)
+        new = State(target, closure, st.frame + 1, st.loops, st.conds,
+                    st.nograd or target.nograd_decorated,
+                    st.chain + ((target.unit, node.lineno, target.name),),
+                    st.ups + (_Up(cl, mapping, frozenset(target.local_names)),),
+                    st.stack + (id(target),), tuple(fn_params), outer_states)
+        self.block(target.body(), new)
+
+
+_ZERO_CALLS = {"zeros", "zeros_like", "tensor", "scalar_tensor", "float", "int", "new_zeros", "zero_"}
+
+
+def _zero_inits(func: Func) -> set[str]:
+    """Names a function initialises to zero: `x = 0`, `x = 0.0`, `x = torch.zeros(...)`, `x = torch.tensor(0.)`."""
+    cached = getattr(func, "_zero_cache", None)
+    if cached is not None:
+        return cached
+    out: set[str] = set()
+    for node in ast.walk(func.node) if not isinstance(func.node, ast.Module) else func.node.body:
+        if isinstance(node, ast.Assign):
+            v = node.value
+            ok = isinstance(v, ast.Constant) and v.value in (0, 0.0) and not isinstance(v.value, bool)
+            if isinstance(v, ast.Call):
+                name = v.func.attr if isinstance(v.func, ast.Attribute) else getattr(v.func, "id", "")
+                ok = name in _ZERO_CALLS and all(
+                    not isinstance(a, ast.Constant) or a.value in (0, 0.0) for a in v.args[:1])
+            if ok:
+                for t in node.targets:
+                    out |= {target_base(x) for x in _flatten_targets(t)} - {None}
+    func._zero_cache = out  # type: ignore[attr-defined]
+    return out
+
+
+def trace(program: Program) -> list[Event]:
+    return Tracer(program).run()
+
+
+__all__ = ["CondRef", "Event", "LoopRef", "TraceBudget", "trace", "_flatten_targets"]

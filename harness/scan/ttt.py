@@ -1,0 +1,295 @@
+"""Order analysis: is every validation token scored before it reaches a gradient?
+
+Reads the events of harness.scan.trace and classifies every `grad` event (val-derived value reaching
+`.backward()` / `autograd.grad`):
+
+- **covered** (score-first): some `score` event precedes it in the body of a common loop `Lc`, and the
+  data of both depend on `Lc`'s iteration (the loop variable or names rebound in the loop), so each
+  iteration scores its chunk and then trains on it. The proof names the shape, the score line, the
+  update line and the last-chunk guard (an `if` inside `Lc` on a per-iteration name), when there is one.
+  - a common loop *outside* `Lc` whose iteration the data does not depend on is a re-pass over the same
+    tokens (an epoch loop around the chunk loop): TTT-MULTI-EPOCH;
+  - a score over val after the adapted loop (outside `Lc`, not in an exclusive branch): TTT-NO-RESCORE.
+- **not covered**: the next score after it (later in program order, or in a later iteration of a
+  common loop) scores tokens that were already trained on: TTT-SCORE-FIRST; when a `save`
+  (serialize/quantize/compress) comes between the training and that score: PREQUANT-TTT-ON-VAL; when a
+  `load_state_dict` restores the weights before that score: TTT-WARMUP-ON-VAL (warning).
+- a grad with no score anywhere, exec/eval of computed strings, or a trace over budget: undecided
+  (the rules report these with confidence `low`, i.e. needs-review).
+
+`analyse(sub)` is cached per Submission; the five rules only format its `Judgement`s.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from harness.scan.model import Program, build_deps
+from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One conclusion about one gradient site (or one undecidable thing)."""
+
+    kind: str  # proof | score-after-train | prequant | warmup | multi-epoch | rescore | undecided
+    grad: Event | None
+    score: Event | None = None
+    loop: LoopRef | None = None
+    outer: LoopRef | None = None
+    guard: CondRef | None = None
+    save: Event | None = None
+    shape: str = ""
+    note: str = ""
+    conds: tuple[CondRef, ...] = ()
+
+
+@dataclass
+class Analysis:
+    events: list[Event]
+    judgements: list[Judgement] = field(default_factory=list)
+    packed: dict[str, str] = field(default_factory=dict)  # unpacked unit name -> packed file
+    error: str | None = None
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def of_kind(self, *kinds: str) -> list[Judgement]:
+        return [j for j in self.judgements if j.kind in kinds]
+
+
+# ---------------------------------------------------------------------------------------------------
+def _norm(c: CondRef) -> tuple[int, str, bool]:
+    test, pol = c.test, c.polarity
+    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, pol = test.operand, not pol
+    return id(c.func), ast.dump(test), pol
+
+
+def exclusive(a: Event, b: Event) -> bool:
+    """True when a and b lie in different branches of the same `if`, or under `if X:` and `if not X:` of
+    the same function (they never both run)."""
+    pa = {c.uid: c.polarity for c in a.conds}
+    for c in b.conds:
+        if c.uid in pa and pa[c.uid] != c.polarity:
+            return True
+    na = {_norm(c)[:2]: _norm(c)[2] for c in a.conds}
+    for c in b.conds:
+        key = _norm(c)
+        if key[:2] in na and na[key[:2]] != key[2]:
+            return True
+    return False
+
+
+def common_loops(a: Event, b: Event) -> list[LoopRef]:
+    out = []
+    for x, y in zip(a.loops, b.loops):
+        if x.uid != y.uid:
+            break
+        out.append(x)
+    return out
+
+
+_ASSIGNED: dict[int, frozenset[str]] = {}
+
+
+def assigned_in(node: ast.AST) -> frozenset[str]:
+    """Names (re)bound anywhere inside a loop: its target and every store in its body."""
+    key = id(node)
+    if key not in _ASSIGNED:
+        names: set[str] = set()
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            names |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        deps, _ = build_deps(list(getattr(node, "body", [])))
+        names |= set(deps)
+        _ASSIGNED[key] = frozenset(names)
+    return _ASSIGNED[key]
+
+
+def own_names(outer: LoopRef, inner: LoopRef | None) -> frozenset[str]:
+    """Names bound per iteration of `outer` but not re-bound by the nested `inner` loop itself."""
+    names = assigned_in(outer.node)
+    if inner is not None and inner.frame == outer.frame:
+        inner_names = assigned_in(inner.node)
+        # names assigned both outside and inside the inner loop still vary with the outer loop
+        outside = set()
+        for stmt in getattr(outer.node, "body", []):
+            if _contains(stmt, inner.node):
+                continue
+            deps, _ = build_deps([stmt])
+            outside |= set(deps)
+        if isinstance(outer.node, (ast.For, ast.AsyncFor)):
+            outside |= {n.id for n in ast.walk(outer.node.target) if isinstance(n, ast.Name)}
+        names = frozenset(outside | (names - inner_names))
+    return names
+
+
+def _contains(tree: ast.AST, node: ast.AST) -> bool:
+    return any(n is node for n in ast.walk(tree))
+
+
+def depends_on(ev: Event, loop: LoopRef, names: frozenset[str]) -> bool:
+    return bool(ev.deps_at(loop.frame) & names)
+
+
+# ---------------------------------------------------------------------------------------------------
+def _shape(grad: Event, loop: LoopRef, outer_dep: LoopRef | None) -> str:
+    chain = " ".join(grad.func_names).lower()
+    if "global" in grad.func_names[-1].lower():
+        return "phased global TTT over already-scored documents"
+    if "lora" in chain or "phase" in chain or outer_dep is not None:
+        return "per-document TTT: each chunk scored before its update (LoRA-style)"
+    return "score-first chunk loop: score chunk, then train on that chunk"
+
+
+def _guard(grad: Event, loop: LoopRef) -> CondRef | None:
+    names = assigned_in(loop.node)
+    depth = grad.loops.index(loop) + 1
+    for c in grad.conds:
+        if c.frame == loop.frame and c.depth >= depth:
+            test_names = {n.id for n in ast.walk(c.test) if isinstance(n, ast.Name)}
+            if test_names & names:
+                return c
+    for c in grad.conds:  # a guard inside a helper called from the loop
+        if c.frame > loop.frame and c.depth >= depth:
+            return c
+    return None
+
+
+def _warm_hint(g: Event) -> bool:
+    """The training sits in a loop, branch or function that says it is a (compile) warm-up."""
+    texts = [g.func_names[-1]]
+    for lp in g.loops:
+        texts.append(ast.unparse(lp.node.iter) if isinstance(lp.node, (ast.For, ast.AsyncFor)) else "")
+        if isinstance(lp.node, (ast.For, ast.AsyncFor)):
+            texts.append(ast.unparse(lp.node.target))
+    texts += [ast.unparse(c.test) for c in g.conds]
+    return any("warm" in t.lower() for t in texts)
+
+
+def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list[Event],
+               discards: list[Event] = ()) -> list[Judgement]:
+    out: list[Judgement] = []
+    # 1. covered: a score before it in a common loop, both depending on that loop's iteration
+    best: tuple[int, Event, LoopRef] | None = None
+    partial: tuple[Event, LoopRef] | None = None
+    for s in scores:
+        if s.seq >= g.seq or exclusive(s, g):
+            continue
+        loops = common_loops(s, g)
+        for depth in range(len(loops) - 1, -1, -1):
+            lc = loops[depth]
+            names = assigned_in(lc.node)
+            if depends_on(g, lc, names) and depends_on(s, lc, names):
+                if best is None or depth > best[0] or (depth == best[0] and s.seq > best[1].seq):
+                    best = (depth, s, lc)
+                break
+            if partial is None:
+                partial = (s, lc)
+    if best is not None:
+        depth, s, lc = best
+        loops = common_loops(s, g)
+        outer_dep = None
+        for lo in reversed(loops[:depth]):
+            own = own_names(lo, lc)
+            if depends_on(g, lo, own) or depends_on(s, lo, own):
+                outer_dep = lo
+                continue
+            out.append(Judgement("multi-epoch", g, s, lc, lo, conds=g.conds + s.conds,
+                                 note="the data scored and trained inside does not change with this loop"))
+        out.append(Judgement("proof", g, s, lc, guard=_guard(g, lc), shape=_shape(g, lc, outer_dep),
+                             conds=g.conds + s.conds))
+        for s2 in scores:
+            if s2.seq > g.seq and not exclusive(s2, g) and lc not in s2.loops and lc.uid not in \
+                    {x.uid for x in s2.loops}:
+                out.append(Judgement("rescore", g, s2, lc, conds=g.conds + s2.conds,
+                                     note=f"first scored at line {s.line}"))
+                break
+        return out
+    # 2. not covered: the first later score over val
+    later = []
+    for s in scores:
+        if exclusive(s, g):
+            continue
+        shared = common_loops(s, g)
+        if s.seq > g.seq:
+            later.append((s.seq, s, shared))
+        elif shared:
+            later.append((g.seq + s.seq + 10**9, s, shared))  # in a later iteration of a shared loop
+    later.sort(key=lambda t: t[0])
+    if not later:
+        earlier = [s for s in scores if s.seq < g.seq and not exclusive(s, g)]
+        if earlier:
+            out.append(Judgement("proof", g, earlier[-1], None, shape="training only after every token is scored",
+                                 conds=g.conds))
+        else:
+            out.append(Judgement("undecided", g, conds=g.conds,
+                                 note="validation data reaches a gradient, and no score over validation data "
+                                      "was found after it"))
+        return out
+    _, s, shared = later[0]
+    for lo in shared:
+        own = own_names(lo, None)
+        if not depends_on(g, lo, own) and not depends_on(s, lo, own):
+            out.append(Judgement("multi-epoch", g, s, None, lo, conds=g.conds + s.conds,
+                                 note="scoring and training repeat over the same tokens in this loop"))
+            break
+    between = [r for r in restores if g.seq < r.seq < s.seq and not exclusive(r, g) and not common_loops(r, g)]
+    saved = [v for v in saves if g.seq < v.seq < s.seq and not exclusive(v, g) and not common_loops(v, g)]
+    dropped = [d for d in discards if g.seq < d.seq < s.seq and not exclusive(d, g)]
+    if (between or (dropped and _warm_hint(g))) and not shared:
+        out.append(Judgement("warmup", g, s, save=(between or dropped)[0], conds=g.conds))
+    elif saved and not shared:
+        out.append(Judgement("prequant", g, s, save=saved[0], conds=g.conds + saved[0].conds))
+    else:
+        note = ""
+        if partial is not None and partial[1] in g.loops:
+            note = (f"the chunk loop at line {partial[1].line} scores first, but the data trained on does not "
+                    f"change with that loop, so it includes tokens not yet scored")
+        out.append(Judgement("score-after-train", g, s, shared[-1] if shared else None, conds=g.conds + s.conds,
+                             note=note))
+    return out
+
+
+def analyse_units(units: list) -> Analysis:
+    packed = {u.name: u.packed_from for u in units if getattr(u, "packed_from", None)}
+    texts = {u.name: u.text for u in units}
+    try:
+        program = Program(units)
+        events = trace(program)
+    except (TraceBudget, RecursionError) as exc:
+        return Analysis([], [Judgement("undecided", None, note=f"the program could not be traced: {exc}")],
+                        packed, str(exc), texts)
+    analysis = Analysis(events, packed=packed, texts=texts)
+    scores = [e for e in events if e.kind == "score"]
+    saves = [e for e in events if e.kind == "save"]
+    restores = [e for e in events if e.kind == "restore"]
+    discards = [e for e in events if e.kind == "discard"]
+    seen: set[tuple] = set()
+    for g in (e for e in events if e.kind == "grad"):
+        for j in judge_grad(g, scores, saves, restores, discards):
+            key = (j.kind, g.unit, g.line, j.score.line if j.score else None)
+            if key in seen:
+                continue
+            seen.add(key)
+            analysis.judgements.append(j)
+    for e in events:
+        if e.kind == "dynamic" and not (e.detail == "packed" and packed):
+            analysis.judgements.append(Judgement("undecided", e, conds=e.conds,
+                                                 note=f"{e.detail}() of a computed string: the code it runs "
+                                                      f"cannot be read statically"))
+    return analysis
+
+
+def analyse(sub) -> Analysis:
+    """The TTT order analysis of a submission (cached on the Submission object)."""
+    cached = getattr(sub, "_golfaudit_ttt_analysis", None)
+    if cached is not None:
+        return cached
+    from harness.scan.units import scan_units
+
+    result = analyse_units(scan_units(sub))
+    try:
+        sub._golfaudit_ttt_analysis = result
+    except AttributeError:
+        pass
+    return result

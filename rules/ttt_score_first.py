@@ -1,0 +1,237 @@
+"""TTT-SCORE-FIRST: validation tokens reach a gradient only after they were scored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from harness.report import Finding
+from harness.scan.ttt_rule import PRELUDE, TRACE_HINT, TTTRule, line_of, where
+from rules.base import Citation, code, folder
+
+MAIN = '''
+
+if __name__ == "__main__":
+    main()
+'''
+
+ADAPT_THEN_SCORE = PRELUDE + '''def ttt_adapt(model, tokens, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    for _ in range(epochs):
+        for i in range(0, tokens.numel() - 1, 2048):
+            x = tokens[i:i + 2048]
+            loss = F.cross_entropy(model(x[:-1]), x[1:])
+            opt.zero_grad()
+            loss.backward()  # TRAIN
+            opt.step()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    if args.ttt_enabled:
+        ttt_adapt(model, val_tokens, args.ttt_epochs)
+    print(eval_val(model, val_tokens))
+''' + MAIN
+
+CLOSURE_OTHER_NAME = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    held_out = load_shards(args.val_files)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def fit(batch):
+        loss = F.cross_entropy(model(batch[:-1]), batch[1:])
+        loss.backward()  # TRAIN
+        opt.step()
+        opt.zero_grad()
+
+    for start in range(0, held_out.numel() - 1, 4096):
+        fit(held_out[start:start + 4096])
+    print(eval_val(model, held_out))
+''' + MAIN
+
+LAMBDA_TRAIN = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    toks = load_shards(args.val_files)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    step = lambda xb: F.cross_entropy(model(xb[:-1]), xb[1:]).backward()  # TRAIN
+    for i in range(0, toks.numel() - 1, 1024):
+        step(toks[i:i + 1024])
+        opt.step()
+    print(eval_val(model, toks))
+''' + MAIN
+
+OFF_BY_DEFAULT = ADAPT_THEN_SCORE.replace('"TTT_ENABLED", "1"', '"TTT_ENABLED", "0"')
+README_ON = "# r\n\n```bash\nTTT_ENABLED=1 TTT_EPOCHS=8 torchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n"
+README_PLAIN = "# r\n\n```bash\ntorchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n"
+
+DYNAMIC = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    exec(open(os.environ["TTT_PLUGIN"]).read())  # DYNAMIC
+    print(eval_val(model, val_tokens))
+''' + MAIN
+
+CHUNK_LOOP = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    for ci in range(n):
+        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+        if ci < n - 1:
+            for _ in range(epochs):
+                loss = F.cross_entropy(model(x[:-1]), x[1:])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    print(eval_val(model, val_tokens))
+    print(eval_val_ttt(model, val_tokens, args.chunk_tokens, args.ttt_epochs))
+''' + MAIN
+
+WHILE_HELPER = PRELUDE + '''def add_score(model, x, acc):
+    with torch.no_grad():
+        acc += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+
+
+def eval_val_ttt(model, tokens, chunk):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    total = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    ci = 0
+    while ci < n:
+        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        add_score(model, x, total)
+        is_last = ci == n - 1
+        if not is_last:
+            loss = F.cross_entropy(model(x[:-1]), x[1:])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        ci += 1
+    return total.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens))
+''' + MAIN
+
+PER_DOC_CLOSURE = PRELUDE + '''def eval_val_lora(model, tokens, docs, chunk):
+    loss_sum = torch.zeros(())
+    for start, length in docs:
+        doc = tokens[start:start + length]
+        lora = torch.nn.Linear(8, 8)
+        opt = torch.optim.Adam(lora.parameters(), lr=0.01)
+        train = lambda piece: F.cross_entropy(lora(model(piece[:-1])), piece[1:]).backward()
+        nc = (length - 1) // chunk
+        for ci in range(nc):
+            piece = doc[ci * chunk:(ci + 1) * chunk + 1]
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(lora(model(piece[:-1])), piece[1:], reduction="sum")
+            if ci < nc - 1:
+                train(piece)
+                opt.step()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    print(eval_val_lora(model, val_tokens, [(0, 5000), (5000, 7000)], 256))
+''' + MAIN
+
+
+TRAIN_ONLY = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train = load_shards("./data/fineweb_train_*.bin")
+    for i in range(0, train.numel() - 1, 2048):
+        x = train[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()
+        opt.step()
+    print(eval_val(model, load_shards(args.val_files)))
+''' + MAIN
+
+
+class TTTScoreFirst(TTTRule):
+    ID = "TTT-SCORE-FIRST"
+    TITLE = "Test-time training only on validation tokens already scored"
+    CATEGORY = "legality"
+    SEVERITY = "error"
+    CONFIDENCE = "high"
+    CITATION = Citation("README FAQ; issue #1017 condition 3 (score before update)",
+                        "you are only allowed to test-time train on validation set tokens you've already "
+                        "evaluated your model on", "README")
+    RATIONALE = ("Training on validation tokens before they are scored is training on the test set. The scanner "
+                 "follows validation data by flow (from the `fineweb_val_*` files through slices, copies, calls, "
+                 "closures and lambdas) to every gradient it reaches, and proves the legal orders: per chunk, "
+                 "score under no_grad then train on that chunk (last chunk untrained); per-document LoRA TTT; "
+                 "phased global TTT over already-scored documents. A proof is an info finding; an order it "
+                 "cannot decide is a low-confidence error (needs review).")
+    KINDS = ("score-after-train", "undecided", "proof")
+    LEGAL = [
+        code(CHUNK_LOOP, "score-first chunk loop: score chunk ci under no_grad, then train on it; last chunk "
+                         "untrained"),
+        code(WHILE_HELPER, "score-first loop written as a while loop, scoring inside a helper function"),
+        code(PER_DOC_CLOSURE, "per-document LoRA TTT, training through a lambda after each chunk is scored"),
+        code(TRAIN_ONLY, "training on the train shards, then scoring validation: no TTT"),
+    ]
+    ILLEGAL = [
+        code(ADAPT_THEN_SCORE, "adapts on all validation tokens, then scores them (#398 shape)",
+             line_of(ADAPT_THEN_SCORE, "# TRAIN")),
+        code(CLOSURE_OTHER_NAME, "val data under another name, trained through a closure before scoring",
+             line_of(CLOSURE_OTHER_NAME, "# TRAIN")),
+        code(LAMBDA_TRAIN, "training through a lambda before scoring", line_of(LAMBDA_TRAIN, "# TRAIN")),
+        folder({"train_gpt.py": OFF_BY_DEFAULT, "README.md": README_ON},
+               "TTT off by default but enabled by the README run command", line_of(OFF_BY_DEFAULT, "# TRAIN"),
+               file="train_gpt.py"),
+        folder({"train_gpt.py": OFF_BY_DEFAULT, "README.md": README_PLAIN},
+               "off by default and not enabled: reported as a warning", line_of(OFF_BY_DEFAULT, "# TRAIN"),
+               file="train_gpt.py", severity="warning"),
+        code(DYNAMIC, "exec of a computed string: cannot decide (needs-review)", line_of(DYNAMIC, "# DYNAMIC")),
+    ]
+
+    def check(self, sub) -> Iterable[Finding]:
+        for j, severity, note in self.judged(sub):
+            if j.kind == "proof":
+                yield self.located(j, self._proof(j), "info", "high", note, sub)
+            elif j.kind == "undecided":
+                place = f" at {where(j.grad)}" if j.grad is not None else ""
+                msg = f"could not decide the TTT order{place}: {j.note}; {TRACE_HINT}"
+                yield self.located(j, msg, "error" if severity == "error" else "warning", "low", note, sub)
+            else:
+                g, s = j.grad, j.score
+                later = (f"in a later iteration of the loop at line {j.loop.line}" if j.loop is not None
+                         and s.seq < g.seq else "afterwards")
+                msg = (f"validation tokens are trained on at {where(g)} before they are scored: the score over "
+                       f"them is accumulated {later} at {where(s)}")
+                if j.note:
+                    msg += f" ({j.note})"
+                confidence = "medium" if j.loop is not None else "high"
+                yield self.located(j, msg, severity, confidence, note, sub)
+
+    @staticmethod
+    def _proof(j) -> str:
+        g, s = j.grad, j.score
+        if j.loop is None:
+            return (f"legal order ({j.shape}): validation tokens are scored at {where(s)} and only afterwards "
+                    f"reach a gradient at {where(g)}")
+        guard = (f"last-chunk guard `if` at line {j.guard.line}" if j.guard is not None
+                 else "no last-chunk guard (training the last chunk after scoring it changes no score)")
+        return (f"legal order proven ({j.shape}): in the loop at line {j.loop.line}, each iteration scores its "
+                f"tokens at {where(s)} before the update at {where(g)}; {guard}")
