@@ -173,9 +173,15 @@ class _Loader:
             elif isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
                 modules = [a.name for a in node.names]
             for module in modules:
-                target = self.module_file(base, module)
-                if target and depth + 1 <= self.limits.max_depth:
-                    self.follow(target, name, node.lineno, depth + 1)
+                parts = module.split(".")
+                for i in range(1, len(parts) + 1):  # importing a.b runs a/__init__.py, then a/b
+                    target = self.module_file(base, ".".join(parts[:i]))
+                    if target is None:
+                        if self.is_package_dir(posixpath.join(base, *parts[:i])):
+                            continue  # a namespace package (no __init__.py)
+                        break
+                    if depth + 1 <= self.limits.max_depth:
+                        self.follow(target, name, node.lineno, depth + 1)
 
     def module_file(self, base: str, module: str) -> str | None:
         stem = posixpath.join(base, *module.split("."))
@@ -183,3 +189,7 @@ class _Loader:
             if candidate in self.sub.files or candidate in self.sub.symlinks:
                 return candidate
         return None
+
+    def is_package_dir(self, stem: str) -> bool:
+        prefix = stem.lstrip("/") + "/"
+        return any(name.startswith(prefix) for name in self.sub.files)
