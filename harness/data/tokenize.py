@@ -47,7 +47,7 @@ def train_tokenizer(docs: Iterable[Document], vocab_size: int, out_prefix: Path,
     spm.SentencePieceTrainer.train(
         sentence_iterator=sentences(), model_prefix=str(out_prefix), vocab_size=vocab_size, model_type="bpe",
         byte_fallback=True, split_digits=True, normalization_rule_name="nmt_nfkc", add_dummy_prefix=False,
-        pad_id=0, bos_id=1, eos_id=2, unk_id=3, minloglevel=2)
+        pad_id=0, bos_id=1, eos_id=2, unk_id=3, character_coverage=0.995, minloglevel=2)
     return out_prefix.with_suffix(".model")
 
 
