@@ -227,8 +227,8 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
                                       "was found after it"))
         return out
     _, s, shared = later[0]
-    for lo in shared:
-        own = own_names(lo, None)
+    for k, lo in enumerate(shared):
+        own = own_names(lo, shared[k + 1] if k + 1 < len(shared) else None)
         if not depends_on(g, lo, own) and not depends_on(s, lo, own):
             out.append(Judgement("multi-epoch", g, s, None, lo, conds=g.conds + s.conds,
                                  note="scoring and training repeat over the same tokens in this loop"))

@@ -1,0 +1,145 @@
+"""PREQUANT-TTT-ON-VAL: no fine-tuning on validation tokens before serialize/quantize and the final eval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from harness.report import Finding
+from harness.scan.ttt_rule import PRELUDE, TTTRule, line_of, where
+from rules.base import Citation, code, folder
+
+MAIN = '''
+
+if __name__ == "__main__":
+    main()
+'''
+
+PREQUANT = PRELUDE + '''def prequant_ttt_adapt_adamw(model, val_tokens, epochs):
+    """Fine-tune on val data BEFORE quantization."""
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    for _ in range(epochs):
+        for i in range(0, val_tokens.numel() - 1, 2048):
+            x = val_tokens[i:i + 2048]
+            F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+            opt.step()
+            opt.zero_grad()
+
+
+def quantize_state_dict(sd):
+    return {k: v.to(torch.int8) for k, v in sd.items()}
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    if args.ttt_enabled:
+        prequant_ttt_adapt_adamw(model, val_tokens, args.ttt_epochs)
+    torch.save(quantize_state_dict(model.state_dict()), "final_model.int8.pt")
+    print(eval_val(model, val_tokens))
+''' + MAIN
+
+RENAMED = PRELUDE + '''import lzma
+
+
+def main():
+    args = Hyperparameters()
+    net = torch.nn.Linear(8, 8)
+    heldout = load_shards(args.val_files)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    for i in range(0, heldout.numel() - 1, 4096):
+        piece = heldout[i:i + 4096]
+        loss = F.cross_entropy(net(piece[:-1]), piece[1:])
+        loss.backward()  # TRAIN
+        opt.step()
+    blob = lzma.compress(bytes(8))
+    open("final_model.ptz", "wb").write(blob)
+    print(eval_val(net, heldout))
+''' + MAIN
+
+OFF = PREQUANT.replace('"TTT_ENABLED", "1"', '"TTT_ENABLED", "0"')
+README_ON = "# r\n\nRun: `TTT_ENABLED=1 torchrun --nproc_per_node=8 train_gpt.py`\n"
+
+LEGAL_AFTER = PRELUDE + '''def eval_val_ttt(model, tokens, chunk):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    for ci in range(n):
+        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+        if ci < n - 1:
+            F.cross_entropy(model(x[:-1]), x[1:]).backward()
+            opt.step()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    torch.save(model.state_dict(), "final_model.pt")
+    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens))
+''' + MAIN
+
+TRAIN_THEN_SAVE = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train = load_shards("./data/fineweb_train_*.bin")
+    for i in range(0, train.numel() - 1, 2048):
+        x = train[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()
+        opt.step()
+    torch.save(model.state_dict(), "final_model.pt")
+    print(eval_val(model, load_shards(args.val_files)))
+''' + MAIN
+
+GPTQ_ON_TRAIN = PRELUDE + '''def gptq_quantize(model, calib):
+    for i in range(0, calib.numel() - 1, 2048):
+        model(calib[i:i + 2048])
+    return model.state_dict()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    sd = gptq_quantize(model, load_shards("./data/fineweb_train_000001.bin"))
+    torch.save(sd, "final_model.int6.ptz")
+    print(eval_val(model, load_shards(args.val_files)))
+''' + MAIN
+
+
+class PrequantTTTOnVal(TTTRule):
+    ID = "PREQUANT-TTT-ON-VAL"
+    TITLE = "No training on validation tokens before quantization / serialization"
+    CATEGORY = "legality"
+    SEVERITY = "error"
+    CONFIDENCE = "high"
+    CITATION = Citation("maintainer ruling (cocohearts, #1972); valerio closing #1376",
+                        "score-after-adapt on validation data and violates the score-first/C3 rule", "MAINT")
+    RATIONALE = ("Fine-tuning the full-precision weights on validation tokens and then quantizing and scoring "
+                 "them (\"pre-quant TTT\") is score-after-adapt even though the artifact is fixed afterwards. "
+                 "Flagged when validation data reaches a gradient and a serialize/quantize/compress call comes "
+                 "between that training and the first score of those tokens.")
+    KINDS = ("prequant",)
+    LEGAL = [
+        code(LEGAL_AFTER, "serialize first, then legal score-first TTT at eval"),
+        code(TRAIN_THEN_SAVE, "training on train shards before serialization"),
+        code(GPTQ_ON_TRAIN, "GPTQ calibration forward passes on train data, no gradient on val"),
+    ]
+    ILLEGAL = [
+        code(PREQUANT, "fine-tunes on val before quantize + save, then scores", line_of(PREQUANT, "# TRAIN")),
+        code(RENAMED, "val under another name, trained before lzma-compressing the artifact",
+             line_of(RENAMED, "# TRAIN")),
+        folder({"train_gpt.py": OFF, "README.md": README_ON},
+               "off by default, enabled by the README run command", line_of(OFF, "# TRAIN"), file="train_gpt.py"),
+        folder({"train_gpt.py": OFF, "README.md": "# r\n"}, "off by default and never enabled: warning",
+               line_of(OFF, "# TRAIN"), file="train_gpt.py", severity="warning"),
+    ]
+
+    def check(self, sub) -> Iterable[Finding]:
+        for j, severity, note in self.judged(sub):
+            msg = (f"validation tokens are trained on at {where(j.grad)} before the model is "
+                   f"serialized/quantized at {where(j.save)} ({j.save.detail}); they are only scored later at "
+                   f"{where(j.score)}, with the adapted weights (pre-quant TTT on val)")
+            yield self.located(j, msg, severity, "high", note, sub)

@@ -1,0 +1,170 @@
+"""TTT-MULTI-EPOCH: epochs over a chunk are fine after it is scored; re-passes over scored val are not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from harness.report import Finding
+from harness.scan.ttt_rule import PRELUDE, TTTRule, line_of, where
+from rules.base import Citation, code
+
+MAIN = '''
+
+if __name__ == "__main__":
+    main()
+'''
+
+EPOCH_OUTSIDE = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    n = (tokens.numel() - 1) // chunk
+    for epoch in range(epochs):
+        loss_sum = torch.zeros(())
+        for ci in range(n):
+            x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+            F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+            opt.step()
+            opt.zero_grad()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens, args.ttt_epochs))
+''' + MAIN
+
+LAST_EPOCH_ONLY = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    for epoch in range(epochs):
+        for ci in range(n):
+            x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+            F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+            opt.step()
+            opt.zero_grad()
+            if epoch == epochs - 1:
+                with torch.no_grad():
+                    loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens, args.ttt_epochs))
+''' + MAIN
+
+EPOCH_IN_MAIN = PRELUDE + '''def ttt_pass(model, opt, tokens, chunk):
+    loss_sum = torch.zeros(())
+    for ci in range((tokens.numel() - 1) // chunk):
+        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    val_tokens = load_shards(args.val_files)
+    ep = 0
+    while ep < args.ttt_epochs:
+        result = ttt_pass(model, opt, val_tokens, args.chunk_tokens)
+        ep += 1
+    print(result)
+''' + MAIN
+
+EPOCHS_INSIDE = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    for ci in range(n):
+        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+        if ci == n - 1:
+            continue
+        for epoch in range(epochs):
+            F.cross_entropy(model(x[:-1]), x[1:]).backward()
+            opt.step()
+            opt.zero_grad()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens, args.ttt_epochs))
+''' + MAIN
+
+DOC_BATCHES = PRELUDE + '''def eval_val_docs(model, tokens, docs, chunk):
+    loss_sum = torch.zeros(())
+    for bi in range(0, len(docs), 4):
+        batch = docs[bi:bi + 4]
+        adapter = torch.nn.Linear(8, 8)
+        opt = torch.optim.Adam(adapter.parameters(), lr=0.01)
+        for ci in range(4):
+            for start, length in batch:
+                x = tokens[start + ci * chunk:start + (ci + 1) * chunk + 1]
+                with torch.no_grad():
+                    loss_sum += F.cross_entropy(adapter(model(x[:-1])), x[1:], reduction="sum")
+                if ci < 3:
+                    F.cross_entropy(adapter(model(x[:-1])), x[1:]).backward()
+                    opt.step()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_val_docs(model, load_shards(args.val_files), [(0, 4096), (4096, 4096)], 1024))
+''' + MAIN
+
+NO_EPOCHS = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    for epoch in range(3):
+        print(epoch, eval_val(model, load_shards(args.val_files)))
+''' + MAIN
+
+
+class TTTMultiEpoch(TTTRule):
+    ID = "TTT-MULTI-EPOCH"
+    TITLE = "Multi-epoch TTT only over chunks already scored"
+    CATEGORY = "legality"
+    SEVERITY = "error"
+    CONFIDENCE = "high"
+    CITATION = Citation("copy of #677 (on #512, #548, #568, #684); #1812 author",
+                        "multi-epoch TTT reports final-pass/final-epoch score after earlier adaptation", "COMM")
+    RATIONALE = ("Several epochs on a chunk after it is scored are legal (#1812, #1493). An epoch loop around "
+                 "the whole score/train chunk loop re-scores tokens that earlier epochs trained on, and "
+                 "scoring only in the last epoch reports an adapted score. Flagged when scoring and training of "
+                 "validation data sit in an outer loop whose iterations revisit the same tokens (the data does "
+                 "not depend on that loop's variable).")
+    KINDS = ("multi-epoch",)
+    LEGAL = [
+        code(EPOCHS_INSIDE, "epochs inside the chunk loop, after the chunk is scored (#1812 shape)"),
+        code(DOC_BATCHES, "outer loop over document batches: each pass scores new documents"),
+        code(NO_EPOCHS, "repeated plain evaluation without training"),
+    ]
+    ILLEGAL = [
+        code(EPOCH_OUTSIDE, "epoch loop outside the chunk loop", line_of(EPOCH_OUTSIDE, "for epoch in")),
+        code(LAST_EPOCH_ONLY, "scoring only when epoch == last", line_of(LAST_EPOCH_ONLY, "for epoch in")),
+        code(EPOCH_IN_MAIN, "a while loop in main runs the score/train pass once per epoch",
+             line_of(EPOCH_IN_MAIN, "while ep <")),
+    ]
+
+    def check(self, sub) -> Iterable[Finding]:
+        for j, severity, note in self.judged(sub):
+            g, s, outer = j.grad, j.score, j.outer
+            msg = (f"the loop at line {outer.line} repeats scoring (at {where(s)}) and training (at {where(g)}) "
+                   f"over the same validation tokens ({j.note}), so later passes score tokens that earlier passes "
+                   f"trained on; the reported score comes from an adapted pass")
+            f = self.located(j, msg, severity, "high", note, sub)
+            yield type(f)(**{**f.__dict__, "line": outer.line, "end_line": max(outer.line, g.line)})
