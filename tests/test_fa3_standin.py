@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ PATH = Path(__file__).resolve().parent.parent / "harness" / "compat" / "flash_at
 spec = importlib.util.spec_from_file_location("flash_attn_interface", PATH)
 fa = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fa)
+sys.modules.setdefault("flash_attn_interface", fa)     # as on the sandbox's PYTHONPATH; dynamo re-imports it
 
 
 def reference(q, k, v, causal=False, scale=None, window=(-1, -1), softcap=0.0):
@@ -127,3 +129,44 @@ def test_unsupported_arguments_are_refused():
         fa.flash_attn_func(q, k, v, causal=True, q_descale=torch.ones(1))
     with pytest.raises(TypeError):
         fa.flash_attn_func(q, k, v, causal=True, bogus=1)
+
+
+@pytest.mark.parametrize("varlen", [False, True], ids=["dense", "varlen"])
+def test_fullgraph_compile_traces_and_matches_eager(varlen):
+    """Records compile their model with fullgraph=True: the stand-in must trace without graph breaks."""
+    q, k, v = (t[0] for t in _qkv(b=1, sq=10, sk=10, grad=False))
+    cu = torch.tensor([0, 4, 10], dtype=torch.int32)
+
+    def attn(q, k, v):
+        if varlen:
+            return fa.flash_attn_varlen_func(q, k, v, cu, cu, 6, 6, causal=True, window_size=(-1, -1))
+        return fa.flash_attn_func(q[None], k[None], v[None], causal=True)[0]
+
+    compiled = torch.compile(attn, fullgraph=True, backend="aot_eager")
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    compiled(*leaves).sum().backward()
+    eager = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    attn(*eager).sum().backward()
+    torch.testing.assert_close(compiled(*leaves), attn(*eager))
+    for got, want in zip(leaves, eager):
+        torch.testing.assert_close(got.grad, want.grad)
+
+
+def test_varlen_gradients_match_reference_with_gqa_window_softcap():
+    lengths = [4, 7]
+    q, k, v = (t[0].clone().requires_grad_(True) for t in _qkv(b=1, sq=11, sk=11))
+    cu = torch.tensor([0, 4, 11], dtype=torch.int32)
+    out = fa.flash_attn_varlen_func(q, k, v, cu, cu, 7, 7, causal=True, window_size=(2, -1), softcap=3.0)
+    out.pow(2).sum().backward()
+    got = [t.grad.clone() for t in (q, k, v)]
+    ref_leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    total = 0
+    start = 0
+    for n in lengths:
+        sl = slice(start, start + n)
+        ref, _ = reference(*(t[None, sl] for t in ref_leaves), causal=True, window=(2, -1), softcap=3.0)
+        total = total + ref.pow(2).sum()
+        start += n
+    total.backward()
+    for g, leaf in zip(got, ref_leaves):
+        torch.testing.assert_close(g, leaf.grad, rtol=1e-6, atol=1e-6)
