@@ -40,6 +40,31 @@ class Unit:
     def lines(self) -> list[str]:
         return self.text.splitlines()
 
+    def segment(self, node: ast.AST) -> str:
+        """Source lines of `node` (cheap pre-filter before walking it)."""
+        start, end = getattr(node, "lineno", 1), getattr(node, "end_lineno", None) or len(self.lines)
+        return "\n".join(self.lines[start - 1:end])
+
+    def walk(self, node: ast.AST) -> list[ast.AST]:
+        """`ast.walk(node)` as a list, cached per node."""
+        cache = self.__dict__.setdefault("_walk_cache", {})
+        key = id(node)
+        if key not in cache:
+            cache[key] = (node, list(ast.walk(node)))
+        return cache[key][1]
+
+    def values(self, fn: ast.AST) -> dict[str, list[ast.expr]]:
+        """`local_values(fn)`, cached per function."""
+        cache = self.__dict__.setdefault("_values_cache", {})
+        key = id(fn)
+        if key not in cache:
+            cache[key] = (fn, local_values(fn))
+        return cache[key][1]
+
+    @cached_property
+    def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        return [n for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
     def line_text(self, line: int | None, width: int = 200) -> str:
         if line and 1 <= line <= len(self.lines):
             return self.lines[line - 1].strip()[:width]
@@ -458,11 +483,13 @@ def adaptations(units: Iterable[Unit]) -> list[Adaptation]:
     for unit in units:
         if "requires_grad" not in unit.text and "Parameter(" not in unit.text:
             continue
-        for fn in functions(unit.tree):
-            opts = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and call_name(n) in OPTIMIZERS]
+        for fn in unit.functions:
+            if "requires_grad" not in unit.segment(fn) and "Parameter(" not in unit.segment(fn):
+                continue
+            opts = [n for n in unit.walk(fn) if isinstance(n, ast.Call) and call_name(n) in OPTIMIZERS]
             if not opts:
                 continue
-            values = local_values(fn)
+            values = unit.values(fn)
             for opt in opts:
                 params = opt.args[0] if opt.args else next((k.value for k in opt.keywords if k.arg == "params"),
                                                            None)
