@@ -74,6 +74,8 @@ def build_root(spec: dict) -> str:
     root = spec["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=16m")
+    os.makedirs(root + "/tmp")           # first, so binds below /tmp (a --target site dir) stay visible
+    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.get('tmp_size', '1g')}")
     for entry in spec["binds"]:
         src, dst = entry["src"], root + entry["dst"]
         if os.path.islink(src) and entry.get("keep_links", True) and os.path.dirname(entry["dst"]) == "/":
@@ -94,9 +96,8 @@ def build_root(spec: dict) -> str:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                          ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{dev}/{name}")
-    for path, size in ((dev + "/shm", spec.get("shm_size", "1g")), (root + "/tmp", spec.get("tmp_size", "1g"))):
-        os.makedirs(path, exist_ok=True)
-        mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
+    os.makedirs(dev + "/shm")
+    mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec.get('shm_size', '1g')}")
     mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     return root
 

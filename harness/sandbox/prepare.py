@@ -28,6 +28,9 @@ from harness.sandbox.runner import Bind, SandboxSpec, interpreter_binds, system_
 from harness.submission import Submission
 
 COMPAT = Path(__file__).resolve().parent.parent / "compat"
+# host settings a GPU run needs (driver paths; NCCL/NVSHMEM switches such as NCCL_NVLS_ENABLE=0 must survive)
+PASS_THROUGH = {"LD_LIBRARY_PATH", "CUDA_HOME", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"}
+PASS_PREFIXES = ("NCCL_", "NVSHMEM_", "TORCH_SYMM_MEM_")
 INSIDE_RUN, INSIDE_DATA, INSIDE_COMPAT = "/sandbox/run", "/data", "/sandbox/compat"
 
 
@@ -168,9 +171,12 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
     }
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(pythonpath)
-    for key in ("LD_LIBRARY_PATH", "CUDA_HOME", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"):
-        if key in os.environ:
-            env[key] = os.environ[key]
+    for key, value in os.environ.items():
+        if key in PASS_THROUGH or key.startswith(PASS_PREFIXES):
+            env[key] = value
+    bins = [os.path.join(p, "bin") for p in pythonpath if os.path.isdir(os.path.join(p, "bin"))]
+    if bins:
+        env["PATH"] = os.pathsep.join([*bins, env["PATH"]])
     if opts.gpus > 0:
         env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(opts.gpus))))
         argv = [opts.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={opts.gpus}",
