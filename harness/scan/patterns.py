@@ -506,3 +506,37 @@ def adaptations(units: Iterable[Unit]) -> list[Adaptation]:
                     out.append(Adaptation(unit, fn, var, opt.lineno, kind, region, loss_line,
                                           f"line {where_line}" if where_line else ""))
     return out
+
+
+def eval_functions(units: list[Unit]) -> dict[str, tuple[Unit, ast.FunctionDef | ast.AsyncFunctionDef, str]]:
+    """Functions run at evaluation time: eval-named ones (eval_val*, *ttt*, *sliding*, score*) and every
+    function they call, transitively. name → (unit, def, how it is reached). Cached on the first unit."""
+    if not units:
+        return {}
+    cached = units[0].__dict__.get("_eval_functions")
+    if cached is not None and cached[0] == [id(u) for u in units]:
+        return cached[1]
+    result = _eval_functions(units)
+    units[0].__dict__["_eval_functions"] = ([id(u) for u in units], result)
+    return result
+
+
+def _eval_functions(units: list[Unit]) -> dict[str, tuple[Unit, ast.FunctionDef | ast.AsyncFunctionDef, str]]:
+    defs: dict[str, tuple[Unit, Any]] = {}
+    for u in units:
+        for fn in u.functions:
+            defs.setdefault(fn.name, (u, fn))
+    out: dict[str, tuple[Unit, Any, str]] = {}
+    frontier = [(name, "an evaluation function by its name") for name in defs if is_eval_function(name)]
+    while frontier:
+        name, how = frontier.pop()
+        if name in out or name not in defs:
+            continue
+        unit, fn = defs[name]
+        out[name] = (unit, fn, how)
+        for node in unit.walk(fn):
+            if isinstance(node, ast.Call):
+                callee = call_name(node)
+                if callee in defs and callee not in out and callee != "main":
+                    frontier.append((callee, f"called from {name}() line {node.lineno}"))
+    return out
