@@ -33,5 +33,5 @@ run_record() {   # name tokenizer [audit.py run options...]
 
 run_record 2026-03-17_NaiveBaseline fineweb_1024_bpe.model --train-budget 80 --eval-budget 30 --grace 10 \
     --env MAX_WALLCLOCK_SECONDS=30
-run_record 2026-04-10_VarLenAttn fineweb_8192_bpe.model --train-budget 120 --eval-budget 100 --grace 10 \
+run_record 2026-04-10_VarLenAttn fineweb_8192_bpe.model --train-budget 110 --eval-budget 90 --grace 10 \
     --env MAX_WALLCLOCK_SECONDS=30

@@ -86,7 +86,8 @@ def test_host_files_and_real_val_invisible_and_writes_fail(tmp_path, data):
     real_val = next(data.glob("datasets/*/fineweb_val_000000.bin")).resolve()
     report, log = _run(tmp_path, data, f"""
         import json, os
-        facts = {{"uid": os.getuid(), "groups": os.getgroups()}}
+        import pwd
+        facts = {{"uid": os.getuid(), "groups": os.getgroups(), "user": pwd.getpwuid(os.getuid()).pw_name}}
         for key, path in (("val", {str(real_val)!r}), ("secret", {str(secret)!r}),
                           ("repo", {str(Path.cwd() / "pyproject.toml")!r}), ("root_home", "/root/.bashrc")):
             try:
@@ -104,7 +105,7 @@ def test_host_files_and_real_val_invisible_and_writes_fail(tmp_path, data):
         print("FACTS " + json.dumps(facts))
     """)
     facts = _facts(log)
-    assert facts["uid"] != 0 and facts["groups"] == []
+    assert facts["uid"] != 0 and facts["groups"] == [] and facts["user"] == "golfaudit"
     assert facts["val"] == "FileNotFoundError"          # not merely read-only: absent
     assert facts["secret"] == "FileNotFoundError"
     assert facts["repo"] == "FileNotFoundError"

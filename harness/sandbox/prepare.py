@@ -175,8 +175,9 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
         if key in PASS_THROUGH or key.startswith(PASS_PREFIXES):
             env[key] = value
     bins = [os.path.join(p, "bin") for p in pythonpath if os.path.isdir(os.path.join(p, "bin"))]
-    if bins:
-        env["PATH"] = os.pathsep.join([*bins, env["PATH"]])
+    visible = [p for p in os.environ.get("PATH", "").split(os.pathsep)    # e.g. the driver's nvidia-smi folder
+               if p and any(p == b.dst or p.startswith(b.dst.rstrip("/") + "/") for b in binds)]
+    env["PATH"] = os.pathsep.join(dict.fromkeys([*bins, *env["PATH"].split(os.pathsep), *visible]))
     if opts.gpus > 0:
         env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(opts.gpus))))
         argv = [opts.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={opts.gpus}",

@@ -27,6 +27,7 @@ from harness.sandbox.cgroups import RunCgroups
 INIT = Path(__file__).with_name("init.py")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 UID_RANGE = (200_000, 299_999)
+SANDBOX_USER = "golfaudit"
 
 
 class SandboxError(RuntimeError):
@@ -129,6 +130,15 @@ def interpreter_binds(python: str) -> tuple[list[Bind], list[str]]:
     return binds, pythonpath
 
 
+def _identity_files(workdir: Path, uid: int) -> list[Bind]:
+    """/etc/passwd and /etc/group naming only root and the sandbox user (getpwuid must work: torch asks)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    passwd, group = workdir / "passwd", workdir / "group"
+    passwd.write_text(f"root:x:0:0:root:/root:/bin/sh\n{SANDBOX_USER}:x:{uid}:{uid}:golfaudit sandbox:/tmp:/bin/sh\n")
+    group.write_text(f"root:x:0:\n{SANDBOX_USER}:x:{uid}:\n")
+    return [Bind(str(passwd), "/etc/passwd"), Bind(str(group), "/etc/group")]
+
+
 def free_uid() -> int:
     used = set()
     for pid in _pids():
@@ -209,9 +219,11 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     if spec.rlimit_as and spec.max_memory:
         rlimits["RLIMIT_AS"] = spec.max_memory
         applied.append(f"RLIMIT_AS={spec.max_memory}")
+    binds = list(spec.binds) + _identity_files(spec.workdir, uid)
+    env = {"USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER, **spec.env}
     init_spec = {
-        "root": str(root), "cwd": spec.cwd, "uid": uid, "gid": uid, "argv": spec.argv, "env": spec.env,
-        "binds": [b.__dict__ for b in spec.binds], "devices": spec.devices, "rlimits": rlimits,
+        "root": str(root), "cwd": spec.cwd, "uid": uid, "gid": uid, "argv": spec.argv, "env": env,
+        "binds": [b.__dict__ for b in binds], "devices": spec.devices, "rlimits": rlimits,
         "tmp_size": spec.tmp_size, "shm_size": spec.shm_size,
     }
     spec_file = spec.workdir / "init.json"
