@@ -210,3 +210,15 @@ def test_row_status_follows_the_verdict_policy(fixed_rules):
     quiet = SubmissionReport(**{**odd.__dict__, "findings": tuple(f.suppress("ok") for f in odd.findings)})
     row = row_for(quiet, metas["TTT-SCORE-FIRST"])
     assert row.status == "pass" and len(row.suppressed) == 1
+
+
+def test_markdown_truncation_cuts_legal_sections_first(fixed_rules):
+    legal = [judge(f"records/track_10min_16mb/2026-04-{i:04d}_Fine", "10min-16mb",
+                   [_f("EVAL-TIME-600S", "legality", "info", "high", "train.log", j + 1, f"proof {j} " + "y" * 200,
+                       evidence=LONG_EVIDENCE) for j in range(40)], {}, {}) for i in range(12)]
+    bad = sample_report().submissions[0]
+    text = render(Report("golfaudit", "0.1.0", "t", (*legal, bad)), "markdown")
+    assert len(text) <= 65000 and "✂️ **Truncated**" in text
+    bad_section = text[text.index("### ❌"):]
+    assert "<details><summary>evidence (40 lines)</summary>" in bad_section   # the illegal one kept everything
+    assert "val tokens reach optimizer.step()" in bad_section

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from harness.formats import register
 from harness.formats.rulestatus import RuleRow, rows_for, rules_in
-from harness.report import Finding, Report, SubmissionReport
+from harness.report import VERDICT_ORDER, Finding, Report, SubmissionReport
 
 GITHUB_COMMENT_LIMIT = 65536
 DEFAULT_LIMIT = 65000   # leave room for a bot's own header
@@ -293,8 +293,9 @@ def render(report: Report, repo_url: str | None = None, ref: str | None = None,
 
     reserve = 600   # room for the truncation note
     while total() > limit - reserve and any(lv < len(LEVELS) - 1 for lv in levels):
-        # step down the largest section that can still shrink
-        i = max((j for j in range(len(levels)) if levels[j] < len(LEVELS) - 1), key=lambda j: len(section(j)))
+        # step down the largest section that can still shrink, legal submissions before the others
+        i = max((j for j in range(len(levels)) if levels[j] < len(LEVELS) - 1),
+                key=lambda j: (-VERDICT_ORDER[report.submissions[j].verdict], len(section(j))))
         levels[i] += 1
     kept = list(range(len(levels)))
     while kept and len(head) + sum(len(section(i)) + 1 for i in kept) > limit - reserve:
