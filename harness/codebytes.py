@@ -127,6 +127,36 @@ def _code_bytes(sub: Submission) -> CodeBytes | None:
                      "packed" if reproduced else "raw")
 
 
+@dataclass(frozen=True)
+class SeedSize:
+    log: object
+    model: int | None
+    logged_total: int | None
+    code_counted: int
+    total: int                 # the larger of the log's own total and model + the code that counts
+    rounded: bool
+
+
+def seed_sizes(sub) -> list[SeedSize]:
+    """Per log with size lines: the log's own total, and model + the shipped code as it counts."""
+    cb = code_bytes(sub)
+    out = []
+    for log in sub.logs:
+        if log.total_bytes is None and log.model_bytes is None:
+            continue
+        logged_total = log.total_bytes.value if log.total_bytes is not None else None
+        model = None
+        if logged_total is not None and log.code_bytes is not None and "rounded" not in log.total_bytes_format:
+            model = logged_total - log.code_bytes.value
+        elif log.model_bytes is not None and "Serialized model:" not in log.model_bytes.text:
+            model = log.model_bytes.value       # `Serialized model <format>: N bytes` is the compressed blob
+        code = cb.binding_bytes if cb is not None else (log.code_bytes.value if log.code_bytes else 0)
+        candidates = [v for v in (logged_total, model + code if model is not None else None) if v is not None]
+        out.append(SeedSize(log, model, logged_total, code, max(candidates),
+                            "rounded" in log.total_bytes_format))
+    return out
+
+
 def code_bytes_report(sub: Submission) -> dict[str, Any]:
     """measured["code"]: raw and packed counts, what the logs printed, and which one binds."""
     cb = code_bytes(sub)

@@ -358,8 +358,8 @@ def _variant(paths: list[Hit], hyper: dict[str, str]) -> tuple[str | None, str]:
         if m.group("byte"):
             return "byte260", hit.label
         base = m.group("v") or f"sp{m.group('tv')}"
-        caseops = m.group("caseops") or m.group("tcase")
-        return (f"{base}-caseops" if caseops else base), hit.label
+        caseops = "caseops" in hit.text.lower() or hyper.get("caseops_enabled", "").lower() in ("true", "1")
+        return (f"{base}-caseops" if caseops and base == "sp8192" else base), hit.label
     vocab = hyper.get("vocab_size")
     if vocab and vocab.isdigit():
         caseops = hyper.get("caseops_enabled", "").lower() in ("true", "1")

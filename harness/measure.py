@@ -28,6 +28,11 @@ def _num(value: Any) -> float | int | None:
     return None
 
 
+def where_line(log: Any) -> int:
+    hit = log.total_bytes or log.model_bytes
+    return hit.line if hit is not None else 0
+
+
 def per_seed_claims(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per-seed entries from `seed_results` or the dict form of `seeds` (EVAL_INTERNALS §5)."""
     out: dict[str, dict[str, Any]] = {}
@@ -65,10 +70,13 @@ def claims_of(sub: Submission) -> dict[str, Any]:
 
 
 def measured_of(sub: Submission) -> dict[str, Any]:
-    from harness.codebytes import code_bytes_report
+    from harness.codebytes import code_bytes, code_bytes_report, seed_sizes
 
     measured: dict[str, Any] = {}
-    seeds: dict[str, dict[str, Measured]] = {}
+    seeds: dict[str, dict[str, Any]] = {}
+    cb = code_bytes(sub)
+    sizes = {id(s.log): s for s in seed_sizes(sub)}
+    backing = {id(log) for log in backing_logs(sub)}
     for log in sub.logs:
         if log.final is None and log.total_bytes is None and log.train_time_ms is None:
             continue
@@ -102,6 +110,17 @@ def measured_of(sub: Submission) -> dict[str, Any]:
             row["val_tokens"] = Measured(log.val_tokens.value, "log", where.format(log.val_tokens.line))
         if log.train_shards is not None:
             row["train_shards"] = Measured(log.train_shards.value, "log", where.format(log.train_shards.line))
+        if log.final is not None:
+            row["score_label"] = log.final.label
+            row["backs_claim"] = id(log) in backing
+        size = sizes.get(id(log))
+        if size is not None:
+            if size.model is not None:
+                row["model_bytes"] = Measured(size.model, "log", where.format(where_line(log)) + " total - code")
+                row["code_bytes_counted"] = Measured(size.code_counted, "computed" if cb else "log",
+                                                     f"binding: {cb.binding}" if cb else "as logged")
+                row["total_bytes_counted"] = Measured(size.model + size.code_counted, "computed",
+                                                      "model bytes (log) + code bytes that count")
         seeds[key] = row
     if seeds:
         measured["seeds"] = seeds
@@ -112,6 +131,10 @@ def measured_of(sub: Submission) -> dict[str, Any]:
         totals = [r["total_bytes"].value for r in seeds.values() if "total_bytes" in r]
         if totals:
             measured["total_bytes_max"] = Measured(max(totals), "log", f"max over {len(totals)} logs")
+        counted = [r["total_bytes_counted"].value for r in seeds.values() if "total_bytes_counted" in r]
+        if counted:
+            measured["total_bytes_counted_max"] = Measured(max(counted), "computed",
+                                                           "max over logs of model (log) + counted code")
     code = code_bytes_report(sub)
     if code:
         measured["code"] = code

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from harness.codebytes import code_bytes
+from harness.codebytes import code_bytes, seed_sizes
 from harness.measure import _num, backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log, submission_json
@@ -13,36 +12,6 @@ from rules.base import Citation, Rule, folder
 
 CAP = 16_000_000
 ROUNDED_SLACK = 5_000          # `artifact:15.92MB` lines are rounded to 10 kB
-
-
-@dataclass(frozen=True)
-class SeedSize:
-    log: object
-    model: int | None
-    logged_total: int | None
-    code_counted: int
-    total: int                 # the larger of the log's own total and model + the code that counts
-    rounded: bool
-
-
-def seed_sizes(sub) -> list[SeedSize]:
-    """Per log with size lines: the log's own total, and model + the shipped code as it counts."""
-    cb = code_bytes(sub)
-    out = []
-    for log in sub.logs:
-        if log.total_bytes is None and log.model_bytes is None:
-            continue
-        logged_total = log.total_bytes.value if log.total_bytes is not None else None
-        model = None
-        if logged_total is not None and log.code_bytes is not None and "rounded" not in log.total_bytes_format:
-            model = logged_total - log.code_bytes.value
-        elif log.model_bytes is not None and "Serialized model:" not in log.model_bytes.text:
-            model = log.model_bytes.value       # `Serialized model <format>: N bytes` is the compressed blob
-        code = cb.binding_bytes if cb is not None else (log.code_bytes.value if log.code_bytes else 0)
-        candidates = [v for v in (logged_total, model + code if model is not None else None) if v is not None]
-        out.append(SeedSize(log, model, logged_total, code, max(candidates),
-                            "rounded" in log.total_bytes_format))
-    return out
 
 
 def artifact_files(sub) -> list[str]:
