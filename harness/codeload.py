@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from harness.parse import ParseFailure, parse_source
 from harness.submission import LoadError, Submission
-from harness.unpack import ExecSite, Limits, find_exec_sites, is_wrapper
+from harness.unpack import ExecSite, Limits, build_scope, call_qualname, find_exec_sites, is_wrapper
 
 _CACHE_SLOT = "_golfaudit_codeload"
+LAUNCHERS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.popen")
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ class _Loader:
             self.problem(where, line, "outside-folder", f"runs {rel}, which is a symlink (not followed)")
             return False
         if rel not in self.sub.files:
-            self.problem(where, line, "unreadable", f"runs {rel}, which is not in the submission folder")
+            message = (f"runs {rel}, which is not in the submission folder" if by
+                       else f"{rel}: not found in the submission folder")
+            self.problem(where, line, "unreadable", message)
             return False
         self.visited.add(rel)
         try:
@@ -164,6 +167,7 @@ class _Loader:
     # -- imports of sibling modules --------------------------------------------------------------------
     def follow_imports(self, name: str, file: str, tree: ast.Module, depth: int) -> None:
         base = posixpath.dirname(file)
+        scope = build_scope(tree, file)
         for node in ast.walk(tree):
             modules: list[str] = []
             if isinstance(node, ast.Import):
@@ -172,6 +176,8 @@ class _Loader:
                 modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
             elif isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
                 modules = [a.name for a in node.names]
+            elif isinstance(node, ast.Call):
+                modules = self.called_modules(node, scope)
             for module in modules:
                 parts = module.split(".")
                 for i in range(1, len(parts) + 1):  # importing a.b runs a/__init__.py, then a/b
@@ -182,6 +188,24 @@ class _Loader:
                         break
                     if depth + 1 <= self.limits.max_depth:
                         self.follow(target, name, node.lineno, depth + 1)
+
+    def called_modules(self, node: ast.Call, scope) -> list[str]:
+        """Literal module names of importlib.import_module/__import__, and sibling scripts a subprocess or
+        os.system/os.exec* call launches (as module names, so they resolve like imports)."""
+        qual = call_qualname(node.func, scope)
+        if qual in ("importlib.import_module", "__import__"):
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                return [node.args[0].value]
+            return []
+        if qual.startswith(LAUNCHERS):
+            out = []
+            for const in ast.walk(node):
+                if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                    for word in const.value.split():
+                        if word.endswith(".py") and posixpath.normpath(word) in self.sub.files:
+                            out.append(posixpath.normpath(word)[:-3].replace("/", "."))
+            return out
+        return []
 
     def module_file(self, base: str, module: str) -> str | None:
         stem = posixpath.join(base, *module.split("."))

@@ -593,6 +593,30 @@ def _exec_name(node: ast.Call, scope: Scope) -> str | None:
     return None
 
 
+def call_qualname(func: ast.expr, scope: Scope) -> str:
+    """`lzma.decompress` for `L.decompress` after `import lzma as L`; '' when not a Name/Attribute chain."""
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return ""
+    parts.append(scope.aliases.get(func.id, func.id))
+    return ".".join(reversed(parts))
+
+
+def _run_path_site(ev: Evaluator, node: ast.Call, line: int) -> ExecSite:
+    try:
+        value = ev.eval(node.args[0]).value
+    except (Unresolvable, UnpackError) as exc:
+        return ExecSite(line, "dynamic", text=str(exc), func="runpy.run_path")
+    if isinstance(value, PathVal):
+        value = value.path
+    if isinstance(value, str):
+        return ExecSite(line, "file", path=value, func="runpy.run_path")
+    return ExecSite(line, "dynamic", text="path is not a string", func="runpy.run_path")
+
+
 def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = None) -> list[ExecSite]:
     """Every exec/eval call of the file, resolved as far as statics allow."""
     limits = limits or Limits()
@@ -603,9 +627,14 @@ def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = Non
         if not isinstance(node, ast.Call):
             continue
         fname = _exec_name(node, scope)
+        if fname is None and call_qualname(node.func, scope) == "runpy.run_path":
+            fname = "runpy.run_path"
         if fname is None or not node.args:
             continue
         line = node.lineno
+        if fname == "runpy.run_path":
+            sites.append(_run_path_site(ev, node, line))
+            continue
         try:
             r = ev.eval(node.args[0])
         except Unresolvable as exc:

@@ -292,3 +292,22 @@ def test_packed_records_lines_match_python312(tmp_path):
         main = load_code(Submission(path, path.name)).main
         if main.via == "libcst":
             assert our_lines(main.tree) == native_lines(exe, main.text, tmp_path), path.name
+
+
+def test_run_path_import_module_and_launched_scripts_are_followed(tmp_path):
+    sub = folder(tmp_path, {
+        "train_gpt.py": ("import runpy, importlib, subprocess, sys\nrunpy.run_path('stage1.py')\n"
+                         "m = importlib.import_module('stage2')\n"
+                         "subprocess.run([sys.executable, 'stage3.py'])\nsubprocess.run('torchrun stage4.py', shell=True)\n"
+                         "importlib.import_module(sys.argv[1])\n"),
+        "stage1.py": "", "stage2.py": "", "stage3.py": "", "stage4.py": "", "unused.py": "",
+    })
+    bundle = load_code(sub)
+    assert [u.name for u in bundle.units] == ["train_gpt.py", "stage1.py", "stage2.py", "stage3.py", "stage4.py"]
+    assert bundle.problems == ()
+
+
+def test_missing_main_script_is_named(tmp_path):
+    bundle = load_code(folder(tmp_path, {"train_gpt.py": BODY}), "train_other.py")
+    assert [(p.file, p.kind, p.message) for p in bundle.problems] == [
+        ("train_other.py", "unreadable", "train_other.py: not found in the submission folder")]
