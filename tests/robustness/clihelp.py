@@ -19,7 +19,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT = ROOT / "audit.py"
-ADDRESS_SPACE = 6 * 1024 ** 3   # bytes of virtual memory one `check` run may map
+ADDRESS_SPACE = 2 * 1024 ** 3   # bytes of virtual memory one `check` run may map (it needs <1 GiB)
 VERDICT_ORDER = {"legal": 0, "needs-review": 1, "illegal": 2, "error": 3}
 
 GOOD_SCRIPT = "import os\n\n\ndef main():\n    print(os.environ.get('SEED', '1'))\n\n\nmain()\n"
@@ -80,20 +80,27 @@ class CheckRun:
         return self.by_path[path]
 
 
-def run_check(cwd: Path, *paths: str | Path, extra: Iterable[str] = ("--jobs", "1"),
-              timeout: float = 120, fmt: str = "json") -> CheckRun:
-    """`python audit.py check PATHS --format json` in `cwd`; fails the test on a hang or traceback."""
-    cmd = [sys.executable, str(AUDIT), "check", *map(str, paths), "--format", fmt, *extra]
-    env = dict(os.environ)
-    env.setdefault("GOLFAUDIT_CACHE_DIR", str(cwd / ".golfaudit-cache"))
-    env["PYTHONHASHSEED"] = "0"
+def run_audit(cwd: Path, args: Iterable[str], timeout: float = 120,
+              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python audit.py ARGS` in `cwd`, bounded in time and memory; fails on a hang, crash or traceback."""
+    cmd = [sys.executable, str(AUDIT), *args]
+    full_env = dict(os.environ)
+    full_env.setdefault("GOLFAUDIT_CACHE_DIR", str(cwd / ".golfaudit-cache"))
+    full_env.update(env or {})
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
                               preexec_fn=_limit_memory, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"`{' '.join(cmd)}` did not finish within {timeout}s (a hang)") from None
     assert proc.returncode >= 0, f"killed by signal {-proc.returncode} (a crash): {proc.stderr[-2000:]}"
     assert "Traceback (most recent call last)" not in proc.stderr, proc.stderr[-4000:]
+    return proc
+
+
+def run_check(cwd: Path, *paths: str | Path, extra: Iterable[str] = ("--jobs", "1"),
+              timeout: float = 120, fmt: str = "json", env: Mapping[str, str] | None = None) -> CheckRun:
+    """`python audit.py check PATHS --format FMT EXTRA` in `cwd`, its JSON report parsed."""
+    proc = run_audit(cwd, ["check", *map(str, paths), "--format", fmt, *extra], timeout, env)
     run = CheckRun(proc.returncode, proc.stdout, proc.stderr)
     if fmt == "json" and proc.stdout.strip():
         run.report = json.loads(proc.stdout)

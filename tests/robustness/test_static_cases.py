@@ -22,6 +22,7 @@ from tests.robustness.clihelp import (
     good_folder,
     log_values,
     messages,
+    run_audit,
     run_check,
     write_folder,
 )
@@ -319,3 +320,101 @@ def test_log_only_folder_is_audited(batch):
     write_folder(batch / "case", {"train_seed3.log": GOOD_LOG})
     run, sub = check_pair(batch)
     assert any("no training script" in m for m in messages(sub, "RECORDS-FOLDER")), messages(sub)
+
+
+# -- packed code: bombs and deep packing are stopped by caps, never followed into gigabytes ----------------
+CODE_PROBLEMS_OWNER = ("helper C (code rules over harness.codeload): a CodeProblem (bomb, nesting cap, exec of "
+                       "a file outside the folder) must surface in `check` as a finding naming the file and "
+                       "line, so the submission is never a silent `legal`")
+
+
+def _code_problem_findings(sub, *words: str) -> list[dict]:
+    return [f for f in sub["findings"] if f["severity"] in ("error", "warning") and f["file"]
+            and f["file"].startswith("train_gpt.py") and all(w in f["message"].lower() for w in words)]
+
+
+BOMB_OWNER = ("helper C (harness/scan/units.py `_decode`/`_lzma_any`): its own fallback unpacker calls "
+              "lzma/zlib/bz2.decompress() without a streaming cap and checks MAX_UNPACKED only afterwards, so "
+              "a 800 KB packed script is decompressed to 4 GiB (MemoryError or minutes, once per TTT rule); use "
+              "harness.codeload's capped units instead")
+
+
+@pytest.fixture(scope="module")
+def bomb_batch(tmp_path_factory):
+    from tests.robustness.hostile import bomb_script
+
+    where = tmp_path_factory.mktemp("bomb")
+    good_folder(where)
+    case_folder(where, {"train_gpt.py": bomb_script(128)})  # ~800 KB of source, 4 GiB when decompressed
+    return where
+
+
+@pytest.fixture(scope="module")
+def bomb_run(bomb_batch):
+    """One `check` of the bomb beside a good folder (shared: while the bomb is followed it is slow)."""
+    start = time.monotonic()
+    try:
+        run = run_check(bomb_batch, "case", "good", extra=("--jobs", "1", "--no-cache"), timeout=40)
+    except AssertionError as exc:
+        return None, str(exc)
+    return run, time.monotonic() - start
+
+
+@pytest.mark.xfail(strict=True, reason=BOMB_OWNER)
+def test_decompression_bomb_is_capped(bomb_run):
+    run, took = bomb_run
+    assert run is not None, took
+    assert_contract(run)
+    assert_good_audited(run)
+    sub = run.sub("case")
+    assert took < 30
+    assert not [m for m in messages(sub) if "internal error" in m or "MemoryError" in m], messages(sub)
+
+
+def test_decompression_bomb_unpack_command_names_it(bomb_batch):
+    run = run_unpack(bomb_batch, "case/train_gpt.py")
+    assert run.returncode == 1 and "train_gpt.py" in run.stderr and "bomb" in run.stderr, run.stderr
+
+
+@pytest.mark.xfail(strict=True, reason=CODE_PROBLEMS_OWNER + "; and " + BOMB_OWNER)
+def test_decompression_bomb_draws_a_finding(bomb_run):
+    run, took = bomb_run
+    assert run is not None, took
+    sub = run.sub("case")
+    assert sub["verdict"] in ("needs-review", "illegal")
+    assert _code_problem_findings(sub, "bomb") or _code_problem_findings(sub, "decompress")
+
+
+@pytest.fixture
+def nested_batch(batch):
+    from tests.robustness.hostile import nested_packed_script
+
+    case_folder(batch, {"train_gpt.py": nested_packed_script(50)})
+    return batch
+
+
+def test_packing_nested_50_deep_is_capped(nested_batch):
+    run, sub = check_pair(nested_batch)
+    assert sub["path"] == "case"
+    unpack = run_unpack(nested_batch, "case/train_gpt.py")
+    assert unpack.returncode == 1 and "nested" in unpack.stderr and "train_gpt.py" in unpack.stderr
+
+
+@pytest.mark.xfail(strict=True, reason=CODE_PROBLEMS_OWNER)
+def test_packing_nested_50_deep_draws_a_finding(nested_batch):
+    run, sub = check_pair(nested_batch)
+    assert sub["verdict"] in ("needs-review", "illegal")
+    assert _code_problem_findings(sub, "nested")
+
+
+@pytest.mark.xfail(strict=True, reason=CODE_PROBLEMS_OWNER)
+def test_exec_of_a_file_outside_the_folder_draws_a_finding(batch):
+    write_folder(batch / "outside", {"payload.py": "print('outside')\n"})
+    case_folder(batch, {"train_gpt.py": "exec(open('../outside/payload.py').read())\n"})
+    run, sub = check_pair(batch)
+    found = _code_problem_findings(sub, "outside")
+    assert found and found[0]["line"] == 1, messages(sub)
+
+
+def run_unpack(cwd, path: str):
+    return run_audit(cwd, ["unpack", path], timeout=60)
