@@ -67,10 +67,8 @@ class Seeds3SameConfig(Rule):
         claimed = set(per_seed_claims(data))
         if isinstance(data.get("seeds"), list):
             claimed |= {str(s) for s in data["seeds"]}
-        if not logs:
-            return
         if count < MIN_SEEDS:
-            shown = ", ".join(logs)
+            shown = ", ".join(logs) or "none"
             yield self.finding(f"{count} seed(s) with a final score in the logs ({shown}); a record needs "
                                f"{MIN_SEEDS} runs of the same configuration")
         missing = sorted(claimed - set(logs)) if claimed else []
