@@ -31,9 +31,9 @@ def test_every_rule_has_a_row():
 
 def test_render_keeps_other_sections_and_appends_without_markers(tmp_path):
     script = _script()
-    text = "# x\n\nintro\n\n" + script.START + "\nold\n" + script.END + "\n\n## later section\n"
+    text = "# x\n\nintro\n\n" + script.START + "\nSTALE-ROW\n" + script.END + "\n\n## later section\n"
     out = script.render(text)
-    assert out.startswith("# x\n\nintro\n\n") and out.endswith("\n\n## later section\n") and "old" not in out
+    assert out.startswith("# x\n\nintro\n\n") and out.endswith("\n\n## later section\n") and "STALE-ROW" not in out
     fresh = script.render("# y\n")
     assert fresh.startswith("# y\n") and script.START in fresh
     readme = tmp_path / "README.md"
