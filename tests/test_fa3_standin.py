@@ -170,3 +170,30 @@ def test_varlen_gradients_match_reference_with_gqa_window_softcap():
     total.backward()
     for g, leaf in zip(got, ref_leaves):
         torch.testing.assert_close(g, leaf.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_varlen_op_is_registered_at_import():
+    """A first call inside a fullgraph-compiled model must not have to register anything."""
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    assert fresh._OPS.get("varlen") is not None
+    assert hasattr(torch.ops.golfaudit_fa_standin, "varlen_fwd")
+
+
+@pytest.mark.slow
+def test_first_call_inside_fullgraph_compile_in_a_fresh_process():
+    """The 04-10 record failed this way on the GPU before the op was registered at import."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import torch, flash_attn_interface as fa\n"
+        "q = torch.randn(10, 4, 8, requires_grad=True); k = torch.randn(10, 2, 8); v = torch.randn(10, 2, 8)\n"
+        "cu = torch.tensor([0, 4, 10], dtype=torch.int32)\n"
+        "f = torch.compile(lambda q: fa.flash_attn_varlen_func(q, k, v, cu, cu, 6, 6, causal=True),\n"
+        "                  fullgraph=True, backend='aot_eager')\n"
+        "f(q).sum().backward(); print('ok', tuple(q.grad.shape))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(PATH.parent)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ok (10, 4, 8)" in done.stdout

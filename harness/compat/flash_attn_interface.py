@@ -231,3 +231,11 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: in
         out, lse = _varlen_impl(q, k, v, cu_seqlens_q, cu_seqlens_k, scale, causal, (left, right), softcap,
                                 return_attn_probs)
     return (out, lse) if return_attn_probs else out
+
+
+# Register the custom op now: registering it lazily inside a torch.compile(fullgraph=True) region fails
+# (dynamo will not trace torch.library.Library.__init__), and records compile their whole model.
+try:
+    _varlen_op()
+except ImportError:          # no torch: the module stays importable, calls will fail clearly
+    pass
