@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from harness.parse import ParseFailure, parse_source
 from harness.submission import LoadError, Submission
-from harness.unpack import ExecSite, Limits, build_scope, call_qualname, find_exec_sites, is_wrapper
+from harness.unpack import ExecSite, Limits, Spend, build_scope, call_qualname, find_exec_sites, is_wrapper
 
 _CACHE_SLOT = "_golfaudit_codeload"
 LAUNCHERS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.popen")
@@ -81,6 +81,7 @@ class _Loader:
         self.problems: list[CodeProblem] = []
         self.visited: set[str] = set()
         self.total = 0
+        self.spend = Spend()
 
     def run(self, script: str | None) -> CodeBundle:
         if script is not None:
@@ -122,13 +123,18 @@ class _Loader:
         if self.total > self.limits.max_total:
             self.problem(name, None, "bomb", f"decoded code exceeds {self.limits.max_total} bytes in all; not followed")
             return False
+        if len(text) > self.limits.max_parse:
+            kind = "bomb" if origin.layers else "unreadable"
+            self.problem(name, None, kind, f"{len(text)} characters of code, over the {self.limits.max_parse} "
+                                           "parse limit; not parsed")
+            return False
         try:
             parsed = parse_source(text, name)
         except ParseFailure as exc:
             self.problem(name, exc.line, "syntax", f"cannot be parsed: {exc.message}")
             return False
         unit = CodeUnit(name, text, parsed.tree, parsed.via, origin.packed_from, origin.packed_line, origin.layers)
-        sites = find_exec_sites(parsed.tree, origin.file, self.limits)
+        sites = find_exec_sites(parsed.tree, origin.file, self.limits, self.spend)
         resolved = [s for s in sites if s.kind in ("code", "file")]
         wrapper = is_wrapper(parsed.tree, {s.line for s in resolved}, origin.file)
         position = len(self.units)

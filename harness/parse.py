@@ -17,6 +17,8 @@ import ast
 import re
 from dataclasses import dataclass
 
+LIBCST_MAX_CHARS = 4 * 1024 * 1024
+
 
 @dataclass
 class ParseFailure(Exception):
@@ -35,6 +37,9 @@ def parse_source(text: str, name: str = "<string>") -> Parsed:
     try:
         return Parsed(ast.parse(text, filename=name), "ast")
     except SyntaxError as first:
+        if len(text) > LIBCST_MAX_CHARS:  # libcst needs ~15 s per MB: no fallback for giant files
+            raise ParseFailure(f"{first.msg} (line {first.lineno}); {len(text)} characters is too large for the "
+                               "Python 3.12 syntax fallback", first.lineno, (first.text or "").strip()[:200]) from None
         try:
             rewritten = _rewrite_fstrings_with_libcst(text)
         except ParseFailure:

@@ -30,7 +30,8 @@ class Limits:
     max_ratio: int = 1000                # output / input of one decompression
     ratio_floor: int = 1024 * 1024       # the ratio cap applies only above this many output bytes
     max_depth: int = 20                  # exec-inside-exec levels
-    max_total: int = 256 * 1024 * 1024   # all decoded code of one bundle together
+    max_total: int = 256 * 1024 * 1024   # all decompressed output and decoded code of one bundle together
+    max_parse: int = 16 * 1024 * 1024    # one unit's source; larger code is not parsed
 
 
 class Unresolvable(Exception):
@@ -50,14 +51,28 @@ class UnpackError(Exception):
 STEP = 1024 * 1024
 
 
+class Spend:
+    """Bytes decompressed so far by one bundle: many small decodes cannot add up past `Limits.max_total`."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def charge(self, n: int, limits: Limits) -> None:
+        self.total += n
+        if self.total > limits.max_total:
+            raise UnpackError("bomb", f"decoded output exceeds {limits.max_total} bytes in all; not followed")
+
+
 class _Budget:
-    def __init__(self, layer: str, n_in: int, limits: Limits):
+    def __init__(self, layer: str, n_in: int, limits: Limits, spend: Spend | None = None):
         self.layer, self.n_in, self.limits = layer, n_in, limits
+        self.spend = spend or Spend()
         self.cap = min(limits.max_output, max(limits.ratio_floor, limits.max_ratio * max(n_in, 1)))
         self.parts: list[bytes] = []
         self.total = 0
 
     def add(self, chunk: bytes) -> None:
+        self.spend.charge(len(chunk), self.limits)
         self.total += len(chunk)
         if self.total > self.cap:
             why = (f"over {self.limits.max_output} bytes" if self.cap == self.limits.max_output
@@ -125,9 +140,9 @@ def _drain_zstd(data: bytes, budget: _Budget) -> None:
         budget.add(chunk)
 
 
-def decompress(layer: str, data: bytes, limits: Limits, **params: Any) -> bytes:
+def decompress(layer: str, data: bytes, limits: Limits, spend: Spend | None = None, **params: Any) -> bytes:
     """Decompress `data` with the `layer` codec under `limits`; UnpackError on a bomb or bad data."""
-    budget = _Budget(layer, len(data), limits)
+    budget = _Budget(layer, len(data), limits, spend)
     try:
         if layer in ("lzma", "xz", "lzma-alone", "lzma-raw"):
             fmt = params.get("format", lzma.FORMAT_AUTO)
@@ -238,6 +253,7 @@ class Scope:
     aliases: dict[str, str] = field(default_factory=dict)      # local name -> dotted module/function
     bindings: dict[str, ast.expr] = field(default_factory=dict)  # name -> the one expression bound to it
     resolving: set[str] = field(default_factory=set)
+    memo: dict[str, Any] = field(default_factory=dict)            # name -> Resolved or the exception it raised
 
 
 def build_scope(tree: ast.Module, filename: str) -> Scope:
@@ -290,9 +306,10 @@ def _with(r: Resolved, value: Any, layer: str | None = None) -> Resolved:
 class Evaluator:
     """Resolve an expression to a concrete value, or raise Unresolvable."""
 
-    def __init__(self, scope: Scope, limits: Limits):
+    def __init__(self, scope: Scope, limits: Limits, spend: Spend | None = None):
         self.scope = scope
         self.limits = limits
+        self.spend = spend or Spend()
 
     def eval(self, node: ast.expr) -> Resolved:
         try:
@@ -335,13 +352,23 @@ class Evaluator:
         if name == "__file__":
             return Resolved(self.scope.filename)
         if name in self.scope.bindings:
+            known = self.scope.memo.get(name)
+            if isinstance(known, Exception):
+                raise known
+            if known is not None:
+                return known
             if name in self.scope.resolving:
                 raise Unresolvable(f"{name} refers to itself")
             self.scope.resolving.add(name)
             try:
-                return self._eval(self.scope.bindings[name])
+                result = self._eval(self.scope.bindings[name])
+            except (Unresolvable, UnpackError) as exc:
+                self.scope.memo[name] = exc
+                raise
             finally:
                 self.scope.resolving.discard(name)
+            self.scope.memo[name] = result
+            return result
         if name in self.scope.aliases:
             return Resolved(self._qual(self.scope.aliases[name]))
         if name in ("exec", "eval", "compile", "open", "bytes", "str", "bytearray"):
@@ -377,6 +404,9 @@ class Evaluator:
         lv, rv = left.value, right.value
         layers = left.layers + right.layers
         if isinstance(node.op, ast.Add) and type(lv) is type(rv) and isinstance(lv, (str, bytes)):
+            if len(lv) + len(rv) > self.limits.max_output:
+                raise UnpackError("bomb", f"string concatenation over {self.limits.max_output} bytes")
+            self.spend.charge(len(lv) + len(rv), self.limits)
             return Resolved(lv + rv, layers)
         if isinstance(node.op, ast.Div) and isinstance(lv, PathVal) and isinstance(rv, str):
             return Resolved(PathVal(posixpath.join(lv.path, rv)), layers)
@@ -435,7 +465,7 @@ class Evaluator:
                 params = {"wbits": wbits}
                 if isinstance(wbits, int) and wbits > 15:
                     layer = "gzip" if wbits >= 31 else "zlib"
-            return decompress(layer, bytes(data), self.limits, **params), layer
+            return decompress(layer, bytes(data), self.limits, self.spend, **params), layer
         if qual in ("zstandard.ZstdDecompressor", "zstd.ZstdDecompressor"):
             return ZstdObj(), None
         if qual == "codecs.decode":
@@ -484,7 +514,7 @@ class Evaluator:
             if not isinstance(data, (bytes, bytearray)):
                 raise Unresolvable("codecs.decode of a non-literal")
             if layer in ("zlib", "bz2"):
-                return decompress(layer, bytes(data), self.limits), layer
+                return decompress(layer, bytes(data), self.limits, self.spend), layer
             try:
                 return codecs.decode(bytes(data), key), layer
             except (ValueError, binascii.Error) as exc:
@@ -494,6 +524,11 @@ class Evaluator:
         if isinstance(data, (bytes, bytearray)):
             return _decode_text(data, enc), None
         raise Unresolvable("codecs.decode")
+
+    def _check_size(self, size: int) -> None:
+        if size > self.limits.max_output:
+            raise UnpackError("bomb", f"string operation over {self.limits.max_output} bytes")
+        self.spend.charge(size, self.limits)
 
     def _method(self, obj: Any, name: str, av: list, kv: dict) -> tuple[Any, str | None]:
         if isinstance(obj, (bytes, bytearray)) and name == "decode":
@@ -506,6 +541,7 @@ class Evaluator:
                 raise Unresolvable("str.encode") from None
         if isinstance(obj, (str, bytes)) and name in ("replace", "strip", "lstrip", "rstrip", "join"):
             if all(isinstance(a, type(obj)) for a in av) or (name == "join" and av and isinstance(av[0], list)):
+                self._check_size(_result_size(obj, name, av))
                 try:
                     return getattr(obj, name)(*av), None
                 except TypeError:
@@ -522,13 +558,27 @@ class Evaluator:
             if name == "joinpath" and all(isinstance(a, str) for a in av):
                 return PathVal(posixpath.join(obj.path, *av)), None
         if isinstance(obj, ZstdObj) and name == "decompress" and av and isinstance(av[0], (bytes, bytearray)):
-            return decompress("zstd", bytes(av[0]), self.limits), "zstd"
+            return decompress("zstd", bytes(av[0]), self.limits, self.spend), "zstd"
         raise Unresolvable(f"method {name}")
 
 
 _OTHER_FUNCS = {"codecs.decode", "zstandard.ZstdDecompressor", "zstd.ZstdDecompressor", "pathlib.Path",
                 "pathlib.PurePath", "pathlib.PosixPath", "os.path.join", "os.path.dirname", "os.path.abspath",
                 "os.path.realpath", "os.path.normpath", "os.fspath", "io.open", "builtins.open"}
+
+
+def _result_size(obj: str | bytes, name: str, av: list) -> int:
+    """An upper bound on the length of obj.<name>(*av), computed without building it."""
+    if name == "replace" and len(av) >= 2:
+        old, new = av[0], av[1]
+        count = obj.count(old) if old else len(obj) + 1
+        if len(av) > 2 and isinstance(av[2], int) and av[2] >= 0:
+            count = min(count, av[2])
+        return len(obj) + count * max(0, len(new) - len(old))
+    if name == "join" and av and isinstance(av[0], list):
+        items = av[0]
+        return sum(len(i) if isinstance(i, (str, bytes)) else 0 for i in items) + len(obj) * max(0, len(items) - 1)
+    return len(obj)
 
 
 def _plain(value: Any) -> Any:
@@ -617,11 +667,12 @@ def _run_path_site(ev: Evaluator, node: ast.Call, line: int) -> ExecSite:
     return ExecSite(line, "dynamic", text="path is not a string", func="runpy.run_path")
 
 
-def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = None) -> list[ExecSite]:
-    """Every exec/eval call of the file, resolved as far as statics allow."""
+def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = None,
+                    spend: Spend | None = None) -> list[ExecSite]:
+    """Every exec/eval call of the file, resolved as far as statics allow (`spend`: a bundle-wide budget)."""
     limits = limits or Limits()
     scope = build_scope(tree, filename)
-    ev = Evaluator(scope, limits)
+    ev = Evaluator(scope, limits, spend)
     sites = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -674,7 +725,7 @@ def is_wrapper(tree: ast.Module, site_lines: set[int], filename: str = "<string>
             return True
         try:
             func = Evaluator(scope, Limits())._eval(call.func).value
-        except (Unresolvable, UnpackError):
+        except (Unresolvable, UnpackError, RecursionError):
             return False
         return isinstance(func, Func) and (func.qualname in DECODERS or func.qualname in DECOMPRESSORS)
 

@@ -311,3 +311,15 @@ def test_missing_main_script_is_named(tmp_path):
     bundle = load_code(folder(tmp_path, {"train_gpt.py": BODY}), "train_other.py")
     assert [(p.file, p.kind, p.message) for p in bundle.problems] == [
         ("train_other.py", "unreadable", "train_other.py: not found in the submission folder")]
+
+
+def test_parse_caps(tmp_path):
+    from harness.parse import LIBCST_MAX_CHARS, ParseFailure
+    from harness.unpack import Limits
+
+    sub = folder(tmp_path, {"train_gpt.py": b85_zlib_wrapper("x = 1\n" * 100)})
+    bundle = load_code(sub, limits=Limits(max_parse=300))
+    assert [(p.file, p.kind) for p in bundle.problems] == [("train_gpt.py (unpacked)", "bomb")]
+    with pytest.raises(ParseFailure) as info:
+        parse_source("x = (\n" + "#" * LIBCST_MAX_CHARS)  # never handed to libcst: too large
+    assert "too large" in info.value.message

@@ -249,3 +249,19 @@ def test_cli_bomb_unreadable_and_usage_exit_codes(tmp_path):
     done = run_cli(str(tmp_path / "missing.py"))
     assert done.returncode == 2 and "missing.py" in done.stderr
     assert run_cli().returncode == 2
+
+
+def test_doubling_names_are_resolved_once_and_capped():
+    lines = ['a0 = "x"'] + [f"a{i} = a{i - 1} + a{i - 1}" for i in range(1, 61)] + ["exec(a60)"]
+    sites = sites_of("\n".join(lines) + "\n")  # 2**60 bytes if built; memoised and capped instead
+    assert (sites[0].kind, sites[0].error_kind) == ("error", "bomb")
+    src = 'b = "' + "y" * 1000 + '"\nexec(b.replace("y", "' + "z" * 100000 + '"))\n'
+    assert sites_of(src, limits=Limits(max_output=10**6))[0].error_kind == "bomb"
+
+
+def test_many_decodes_add_up_to_the_bundle_cap():
+    blob = base64.b85encode(zlib.compress(bytes(600 * 1024))).decode()
+    src = "import zlib, base64\n" + "".join(
+        f'exec(zlib.decompress(base64.b85decode("{blob}")))\n' for _ in range(8))
+    kinds = [s.error_kind for s in sites_of(src, limits=Limits(max_total=3 * 1024 * 1024))]
+    assert kinds.count("bomb") >= 3
