@@ -208,8 +208,10 @@ class Code:
 
 
 @dataclass(frozen=True)
-class ZstdObj:
-    pass
+class DecompObj:
+    """A decompressor object (zstandard.ZstdDecompressor(), zlib.decompressobj(...), ...) not yet fed."""
+    layer: str
+    params: tuple = ()
 
 
 @dataclass
@@ -393,7 +395,7 @@ class Evaluator:
             return _with(base, self._qual(f"{value.name}.{node.attr}"))
         if isinstance(value, PathVal) and node.attr == "parent":
             return _with(base, PathVal(posixpath.dirname(value.path)))
-        if isinstance(value, (str, bytes, PathVal, OpenFile, ZstdObj)):
+        if isinstance(value, (str, bytes, PathVal, OpenFile, DecompObj)):
             return _with(base, ("method", value, node.attr))
         if isinstance(value, Func) and value.qualname == "bytes" and node.attr == "fromhex":
             return _with(base, Func("bytes.fromhex"))
@@ -466,8 +468,24 @@ class Evaluator:
                 if isinstance(wbits, int) and wbits > 15:
                     layer = "gzip" if wbits >= 31 else "zlib"
             return decompress(layer, bytes(data), self.limits, self.spend, **params), layer
-        if qual in ("zstandard.ZstdDecompressor", "zstd.ZstdDecompressor"):
-            return ZstdObj(), None
+        if qual in DECOMPRESSOR_OBJECTS:
+            layer = DECOMPRESSOR_OBJECTS[qual]
+            params: dict[str, Any] = {}
+            if layer == "zlib":
+                params["wbits"] = kv.get("wbits", av[0] if av else 15)
+                if isinstance(params["wbits"], int) and 25 <= params["wbits"] <= 31:
+                    layer = "gzip"
+            elif layer == "lzma":
+                params["format"] = kv.get("format", av[0] if av else lzma.FORMAT_AUTO)
+                params["filters"] = kv.get("filters", av[2] if len(av) > 2 else None)
+                layer = {lzma.FORMAT_RAW: "lzma-raw", lzma.FORMAT_XZ: "xz",
+                         lzma.FORMAT_ALONE: "lzma-alone"}.get(params["format"], "lzma")
+            try:
+                hash(tuple(params.items()))
+            except TypeError:  # filters is a list: keep it as a tuple of tuples of its dicts
+                params["filters"] = tuple(tuple(sorted(f.items())) if isinstance(f, dict) else f
+                                          for f in params["filters"])
+            return DecompObj(layer, tuple(params.items())), None
         if qual == "codecs.decode":
             data = _first(av, kv, ("obj",))
             enc = kv.get("encoding", av[1] if len(av) > 1 else "utf-8")
@@ -557,12 +575,20 @@ class Evaluator:
                 return obj, None
             if name == "joinpath" and all(isinstance(a, str) for a in av):
                 return PathVal(posixpath.join(obj.path, *av)), None
-        if isinstance(obj, ZstdObj) and name == "decompress" and av and isinstance(av[0], (bytes, bytearray)):
-            return decompress("zstd", bytes(av[0]), self.limits, self.spend), "zstd"
+        if isinstance(obj, DecompObj) and name in ("decompress", "process") and av \
+                and isinstance(av[0], (bytes, bytearray)):
+            params = dict(obj.params)
+            if isinstance(params.get("filters"), tuple):
+                params["filters"] = [dict(f) if isinstance(f, tuple) else f for f in params["filters"]]
+            return decompress(obj.layer, bytes(av[0]), self.limits, self.spend, **params), obj.layer
         raise Unresolvable(f"method {name}")
 
 
-_OTHER_FUNCS = {"codecs.decode", "zstandard.ZstdDecompressor", "zstd.ZstdDecompressor", "pathlib.Path",
+DECOMPRESSOR_OBJECTS = {
+    "zstandard.ZstdDecompressor": "zstd", "zstd.ZstdDecompressor": "zstd", "zlib.decompressobj": "zlib",
+    "lzma.LZMADecompressor": "lzma", "bz2.BZ2Decompressor": "bz2", "brotli.Decompressor": "brotli",
+}
+_OTHER_FUNCS = {*DECOMPRESSOR_OBJECTS, "codecs.decode", "pathlib.Path",
                 "pathlib.PurePath", "pathlib.PosixPath", "os.path.join", "os.path.dirname", "os.path.abspath",
                 "os.path.realpath", "os.path.normpath", "os.fspath", "io.open", "builtins.open"}
 
@@ -634,12 +660,24 @@ EXEC_FUNCS = {"exec", "eval", "builtins.exec", "builtins.eval"}
 
 
 def _exec_name(node: ast.Call, scope: Scope) -> str | None:
-    f = node.func
+    """"exec"/"eval" when the call runs one of them: directly, via builtins/__builtins__, a name bound once to
+    it (`E = exec`), or getattr(builtins, "exec")."""
+    f: ast.expr = node.func
+    for _ in range(8):  # follow `E = exec` style bindings a few steps
+        if isinstance(f, ast.Name) and f.id in scope.bindings:
+            f = scope.bindings[f.id]
+        else:
+            break
     if isinstance(f, ast.Name) and f.id in ("exec", "eval") and f.id not in scope.bindings:
         return f.id
     if isinstance(f, ast.Attribute) and f.attr in ("exec", "eval") and isinstance(f.value, ast.Name):
-        if scope.aliases.get(f.value.id) == "builtins":
+        if scope.aliases.get(f.value.id) == "builtins" or f.value.id == "__builtins__":
             return f.attr
+    if isinstance(f, ast.Call) and isinstance(f.func, ast.Name) and f.func.id == "getattr" and len(f.args) >= 2:
+        target, attr = f.args[0], f.args[1]
+        if isinstance(attr, ast.Constant) and attr.value in ("exec", "eval") and isinstance(target, ast.Name) \
+                and (scope.aliases.get(target.id) == "builtins" or target.id == "__builtins__"):
+            return attr.value
     return None
 
 

@@ -265,3 +265,17 @@ def test_many_decodes_add_up_to_the_bundle_cap():
         f'exec(zlib.decompress(base64.b85decode("{blob}")))\n' for _ in range(8))
     kinds = [s.error_kind for s in sites_of(src, limits=Limits(max_total=3 * 1024 * 1024))]
     assert kinds.count("bomb") >= 3
+
+
+def test_decompressor_objects_and_exec_aliases():
+    raw = base64.b85encode(lzma_raw(CODE.encode())).decode()
+    src = (f'import lzma\nd = lzma.LZMADecompressor(lzma.FORMAT_RAW, None, [{{"id": lzma.FILTER_LZMA2}}])\n'
+           f'run = exec\nrun(d.decompress(__import__("base64").b85decode("{raw}")))\n')
+    assert sites_of(src)[0].kind == "dynamic"  # __import__(...) is not modelled: reported, never guessed
+    src = src.replace('__import__("base64")', "base64").replace("import lzma", "import lzma, base64")
+    site = only_code_site(src)
+    assert (site.text, site.layers, site.line) == (CODE, ("b85", "lzma-raw"), 4)
+    blob = base64.b64encode(gzip.compress(CODE.encode())).decode()
+    for call in ("getattr(builtins, 'exec')", "builtins.exec", "__builtins__.exec"):
+        src = f'import builtins, zlib, base64\n{call}(zlib.decompressobj(31).decompress(base64.b64decode("{blob}")))\n'
+        assert only_code_site(src).layers == ("b64", "gzip"), call
