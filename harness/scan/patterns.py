@@ -540,3 +540,112 @@ def _eval_functions(units: list[Unit]) -> dict[str, tuple[Unit, ast.FunctionDef 
                 if callee in defs and callee not in out and callee != "main":
                     frontier.append((callee, f"called from {name}() line {node.lineno}"))
     return out
+
+
+# -- position loops of causal caches / n-gram experts (NGRAM-CACHE, C1-STRICT-CAUSAL) ---------------------
+SCORE_ACC = re.compile(r"loss|nll|bits|logp|log_prob|neg_log|score_sum|total_ce|ce_sum", re.I)
+UPDATE_METHODS = {"update", "add", "observe", "push", "record", "insert", "increment", "learn", "append_token",
+                  "update_counts", "add_token", "feed"}
+READ_METHODS = {"get", "lookup", "predict", "query", "probs", "prob", "hint", "hints", "dist", "distribution",
+                "score", "logprob", "log_prob", "probability"}
+
+
+def index_offset(node: ast.AST, var: str) -> int | None:
+    """k for an index `var` / `var + k` / `var - k` (as -k); None when it is something else."""
+    if isinstance(node, ast.Name) and node.id == var:
+        return 0
+    if isinstance(node, ast.BinOp) and isinstance(node.left, ast.Name) and node.left.id == var \
+            and isinstance(node.right, ast.Constant) and isinstance(node.right.value, int):
+        if isinstance(node.op, ast.Add):
+            return node.right.value
+        if isinstance(node.op, ast.Sub):
+            return -node.right.value
+    return None
+
+
+def current_token_refs(node: ast.AST, var: str) -> list[ast.Subscript]:
+    """`tokens[p]`, `tokens[p + 1]`, ... under `node`: the token at (or after) the position being scored."""
+    out = []
+    for n in ast.walk(node):
+        if isinstance(n, ast.Subscript):
+            k = index_offset(n.slice, var)
+            if k is not None and k >= 0 and _is_token_array(n.value):
+                out.append(n)
+    return out
+
+
+def _is_token_array(node: ast.AST) -> bool:
+    name = dotted(node).lower()
+    return any(w in name for w in ("tok", "ids", "seq", "stream", "val", "data", "text")) or name in ("x", "y", "t")
+
+
+def score_lines(loop: ast.AST) -> list[int]:
+    """Lines that accumulate a score inside `loop` (`nll += ...`, `loss_sum += ...`, `bits -= ...`)."""
+    out = []
+    for n in ast.walk(loop):
+        if isinstance(n, ast.AugAssign):
+            name = dotted(n.target)
+            if name and SCORE_ACC.search(name):
+                out.append(n.lineno)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "append" \
+                and SCORE_ACC.search(dotted(n.func.value)):
+            out.append(n.lineno)
+    return sorted(out)
+
+
+def token_keyed(expr: ast.AST, values: dict[str, list[ast.expr]] | None = None, depth: int = 2) -> bool:
+    """Does `expr` (a cache key) depend on token *values* (`tokens[p-1]`, a hash of them), not just on
+    positions? Names are followed through `values` (local assignments)."""
+    frontier: list[ast.AST] = [expr]
+    seen: set[str] = set()
+    for _ in range(depth + 1):
+        nxt: list[ast.AST] = []
+        for e in frontier:
+            for n in ast.walk(e):
+                if isinstance(n, ast.Subscript) and _is_token_array(n.value) and not isinstance(n.slice, ast.Slice):
+                    return True
+                if values and isinstance(n, ast.Name) and n.id in values and n.id not in seen:
+                    seen.add(n.id)
+                    nxt.extend(values[n.id])
+        frontier = nxt
+    return False
+
+
+def table_updates(loop: ast.AST, values: dict[str, list[ast.expr]] | None = None) -> list[tuple[str, int, ast.AST]]:
+    """(table, line, node) for token-keyed writes inside `loop`: `T[key] += ...`, `T[key] = ...`,
+    `T.update(tokens...)`. Writes indexed only by positions (`x_batch[i, :n] = ...`) are not caches."""
+    out = []
+    for n in ast.walk(loop):
+        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Subscript):
+            if token_keyed(n.target.slice, values):
+                out.append((dotted(n.target.value), n.lineno, n))
+        elif isinstance(n, ast.Assign) and any(isinstance(t, ast.Subscript) for t in n.targets):
+            for t in n.targets:
+                if isinstance(t, ast.Subscript) and token_keyed(t.slice, values):
+                    out.append((dotted(t.value), n.lineno, n))
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in UPDATE_METHODS:
+            if any(token_keyed(a, values) for a in list(n.args) + [k.value for k in n.keywords]):
+                out.append((dotted(n.func.value), n.lineno, n))
+    return [o for o in out if o[0]]
+
+
+def table_reads(loop: ast.AST, tables: set[str]) -> list[tuple[str, int]]:
+    out = []
+    for n in ast.walk(loop):
+        if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) and dotted(n.value) in tables:
+            out.append((dotted(n.value), n.lineno))
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in READ_METHODS \
+                and dotted(n.func.value) in tables:
+            out.append((dotted(n.func.value), n.lineno))
+    return out
+
+
+def position_loops(fn: ast.AST) -> Iterator[tuple[ast.For, str]]:
+    """`for p in range(...)` loops (and `for p, t in enumerate(...)`) with their position variable."""
+    for n in ast.walk(fn):
+        if isinstance(n, ast.For) and isinstance(n.iter, ast.Call) and isinstance(n.iter.func, ast.Name):
+            if n.iter.func.id == "range" and isinstance(n.target, ast.Name):
+                yield n, n.target.id
+            elif n.iter.func.id == "enumerate" and isinstance(n.target, ast.Tuple) and n.target.elts \
+                    and isinstance(n.target.elts[0], ast.Name):
+                yield n, n.target.elts[0].id
