@@ -373,7 +373,7 @@ class Evaluator:
             return result
         if name in self.scope.aliases:
             return Resolved(self._qual(self.scope.aliases[name]))
-        if name in ("exec", "eval", "compile", "open", "bytes", "str", "bytearray"):
+        if name in ("exec", "eval", "compile", "open", "bytes", "str", "bytearray", "__import__"):
             return Resolved(Func(name))
         raise Unresolvable(f"name {name}")
 
@@ -468,6 +468,8 @@ class Evaluator:
                 if isinstance(wbits, int) and wbits > 15:
                     layer = "gzip" if wbits >= 31 else "zlib"
             return decompress(layer, bytes(data), self.limits, self.spend, **params), layer
+        if qual in ("__import__", "importlib.import_module") and av and isinstance(av[0], str):
+            return Module(av[0]), None
         if qual in DECOMPRESSOR_OBJECTS:
             layer = DECOMPRESSOR_OBJECTS[qual]
             params: dict[str, Any] = {}
@@ -588,7 +590,7 @@ DECOMPRESSOR_OBJECTS = {
     "zstandard.ZstdDecompressor": "zstd", "zstd.ZstdDecompressor": "zstd", "zlib.decompressobj": "zlib",
     "lzma.LZMADecompressor": "lzma", "bz2.BZ2Decompressor": "bz2", "brotli.Decompressor": "brotli",
 }
-_OTHER_FUNCS = {*DECOMPRESSOR_OBJECTS, "codecs.decode", "pathlib.Path",
+_OTHER_FUNCS = {*DECOMPRESSOR_OBJECTS, "importlib.import_module", "codecs.decode", "pathlib.Path",
                 "pathlib.PurePath", "pathlib.PosixPath", "os.path.join", "os.path.dirname", "os.path.abspath",
                 "os.path.realpath", "os.path.normpath", "os.fspath", "io.open", "builtins.open"}
 

@@ -271,7 +271,8 @@ def test_decompressor_objects_and_exec_aliases():
     raw = base64.b85encode(lzma_raw(CODE.encode())).decode()
     src = (f'import lzma\nd = lzma.LZMADecompressor(lzma.FORMAT_RAW, None, [{{"id": lzma.FILTER_LZMA2}}])\n'
            f'run = exec\nrun(d.decompress(__import__("base64").b85decode("{raw}")))\n')
-    assert sites_of(src)[0].kind == "dynamic"  # __import__(...) is not modelled: reported, never guessed
+    site = only_code_site(src)
+    assert (site.text, site.layers, site.line) == (CODE, ("b85", "lzma-raw"), 4)
     src = src.replace('__import__("base64")', "base64").replace("import lzma", "import lzma, base64")
     site = only_code_site(src)
     assert (site.text, site.layers, site.line) == (CODE, ("b85", "lzma-raw"), 4)
