@@ -280,3 +280,47 @@ def test_decompressor_objects_and_exec_aliases():
     for call in ("getattr(builtins, 'exec')", "builtins.exec", "__builtins__.exec"):
         src = f'import builtins, zlib, base64\n{call}(zlib.decompressobj(31).decompress(base64.b64decode("{blob}")))\n'
         assert only_code_site(src).layers == ("b64", "gzip"), call
+
+
+ENCODINGS = {  # name: (encode, call template over the literal expression)
+    "b85": (base64.b85encode, "base64.b85decode({})"),
+    "b64": (base64.b64encode, "base64.b64decode({})"),
+    "a85": (base64.a85encode, "base64.a85decode({})"),
+    "b32": (base64.b32encode, "base64.b32decode({})"),
+    "hex": (binascii.hexlify, "bytes.fromhex({})"),
+}
+CODECS = {
+    "zlib": (zlib.compress, "zlib.decompress({})"),
+    "gzip": (gzip.compress, "gzip.decompress({})"),
+    "bz2": (bz2.compress, "bz2.decompress({})"),
+    "xz": (lzma.compress, "lzma.decompress({})"),
+    "lzma-raw": (lzma_raw, 'lzma.decompress({}, format=lzma.FORMAT_RAW, filters=[{{"id": lzma.FILTER_LZMA2}}])'),
+}
+
+
+def test_random_layer_chains_round_trip():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(code=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200),
+                      chain=st.lists(st.tuples(st.sampled_from(sorted(ENCODINGS)), st.sampled_from(sorted(CODECS))),
+                                     min_size=1, max_size=3))
+    def check(code, chain):
+        text = f"x = {code!r}\n"
+        layers: tuple[str, ...] = ()
+        for enc, codec in chain:
+            packed = ENCODINGS[enc][0](CODECS[codec][0](text.encode()))
+            literal = repr(packed.decode("ascii"))
+            expr = CODECS[codec][1].format(ENCODINGS[enc][1].format(literal))
+            text = f"import base64, binascii, bz2, gzip, lzma, zlib\nexec({expr})\n"
+            layers = (enc, codec) + layers
+        seen: tuple[str, ...] = ()
+        for _ in chain:
+            site = only_code_site(text)
+            seen += site.layers
+            text = site.text
+        assert seen == layers
+        assert text == f"x = {code!r}\n"
+
+    check()
