@@ -215,7 +215,9 @@ class _Loader:
 
     def module_file(self, base: str, module: str) -> str | None:
         stem = posixpath.join(base, *module.split("."))
-        for candidate in (stem + ".py", posixpath.join(stem, "__init__.py")):
+        for candidate in (stem + ".py", posixpath.join(stem, "__init__.py"), stem):
+            if candidate == stem and stem not in self.sub.symlinks:
+                continue  # a plain folder is a (namespace) package, not a file; a symlinked one is reported
             if candidate in self.sub.files or candidate in self.sub.symlinks:
                 return candidate
         return None

@@ -117,9 +117,14 @@ def test_symlinked_sibling_is_never_followed(tmp_path):
     (rec / "train_gpt.py").write_text('import helper\nexec(open("helper2.py").read())\n' + BODY)
     os.symlink(outside, rec / "helper.py")
     os.symlink(outside, rec / "helper2.py")
+    (tmp_path / "pkgdir").mkdir()
+    (tmp_path / "pkgdir" / "__init__.py").write_text("")
+    os.symlink(tmp_path / "pkgdir", rec / "linkedpkg")
+    (rec / "train_gpt.py").write_text('import helper\nexec(open("helper2.py").read())\nimport linkedpkg\n' + BODY)
     bundle = load_code(Submission(rec, "rec"))
     assert [u.name for u in bundle.units] == ["train_gpt.py"]
-    assert [(p.kind, p.line) for p in bundle.problems] == [("outside-folder", 2), ("outside-folder", 1)]
+    assert [(p.kind, p.line) for p in bundle.problems] == [("outside-folder", 2), ("outside-folder", 1),
+                                                            ("outside-folder", 3)]
     assert all("symlink" in p.message for p in bundle.problems)
 
 
