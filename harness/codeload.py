@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 from harness.parse import ParseFailure, parse_source
 from harness.submission import LoadError, Submission
-from harness.unpack import ExecSite, Limits, Spend, build_scope, call_qualname, find_exec_sites, is_wrapper
+from harness.unpack import (
+    ExecSite,
+    Limits,
+    Scope,
+    Spend,
+    build_scope,
+    call_qualname,
+    find_exec_sites,
+    is_wrapper,
+)
 
 _CACHE_SLOT = "_golfaudit_codeload"
 LAUNCHERS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.popen")
@@ -184,6 +193,9 @@ class _Loader:
                 modules = [a.name for a in node.names]
             elif isinstance(node, ast.Call):
                 modules = self.called_modules(node, scope)
+                for path in self.launched_scripts(node, scope):
+                    if depth + 1 <= self.limits.max_depth:
+                        self.follow(path, name, node.lineno, depth + 1)
             for module in modules:
                 parts = module.split(".")
                 for i in range(1, len(parts) + 1):  # importing a.b runs a/__init__.py, then a/b
@@ -195,23 +207,25 @@ class _Loader:
                     if depth + 1 <= self.limits.max_depth:
                         self.follow(target, name, node.lineno, depth + 1)
 
-    def called_modules(self, node: ast.Call, scope) -> list[str]:
-        """Literal module names of importlib.import_module/__import__, and sibling scripts a subprocess or
-        os.system/os.exec* call launches (as module names, so they resolve like imports)."""
-        qual = call_qualname(node.func, scope)
-        if qual in ("importlib.import_module", "__import__"):
+    def called_modules(self, node: ast.Call, scope: Scope) -> list[str]:
+        """Literal module names given to importlib.import_module / __import__."""
+        if call_qualname(node.func, scope) in ("importlib.import_module", "__import__"):
             if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 return [node.args[0].value]
-            return []
-        if qual.startswith(LAUNCHERS):
-            out = []
-            for const in ast.walk(node):
-                if isinstance(const, ast.Constant) and isinstance(const.value, str):
-                    for word in const.value.split():
-                        if word.endswith(".py") and posixpath.normpath(word) in self.sub.files:
-                            out.append(posixpath.normpath(word)[:-3].replace("/", "."))
-            return out
         return []
+
+    def launched_scripts(self, node: ast.Call, scope: Scope) -> list[str]:
+        """Folder .py files named in the literal arguments of a subprocess / os.system / os.exec* call."""
+        if not call_qualname(node.func, scope).startswith(LAUNCHERS):
+            return []
+        out = []
+        for const in ast.walk(node):
+            if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                for word in const.value.split():
+                    path = posixpath.normpath(word.strip("'\""))
+                    if path.endswith(".py") and (path in self.sub.files or path in self.sub.symlinks):
+                        out.append(path)
+        return out
 
     def module_file(self, base: str, module: str) -> str | None:
         stem = posixpath.join(base, *module.split("."))
