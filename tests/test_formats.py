@@ -222,3 +222,10 @@ def test_markdown_truncation_cuts_legal_sections_first(fixed_rules):
     bad_section = text[text.index("### ❌"):]
     assert "<details><summary>evidence (40 lines)</summary>" in bad_section   # the illegal one kept everything
     assert "val tokens reach optimizer.step()" in bad_section
+
+
+@pytest.mark.parametrize("name", ["markdown", "sarif", "junit"])
+def test_undecodable_file_names_still_render_as_utf8(fixed_rules, name):
+    f = _f("RECORDS-FOLDER", "hygiene", "warning", "high", "bad\udcff.py", 1, "odd name \udcfe")
+    report = Report("golfaudit", "0.1.0", "t", (judge("records/x/y", "10min-16mb", [f], {}, {}),))
+    render(report, name).encode("utf-8")      # would raise UnicodeEncodeError on a lone surrogate

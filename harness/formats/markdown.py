@@ -91,10 +91,18 @@ def _link(sub: SubmissionReport, f: Finding, repo_url: str | None, ref: str | No
     if not (repo_url and ref) or path.startswith("/"):
         return _code(label)
     rel = path[2:] if path.startswith("./") else path
-    url = f"{repo_url.rstrip('/')}/blob/{quote(ref, safe='')}/{quote(rel, safe='/')}"
+    url = f"{repo_url.rstrip('/')}/blob/{quote(ref, safe='', errors='replace')}/{_quote_path(rel)}"
     if f.line:
         url += f"#L{f.line}" + (f"-L{f.end_line}" if f.end_line and f.end_line != f.line else "")
     return f"[{_code(label)}]({url})"
+
+
+def _quote_path(path: str) -> str:
+    """Percent-encode; an undecodable file name (surrogate-escaped) gets its original bytes back."""
+    try:
+        return quote(path, safe="/", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return quote(path, safe="/", errors="replace")
 
 
 def _evidence(f: Finding) -> list[str]:
@@ -313,6 +321,7 @@ def render(report: Report, repo_url: str | None = None, ref: str | None = None,
     if notes:
         body += (f"\n> ✂️ **Truncated** to stay under GitHub's {GITHUB_COMMENT_LIMIT:,}-character comment limit: "
                  + "; ".join(notes) + ". Run `audit.py check --format json` for the full report.\n")
+    body = body.encode("utf-8", "replace").decode("utf-8")   # lone surrogates (undecodable file names) -> ?
     if len(body) > limit:   # only a huge summary table gets here
         tail = f"\n\n> ✂️ **Truncated** at {limit - 300:,} characters (GitHub's comment limit).\n"
         body = body[:limit - 300] + tail

@@ -24,12 +24,20 @@ INFO_URI = "https://github.com/openai/parameter-golf"
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 
+def _quote(path: str) -> str:
+    """Percent-encode; an undecodable file name (surrogate-escaped) gets its original bytes back."""
+    try:
+        return quote(path, safe="/", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return quote(path, safe="/", errors="replace")
+
+
 def _uri(path: str) -> tuple[str, str | None]:
     """A URI reference and its base id: relative paths against %SRCROOT%, absolute ones as file URIs."""
     if path.startswith("/"):
-        return "file://" + quote(path, safe="/"), None
+        return "file://" + _quote(path), None
     rel = str(PurePosixPath(path))
-    return quote(rel, safe="/"), "%SRCROOT%"
+    return _quote(rel), "%SRCROOT%"
 
 
 def _rule(meta: RuleMeta) -> dict[str, Any]:
@@ -69,7 +77,7 @@ def _location(sub: SubmissionReport, f: Finding) -> dict[str, Any]:
 
 def _fingerprint(sub: SubmissionReport, f: Finding) -> str:
     key = "\x00".join([sub.path, f.rule, f.file or "", f.message])
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _result(sub: SubmissionReport, f: Finding, index: dict[str, int]) -> dict[str, Any]:
@@ -121,4 +129,5 @@ def render(report: Report, **_: object) -> str:
                                         "eligible": s.eligible} for s in report.submissions]},
     }
     doc = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
-    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    text = json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    return text.encode("utf-8", "replace").decode("utf-8")   # lone surrogates (undecodable file names) -> ?
