@@ -68,3 +68,17 @@ def test_rlimit_nproc_binds_the_unprivileged_uid(tmp_path):
     assert kids < 24
     assert result.task_limit_hit
     assert result.killed_for is None and result.leftovers_killed == 0
+
+
+def test_flooding_output_is_capped_and_never_blocks(tmp_path):
+    spec = _spec(tmp_path, """
+        import sys
+        sys.stdout.write("x" * (5 << 20))            # one 5 MiB line without a newline
+        for _ in range(200):
+            print("y" * 10000)
+        print("done")
+    """, budget_s=30, max_log_bytes=64 << 10)
+    result = run_sandboxed(spec)
+    assert result.exit_code == 0 and result.killed_for is None
+    assert result.log_truncated
+    assert Path(result.log_path).stat().st_size <= 64 << 10

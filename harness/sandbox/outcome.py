@@ -108,6 +108,7 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         "task_limit_hit": result.task_limit_hit,
         "memory_limit_hit": result.memory_limit_hit,
         "leftover_processes_killed": result.leftovers_killed,
+        "log_truncated": result.log_truncated,
         "gpus": opts.gpus,
         "flash_attn_interface": prep.fa3,
         "data": {"folder": str(prep.data_folder), "train_shards": len(prep.train_files),

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.data.decoys import DecoyFile, make_decoys
-from harness.data.shards import shard_files
+from harness.data.shards import read_header, shard_files
 from harness.data.tokenize import load_tokenizer
 from harness.sandbox.launch import LaunchPlan, launch_plan
-from harness.sandbox.runner import Bind, SandboxSpec, interpreter_binds, system_binds
+from harness.sandbox.runner import Bind, SandboxSpec, interpreter_binds, sandbox_available, system_binds
 from harness.submission import Submission
 
 COMPAT = Path(__file__).resolve().parent.parent / "compat"
@@ -118,14 +118,19 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
     sp = load_tokenizer(opts.tokenizer)
     if not opts.data.is_dir():
         raise PrepareError(f"{opts.data}: data folder not found")
-    folder = find_data_folder(opts.data, sp.vocab_size())
+    folder = find_data_folder(opts.data, sp.vocab_size()).resolve()
     train = shard_files(folder, "train")
     real_val = shard_files(folder, "val")
     if not real_val:
         raise PrepareError(f"{folder}: no fineweb_val_*.bin shards to stand decoys in for")
+    for path in train:
+        read_header(path)                     # a broken train shard is named now, not mid-run
     plan = launch_plan(sub)
     if plan.script not in sub.files:
         raise PrepareError(f"{sub.display_path}: no script {plan.script} to run")
+    reason = sandbox_available()
+    if reason:
+        raise PrepareError(f"sandbox unavailable: {reason}")
 
     work = opts.workdir or Path("out") / "run" / f"{sub.root.name}-{os.getpid()}"
     if work.exists() and any(work.iterdir()):
@@ -154,7 +159,8 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
     binds.append(Bind(str(data_dir), INSIDE_DATA))
     inside_variant = f"{INSIDE_DATA}/datasets/{folder.name}"
     binds += [Bind(str(p.resolve()), f"{inside_variant}/{p.name}") for p in train]
-    fa3 = "real module" if _has_real_fa3(opts.python) else "stand-in (harness/compat/flash_attn_interface.py)"
+    fa3 = "real module" if _has_real_fa3(opts.python) else \
+        "stand-in on PYTHONPATH (harness/compat/flash_attn_interface.py; real module absent)"
     if fa3.startswith("stand-in"):
         binds.append(Bind(str(COMPAT), INSIDE_COMPAT))
         pythonpath = [INSIDE_COMPAT, *pythonpath]

@@ -28,6 +28,7 @@ INIT = Path(__file__).with_name("init.py")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 UID_RANGE = (200_000, 299_999)
 SANDBOX_USER = "golfaudit"
+MAX_LINE = 1 << 20                         # a line longer than this is split (no unbounded reads)
 
 
 class SandboxError(RuntimeError):
@@ -59,6 +60,7 @@ class SandboxSpec:
     shm_size: str = "2g"
     uid: int | None = None
     use_cgroups: bool = True               # False: rlimits and the watchdog only (as on hosts without cgroups)
+    max_log_bytes: int = 256 << 20         # console output beyond this is dropped (and reported)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class SandboxResult:
     leftovers_killed: int = 0
     markers: list[tuple[float, str, str]] = field(default_factory=list)   # (seconds, kind, line)
     namespaces: list[str] = field(default_factory=list)
+    log_truncated: bool = False
 
     @property
     def over_budget(self) -> bool:
@@ -246,9 +249,14 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
                             close_fds=True)
 
     def pump() -> None:
+        written = 0
         with open(spec.log_path, "wb") as log:
             assert proc.stdout is not None
-            for raw in iter(proc.stdout.readline, b""):
+            for raw in iter(lambda: proc.stdout.readline(MAX_LINE), b""):
+                if written + len(raw) > spec.max_log_bytes:
+                    result.log_truncated = True          # keep draining so the run never blocks on a full pipe
+                    continue
+                written += len(raw)
                 log.write(raw)
                 log.flush()
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")

@@ -1,0 +1,91 @@
+"""`audit.py run` on bad input: a clear message naming the file and the problem, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.data.shards import write_shard
+from tests.conftest import TOKENIZERS
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKENIZER = TOKENIZERS / "fineweb_1024_bpe.model"
+pytestmark = pytest.mark.skipif(not TOKENIZER.is_file(), reason="shared tokenizer missing")
+
+
+def _audit(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(ROOT / "audit.py"), "run", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr[-2000:]
+    return done
+
+
+def _error_of(done: subprocess.CompletedProcess) -> str:
+    report = json.loads(done.stdout)
+    sub = report["submissions"][0]
+    assert sub["verdict"] == "error" and done.returncode == 1
+    return sub["error"]
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "train_gpt.py").write_text("print('hello')\n")
+    return sub
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    d = tmp_path / "data"
+    write_shard(d / "fineweb_train_000000.bin", [1, 5, 6, 7] * 100)
+    write_shard(d / "fineweb_val_000000.bin", [1, 8, 9] * 100)
+    return d
+
+
+def test_usage_errors_exit_2(tmp_path, folder, data):
+    done = _audit(str(tmp_path / "missing"), "--data", str(data), "--tokenizer", str(TOKENIZER))
+    assert done.returncode == 2 and "no such file or folder" in done.stderr
+    done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--env", "no-equals")
+    assert done.returncode == 2 and "--env wants KEY=VALUE" in done.stderr
+    done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--gpus", "-1")
+    assert done.returncode == 2
+
+
+@pytest.mark.parametrize("case", ["no-data", "no-tokenizer", "bad-tokenizer", "no-val", "bad-val", "bad-train",
+                                  "no-script", "busy-workdir"])
+def test_bad_inputs_are_named(tmp_path, folder, data, case):
+    tokenizer, data_dir, sub, extra = TOKENIZER, data, folder, []
+    if case == "no-data":
+        data_dir, expect = tmp_path / "nowhere", "data folder not found"
+    elif case == "no-tokenizer":
+        tokenizer, expect = tmp_path / "none.model", "none.model: tokenizer model not found"
+    elif case == "bad-tokenizer":
+        tokenizer = tmp_path / "bad.model"
+        tokenizer.write_bytes(b"\0garbage")
+        expect = "bad.model: not a SentencePiece model"
+    elif case == "no-val":
+        (data / "fineweb_val_000000.bin").unlink()
+        expect = "no fineweb_val_*.bin shards"
+    elif case == "bad-val":
+        (data / "fineweb_val_000000.bin").write_bytes(b"\1" * 3000)
+        expect = "fineweb_val_000000.bin: magic"
+    elif case == "bad-train":
+        with open(data / "fineweb_train_000000.bin", "ab") as handle:
+            handle.write(b"\0")
+        expect = "fineweb_train_000000.bin: size"
+    elif case == "no-script":
+        (folder / "train_gpt.py").unlink()
+        (folder / "README.md").write_text("nothing to run\n")
+        expect = "no script train_gpt.py to run"
+    else:
+        busy = tmp_path / "busy"
+        busy.mkdir()
+        (busy / "x").write_text("x")
+        extra, expect = ["--workdir", str(busy)], "work folder exists and is not empty"
+    done = _audit(str(sub), "--data", str(data_dir), "--tokenizer", str(tokenizer), "--format", "json", *extra)
+    assert expect in _error_of(done)
