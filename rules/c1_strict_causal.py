@@ -1,0 +1,150 @@
+"""C1-STRICT-CAUSAL (static part): features and gates that shape p_t may not read x_t itself."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+from harness.report import Finding
+from rules.base import Citation, Rule, code
+
+GATE_LUT = re.compile(r"bnd|bound|space|(?:^|_)ws(?:_|$)|word|punct|gate|(?:^|_)is_|flag|class", re.I)
+GATE_INDEX_TEXT = re.compile(r"(?:bnd|bound|space|ws|word|punct|gate|is_\w*|flag|class)\w*\s*\[", re.I)
+TARGET_INDEX_TEXT = re.compile(r"\[\s*(?:y|y_batch|yb|tgts?|targets?|labels?|next_tok\w*|gold)\b")
+TARGET_NAME = re.compile(r"^(?:y|y_batch|yb|tgt|tgts|target|targets|labels?|next_tok(?:en)?s?|gold)$")
+
+_PREFIX_GATE = '''import math
+
+
+def eval_val_hints(val_tokens, is_bnd, model_logp, hints, beta):
+    nll = 0.0
+    word_len = 0
+    for p in range(1, len(val_tokens)):
+        boundary = is_bnd[val_tokens[p - 1]]
+        hint = hints.get(word_len) if not boundary else None
+        lp = model_logp(p)
+        if hint is not None:
+            lp = lp + beta * (val_tokens[p] == hint) - math.log1p(math.exp(beta) - 1)
+        nll -= lp
+        tok_is_bnd = is_bnd[val_tokens[p]]
+        word_len = 0 if tok_is_bnd else word_len + 1
+    return nll
+'''
+_TARGET_GATE = _PREFIX_GATE.replace("boundary = is_bnd[val_tokens[p - 1]]", "boundary = is_bnd[val_tokens[p]]")
+_TARGET_WORD = '''def eval_val_word(val_tokens, starts_word, model_logp, word_bonus):
+    total_nll = 0.0
+    for p in range(1, len(val_tokens)):
+        lp = model_logp(p)
+        if starts_word[val_tokens[p]]:
+            lp = lp + word_bonus
+        total_nll -= lp
+    return total_nll
+'''
+_VECTOR_TARGET = '''import torch.nn.functional as F
+
+
+def eval_val_sliding(model, x, y, is_boundary_lut, beta):
+    logits = model(x)
+    logits = logits + beta * is_boundary_lut[y].unsqueeze(-1).float()
+    return F.cross_entropy(logits, y, reduction="sum")
+'''
+_BYTES = '''def eval_val(model, x, y, base_bytes_lut, has_leading_space_lut, is_boundary_token_lut):
+    loss_sum = model(x, y)
+    token_bytes = base_bytes_lut[y] + (has_leading_space_lut[y] & ~is_boundary_token_lut[x])
+    return loss_sum, token_bytes.sum()
+'''
+_VECTOR_PREV = '''def eval_val_sliding(model, x, y, is_boundary_lut, beta):
+    logits = model(x)
+    logits = logits + beta * is_boundary_lut[x].unsqueeze(-1).float()
+    return logits
+'''
+
+
+class C1StrictCausal(Rule):
+    ID = "C1-STRICT-CAUSAL"
+    TITLE = "Gates and features used to score x_t depend only on the prefix"
+    CATEGORY = "legality"
+    SEVERITY = "error"
+    CONFIDENCE = "medium"
+    CITATION = Citation("Issue #1017, condition C1",
+                        "p_t(·) must be a function only of the submitted artifact A and the strict prefix "
+                        "x_1, …, x_{t−1}", "#1017")
+    RATIONALE = ("A boundary/word/space lookup of the token being scored (`is_bnd[tokens[p]]`, "
+                 "`is_boundary_lut[y]`) that decides a hint, a gate or a logit offset before x_t is scored "
+                 "makes p_t depend on x_t (the PR #1420 n-gram expert leak; fixed by reading "
+                 "`tokens[p-1]`). The same lookup after the score, to update state, is fine, as are byte "
+                 "counts of the target. The static part sees position loops (`for p in range(...)`) and "
+                 "logits adjusted with a target-indexed table; the flip test (RUNTIME) is the decisive check.")
+    LEGAL = [
+        code(_PREFIX_GATE, "gate from the previous token; the target's class is read only after scoring, to update"),
+        code(_BYTES, "byte counts of the target are not part of p_t"),
+        code(_VECTOR_PREV, "logit offset from the input (previous) tokens"),
+    ]
+    ILLEGAL = [
+        code(_TARGET_GATE, "hint gate reads the boundary class of the token being scored", 8),
+        code(_TARGET_WORD, "word-start bonus decided by the target token", 5),
+        code(_VECTOR_TARGET, "logits shifted by a table indexed with the targets", 6),
+    ]
+
+    def check(self, sub) -> Iterable[Finding]:
+        from harness.scan.patterns import code_units, current_token_refs, dotted, position_loops, score_lines
+
+        for unit in code_units(sub):
+            for fn in unit.functions:
+                seg = unit.segment(fn)
+                if not GATE_INDEX_TEXT.search(seg):
+                    continue
+                # position loops: a gate lookup of the current token before the score is fixed
+                if "for " in seg and "range(" in seg:
+                    for loop, var in position_loops(fn):
+                        scores = score_lines(loop)
+                        if not scores:
+                            continue
+                        first_score = scores[0]
+                        for n in unit.walk(loop):
+                            if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) \
+                                    and GATE_LUT.search(dotted(n.value)) and n.lineno < first_score \
+                                    and current_token_refs(n.slice, var):
+                                yield self.finding(
+                                    f"{fn.name}(): line {n.lineno} looks up `{ast.unparse(n)[:80]}` — a class of "
+                                    f"the token being scored — before its score is fixed (line {first_score}); "
+                                    f"a gate or feature of p_t may read only tokens before position `{var}`",
+                                    unit.name, n.lineno, evidence=unit.line_text(n.lineno))
+                                break
+                # vectorised: logits adjusted with a table indexed by the targets
+                if "logit" in seg and TARGET_INDEX_TEXT.search(seg):
+                    for n in unit.walk(fn):
+                        if not (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult))):
+                            continue
+                        sides = (n.left, n.right)
+                        logit_side = any("logit" in w.lower() for s in sides for w in _names(s))
+                        if not logit_side:
+                            continue
+                        for s in sides:
+                            hit = _target_lut(s)
+                            if hit:
+                                yield self.finding(
+                                    f"{fn.name}(): line {n.lineno} shifts the logits with `{hit}`, a table "
+                                    f"indexed by the targets being scored: p_t depends on x_t",
+                                    unit.name, n.lineno, evidence=unit.line_text(n.lineno))
+                                break
+
+
+def _names(node: ast.AST) -> list[str]:
+    return [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(node)
+            if isinstance(n, (ast.Name, ast.Attribute))]
+
+
+def _target_lut(node: ast.AST) -> str | None:
+    from harness.scan.patterns import dotted
+
+    for n in ast.walk(node):
+        if isinstance(n, ast.Subscript) and GATE_LUT.search(dotted(n.value)):
+            idx = n.slice
+            base = idx
+            while isinstance(base, (ast.Subscript, ast.Attribute, ast.Call)):
+                base = base.value if not isinstance(base, ast.Call) else base.func
+            if isinstance(base, ast.Name) and TARGET_NAME.match(base.id):
+                return ast.unparse(n)[:80]
+    return None
