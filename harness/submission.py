@@ -238,6 +238,8 @@ class Submission:
             return JsonResult(None, f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
         except RecursionError:
             return JsonResult(None, f"{name}: nested too deeply to parse")
+        except ValueError as exc:  # e.g. an integer over Python's 4300-digit conversion limit
+            return JsonResult(None, f"{name}: invalid JSON: {exc}")
         if not isinstance(data, dict):
             return JsonResult(None, f"{name}: top level is {type(data).__name__}, not an object")
         return JsonResult(data, None)
