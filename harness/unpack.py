@@ -256,23 +256,34 @@ class Scope:
     bindings: dict[str, ast.expr] = field(default_factory=dict)  # name -> the one expression bound to it
     resolving: set[str] = field(default_factory=set)
     memo: dict[str, Any] = field(default_factory=dict)            # name -> Resolved or the exception it raised
+    counts: dict[str, int] = field(default_factory=dict)          # name -> how often bound other than by import
 
 
 def build_scope(tree: ast.Module, filename: str) -> Scope:
     """Collect import aliases and names assigned exactly once (anywhere in the file)."""
     scope = Scope(filename)
-    counts: dict[str, int] = {}
+    counts = scope.counts
+    conflicts: set[str] = set()
+
+    def alias(name: str, target: str) -> None:
+        if scope.aliases.get(name, target) != target:
+            conflicts.add(name)  # one name imported as two different things: trust neither
+        scope.aliases[name] = target
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.asname:
-                    scope.aliases[a.asname] = a.name
+                    alias(a.asname, a.name)
                 else:
                     top = a.name.split(".")[0]
-                    scope.aliases[top] = top
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    alias(top, top)
+        elif isinstance(node, ast.ImportFrom):
             for a in node.names:
-                scope.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                if node.module and not node.level:
+                    alias(a.asname or a.name, f"{node.module}.{a.name}")
+                else:
+                    conflicts.add(a.asname or a.name)  # relative import: unknown object
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
@@ -295,9 +306,22 @@ def build_scope(tree: ast.Module, filename: str) -> Scope:
             counts[node.name] = counts.get(node.name, 0) + 2
         elif isinstance(node, ast.arg):
             counts[node.arg] = counts.get(node.arg, 0) + 2
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            for name in node.names:
+                counts[name] = counts.get(name, 0) + 2
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            counts[node.name] = counts.get(node.name, 0) + 2
+        elif isinstance(node, (ast.Delete)):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    counts[t.id] = counts.get(t.id, 0) + 2
+    for name in conflicts:
+        scope.aliases.pop(name, None)
+        counts[name] = counts.get(name, 0) + 2
     for name, n in counts.items():
-        if n != 1:
+        if n != 1 or name in scope.aliases:  # bound twice, or both imported and assigned: order decides
             scope.bindings.pop(name, None)
+            scope.aliases.pop(name, None)
     return scope
 
 
@@ -351,7 +375,9 @@ class Evaluator:
         raise Unresolvable(type(node).__name__)
 
     def _name(self, name: str) -> Resolved:
-        if name == "__file__":
+        if name in self.scope.counts and name not in self.scope.bindings:
+            raise Unresolvable(f"{name} is rebound")
+        if name == "__file__" and name not in self.scope.bindings:
             return Resolved(self.scope.filename)
         if name in self.scope.bindings:
             known = self.scope.memo.get(name)
@@ -666,12 +692,14 @@ def _exec_name(node: ast.Call, scope: Scope) -> str | None:
     it (`E = exec`), or getattr(builtins, "exec")."""
     f: ast.expr = node.func
     for _ in range(8):  # follow `E = exec` style bindings a few steps
+        if isinstance(f, ast.Name) and f.id in ("exec", "eval") and f.id in scope.counts:
+            return f"{f.id}:rebound"  # maybe only on some paths: the builtin may still run
         if isinstance(f, ast.Name) and f.id in scope.bindings:
             f = scope.bindings[f.id]
         else:
             break
-    if isinstance(f, ast.Name) and f.id in ("exec", "eval") and f.id not in scope.bindings:
-        return f.id
+    if isinstance(f, ast.Name) and f.id in ("exec", "eval"):
+        return f"{f.id}:rebound" if f.id in scope.counts else f.id
     if isinstance(f, ast.Attribute) and f.attr in ("exec", "eval") and isinstance(f.value, ast.Name):
         if scope.aliases.get(f.value.id) == "builtins" or f.value.id == "__builtins__":
             return f.attr
@@ -723,6 +751,10 @@ def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = Non
         if fname is None or not node.args:
             continue
         line = node.lineno
+        if fname.endswith(":rebound"):
+            fname = fname.split(":")[0]
+            sites.append(ExecSite(line, "dynamic", text=f"{fname} is rebound in this file", func=fname))
+            continue
         if fname == "runpy.run_path":
             sites.append(_run_path_site(ev, node, line))
             continue

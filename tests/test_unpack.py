@@ -324,3 +324,21 @@ def test_random_layer_chains_round_trip():
         assert text == f"x = {code!r}\n"
 
     check()
+
+
+def test_rebound_names_are_never_trusted():
+    blob = base64.b85encode(zlib.compress(CODE.encode())).decode()
+    packed = f'zlib.decompress(base64.b85decode("{blob}"))'
+    cases = {
+        "alias rebound": f"import zlib, base64\nbase64 = make_fake()\nexec({packed})\n",
+        "alias imported twice": f"import zlib, base64\nimport fakes as base64\nexec({packed})\n",
+        "exec rebound": f"import zlib, base64\nexec = print\nexec({packed})\n",
+        "decoder shadowed by def": f"import zlib, base64\ndef zlib():\n    pass\nexec({packed})\n",
+        "relative import": f"import zlib\nfrom . import base64\nexec({packed})\n",
+    }
+    for why, src in cases.items():
+        assert [s.kind for s in sites_of(src)] == ["dynamic"], why
+    fake_file = '__file__ = "other.py"\nexec(open(__file__).read())\n'
+    assert [(s.kind, s.path) for s in sites_of(fake_file)] == [("file", "other.py")]  # bound once: followed
+    fake_file = 'import sys\n__file__ = sys.argv[0]\nexec(open(__file__).read())\n'
+    assert [s.kind for s in sites_of(fake_file)] == ["dynamic"]
