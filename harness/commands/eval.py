@@ -1,0 +1,72 @@
+"""Reference evaluation of a submission's artifact: runtime legality checks (causality flip test,
+normalisation) and a sliding-window BPB, optionally with score-first TTT, computed by golfaudit's own
+loops around the submission's model. Runs the submission's model code (import without main)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.commands._common import add_output_arguments, emit, usage_error
+
+NAME = "eval"
+HELP = "re-evaluate a submission's artifact with golfaudit's own eval loops (runs its model code)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, help="records folder (or its train_gpt.py)")
+    parser.add_argument("--artifact", type=Path, required=True, help="the compressed model file")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="folder of fineweb_val_*.bin shards (CaseOps byte sidecars are used when present)")
+    parser.add_argument("--tokenizer", type=Path, help="SentencePiece .model for the byte tables")
+    parser.add_argument("--ttt", action="store_true", help="score-first TTT (chunked SGD) instead of plain sliding")
+    parser.add_argument("--seq-len", type=int, help="window length (default: the submission's, else 2048)")
+    parser.add_argument("--stride", type=int, help="window stride (default: the submission's, else 64)")
+    parser.add_argument("--batch-seqs", type=int, default=32, help="windows per forward (default 32)")
+    parser.add_argument("--exact", action="store_true",
+                        help="the submission's own batching and full-window logits (default: fast mode)")
+    parser.add_argument("--max-tokens", type=int, help="evaluate only the first N targets (reduced runs)")
+    parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile the model's logits (auto: on CUDA for long runs)")
+    parser.add_argument("--adapter", type=Path, help="adapter hook file (build_model, load_artifact, logits)")
+    parser.add_argument("--no-checks", action="store_true", help="skip the flip and normalisation checks")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    ttt = parser.add_argument_group("TTT (defaults: the submission's hyperparameters)")
+    ttt.add_argument("--ttt-epochs", type=int)
+    ttt.add_argument("--ttt-lr", type=float)
+    ttt.add_argument("--ttt-chunk-tokens", type=int)
+    ttt.add_argument("--ttt-freeze-blocks", type=int)
+    ttt.add_argument("--ttt-momentum", type=float)
+    ttt.add_argument("--ttt-grad-clip", type=float)
+    ttt.add_argument("--plot", type=Path, help="write a PNG of per-chunk BPB (TTT)")
+    add_output_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = args.folder
+    if not folder.exists():
+        return usage_error(f"no such file or folder: {folder}")
+    for label, path in (("--artifact", args.artifact), ("--data", args.data), ("--tokenizer", args.tokenizer),
+                        ("--adapter", args.adapter)):
+        if path is not None and not path.exists():
+            return usage_error(f"{label}: no such file or folder: {path}")
+    for label, value in (("--seq-len", args.seq_len), ("--stride", args.stride), ("--batch-seqs", args.batch_seqs),
+                         ("--max-tokens", args.max_tokens), ("--ttt-chunk-tokens", args.ttt_chunk_tokens)):
+        if value is not None and value < 1:
+            return usage_error(f"{label} must be at least 1")
+    script = folder if folder.is_file() else _script_in(folder)
+    if script is None:
+        return usage_error(f"{folder}: no train_gpt.py (or train*.py) to evaluate")
+    from harness.evaluate.run import evaluate
+
+    report = evaluate(script, args)
+    return emit(report, args)
+
+
+def _script_in(folder: Path) -> Path | None:
+    main = folder / "train_gpt.py"
+    if main.is_file() and main.stat().st_size > 0:
+        return main
+    cands = sorted(p for p in folder.glob("train*.py") if p.stat().st_size > 0)
+    return cands[0] if cands else None

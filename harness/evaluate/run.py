@@ -1,0 +1,152 @@
+"""Orchestration of `audit.py eval`: adapter → checks → sliding or TTT eval → a `Report`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.report import Finding, Measured, Report, judge
+
+CHECK_TOKENS = 512
+
+
+def evaluate(script: Path, args: argparse.Namespace) -> Report:
+    import harness
+
+    folder = script.parent
+    display = str(args.folder)
+    claims, track = _claims(folder)
+    findings: list[Finding] = []
+    measured: dict[str, Any] = {}
+    error = None
+    try:
+        measured, findings = _evaluate(script, args)
+    except _EvalFailure as exc:
+        error = str(exc)
+    sub = judge(display, track, findings, claims, measured, error=error)
+    return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=(sub,))
+
+
+class _EvalFailure(Exception):
+    pass
+
+
+def _claims(folder: Path) -> tuple[dict[str, Any], str]:
+    try:
+        from harness.measure import claims_of
+        from harness.submission import Submission
+
+        sub = Submission(folder, str(folder))
+        return claims_of(sub), sub.track
+    except Exception:  # noqa: BLE001 - claims are context only; the eval goes on without them
+        return {}, "unknown"
+
+
+def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
+    import torch
+
+    from harness.evaluate.adapter import AdapterError, SubmissionAdapter
+    from harness.evaluate.bytes import TokenizerError, build_byte_tables
+    from harness.evaluate.checks import findings_for, flip_test, normalisation_test
+    from harness.evaluate.shards import ShardError, load_tokens
+    from harness.evaluate.sliding import sliding_eval, target_bytes
+    from harness.evaluate.ttt import TrainBeforeScoreError, TTTConfig, ttt_eval
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        tokens, sidecar, files = load_tokens(args.data, args.max_tokens)
+    except ShardError as exc:
+        raise _EvalFailure(str(exc)) from None
+    t0 = time.perf_counter()
+    try:
+        adapter = SubmissionAdapter(script, device, hook=args.adapter)
+        model = adapter.load_artifact(args.artifact)
+    except AdapterError as exc:
+        raise _EvalFailure(str(exc)) from None
+    load_s = time.perf_counter() - t0
+    model.eval()
+    vocab = adapter.vocab_size
+    try:
+        tables = build_byte_tables(args.tokenizer, vocab) if args.tokenizer else None
+        tbytes = target_bytes(tokens, tables, sidecar)
+    except (TokenizerError, ValueError) as exc:
+        raise _EvalFailure(f"{args.tokenizer or args.data}: {exc}") from None
+    st = adapter.eval_settings()
+    seq_len = args.seq_len or st["seq_len"]
+    stride = args.stride or st["stride"]
+    if stride > seq_len:
+        raise _EvalFailure(f"stride {stride} is larger than seq_len {seq_len}")
+    findings: list[Finding] = []
+    checks: dict[str, Any] = {}
+    if not args.no_checks:
+        checks, findings = _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test,
+                                   findings_for, script)
+    n_windows = max(1, (tokens.size - 1) // stride)
+    use_compile = args.compile == "on" or (args.compile == "auto" and device.startswith("cuda")
+                                           and n_windows >= 20000)
+    scorer = adapter.scorer(model, head_slice=not args.exact, compile=use_compile)
+    try:
+        if args.ttt:
+            base = adapter.ttt_settings()
+            over = {"epochs": args.ttt_epochs, "lr": args.ttt_lr, "chunk_tokens": args.ttt_chunk_tokens,
+                    "freeze_blocks": args.ttt_freeze_blocks, "momentum": args.ttt_momentum,
+                    "grad_clip": args.ttt_grad_clip}
+            base.update({k: v for k, v in over.items() if v is not None})
+            base["train_seq_len"] = seq_len
+            cfg = TTTConfig(**base)
+            result = ttt_eval(scorer, model, lambda x, y: adapter.train_loss(model, x, y), tokens, tbytes, cfg,
+                              seq_len, stride, args.batch_seqs, device, exact=args.exact, progress=args.progress)
+        else:
+            result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
+                                  exact=args.exact, progress=args.progress)
+    except TrainBeforeScoreError as exc:
+        raise _EvalFailure(f"internal guard: {exc}") from None
+    except (AdapterError, RuntimeError) as exc:
+        raise _EvalFailure(f"{script}: evaluation failed: {type(exc).__name__}: {exc}") from None
+    detail = (f"{'TTT' if args.ttt else 'sliding'} eval of {Path(args.artifact).name} on {len(files)} shard(s) "
+              f"({result.tokens} targets, {result.bytes} bytes) on {device}")
+    repro = result.to_json()
+    repro.update({"data": files, "artifact": str(args.artifact), "device": device, "load_seconds": load_s,
+                  "byte_source": "caseops-sidecar" if sidecar is not None else "tokenizer",
+                  "head_slice": scorer.head_slice, "compiled": use_compile, "source": "reproduced"})
+    if checks:
+        repro["checks"] = checks
+    if args.ttt and args.plot and result.chunks:
+        from harness.evaluate.plot import plot_chunks
+
+        repro["plot"] = str(plot_chunks(result.chunks, args.plot, title=f"score-first TTT — {script.parent.name}"))
+    measured = {"val_bpb_mean": Measured(round(result.val_bpb, 8), "reproduced", detail),
+                "val_loss_mean": Measured(round(result.val_loss, 8), "reproduced", detail),
+                "reproduced": repro}
+    if args.ttt:
+        measured["ttt_chunks"] = [{k: round(v, 6) if isinstance(v, float) else v for k, v in c.items()}
+                                  for c in result.chunks]
+    return measured, findings
+
+
+def _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test, findings_for, script):
+    import torch
+
+    n = min(CHECK_TOKENS, tokens.size - 1)
+    x = torch.as_tensor(tokens[:n].astype("int64"), device=device)[None]
+    y = torch.as_tensor(tokens[1:n + 1].astype("int64"), device=device)[None]
+    on_cuda = str(device).startswith("cuda")
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else _Null()
+    tol_flip = 2e-2 if on_cuda else 1e-4
+    with ctx:
+        flip = flip_test(lambda t: adapter.logits(model, t), x, vocab, tol=tol_flip)
+        norm = normalisation_test(lambda a, b: torch.log_softmax(adapter.logits(model, a, b).float(), -1),
+                                  x, y, vocab, tol=1e-3 if on_cuda else 1e-4)
+    results = [flip, norm]
+    checks = {r.name: {"passed": r.passed, "detail": r.detail, "max_diff": r.max_diff} for r in results}
+    return checks, findings_for(results, script.name)
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
