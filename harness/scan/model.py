@@ -387,18 +387,44 @@ def build_deps(body: list[ast.stmt]) -> tuple[dict[str, set[str]], set[str]]:
                 add((a.asname or a.name).split(".")[0], set())
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             continue
+        if isinstance(node, (ast.If, ast.While)):
+            for n in ast.walk(node.test):
+                if isinstance(n, ast.NamedExpr):
+                    add(n.target.id, expr_names(n.value))
         if isinstance(node, ast.stmt):
             for sub in _stmt_exprs(node):
-                for n in ast.walk(sub):
-                    if isinstance(n, ast.NamedExpr):
-                        add(n.target.id, expr_names(n.value))
-                    elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                          and n.func.attr in MUTATORS):
+                for n in calls_in(sub):
+                    if isinstance(n.func, ast.Attribute) and n.func.attr in MUTATORS:
                         names = set()
                         for a in [*n.args, *(k.value for k in n.keywords)]:
                             names |= expr_names(a)
                         add(target_base(n.func.value), names)
     return deps, returns
+
+
+def calls_in(node: ast.AST) -> list[ast.Call]:
+    """Calls inside an expression in evaluation order (arguments before the call), lambdas skipped;
+    cached on the node."""
+    cached = getattr(node, "_golfaudit_calls", None)
+    if cached is not None:
+        return cached
+    out: list[ast.Call] = []
+
+    def visit(n: ast.AST) -> None:
+        if isinstance(n, ast.Lambda):
+            return
+        for child in ast.iter_child_nodes(n):
+            if isinstance(child, (ast.expr, ast.keyword, ast.comprehension, ast.arguments)):
+                visit(child)
+        if isinstance(n, ast.Call):
+            out.append(n)
+
+    visit(node)
+    try:
+        node._golfaudit_calls = out  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return out
 
 
 def _stmt_exprs(node: ast.stmt) -> list[ast.expr]:

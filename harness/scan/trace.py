@@ -24,6 +24,7 @@ from harness.scan.model import (
     _flatten_targets,
     _is_nograd_expr,
     _stmt_exprs,
+    calls_in,
     target_base,
 )
 
@@ -172,7 +173,7 @@ class Tracer:
                 self.exprs([item.context_expr], st)
                 if _is_nograd_expr(item.context_expr):
                     nograd = True
-                elif "enable_grad" in ast.dump(item.context_expr):
+                elif "enable_grad" in _dotted(item.context_expr):
                     nograd = False
             self.block(s.body, replace(st, nograd=nograd))
             return
@@ -224,15 +225,8 @@ class Tracer:
     # -- expressions and calls ------------------------------------------------------------------
     def exprs(self, nodes: list[ast.expr], st: State) -> None:
         for n in nodes:
-            self._expr(n, st)
-
-    def _expr(self, n: ast.AST, st: State) -> None:
-        if isinstance(n, ast.Lambda):
-            return
-        for child in ast.iter_child_nodes(n):
-            self._expr(child, st)
-        if isinstance(n, ast.Call):
-            self.call(n, st)
+            for c in calls_in(n):
+                self.call(c, st)
 
     def call(self, node: ast.Call, st: State) -> None:
         f = node.func
@@ -242,7 +236,7 @@ class Tracer:
             if cl.tainted_expr(f.value):
                 self.emit("grad", node, st, f.value, "backward")
             return
-        if name == "grad" and isinstance(f, ast.Attribute) and "autograd" in ast.dump(f.value) and node.args:
+        if name == "grad" and isinstance(f, ast.Attribute) and "autograd" in _dotted(f.value) and node.args:
             if cl.tainted_expr(node.args[0]):
                 self.emit("grad", node, st, node.args[0], "autograd.grad")
             return
@@ -348,6 +342,19 @@ class Tracer:
                     st.ups + (_Up(cl, mapping, frozenset(target.local_names)),),
                     st.stack + (id(target),), tuple(fn_params), outer_states)
         self.block(target.body(), new)
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, (ast.Attribute, ast.Call)):
+        if isinstance(node, ast.Call):
+            node = node.func
+            continue
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
 
 
 _ZERO_CALLS = {"zeros", "zeros_like", "tensor", "scalar_tensor", "float", "int", "new_zeros", "zero_"}

@@ -58,11 +58,18 @@ class Analysis:
 
 
 # ---------------------------------------------------------------------------------------------------
+_DUMPS: dict[int, tuple[ast.AST, str, bool]] = {}
+
+
 def _norm(c: CondRef) -> tuple[int, str, bool]:
-    test, pol = c.test, c.polarity
-    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        test, pol = test.operand, not pol
-    return id(c.func), ast.dump(test), pol
+    hit = _DUMPS.get(id(c.test))
+    if hit is None or hit[0] is not c.test:
+        test, flip = c.test, False
+        while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            test, flip = test.operand, not flip
+        hit = (c.test, ast.dump(test), flip)
+        _DUMPS[id(c.test)] = hit
+    return id(c.func), hit[1], c.polarity != hit[2]
 
 
 def exclusive(a: Event, b: Event) -> bool:
