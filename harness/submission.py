@@ -151,6 +151,11 @@ class Submission:
                     self.problems.append(LoadProblem(rel, f"{rel}: is a {_file_kind(mode)}, not a regular file; "
                                                           "it was not read"))
                     continue
+                try:  # unreadable now (permissions): recorded once here, never handed to a rule
+                    os.close(os.open(full, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+                except OSError as exc:
+                    self.problems.append(LoadProblem(rel, f"{rel}: cannot be read: {exc.strerror or exc}"))
+                    continue
                 count += 1
                 if count > MAX_FILES:
                     self.problems.append(LoadProblem(".", f"more than {MAX_FILES} files; the rest were not read"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -80,10 +81,23 @@ class CheckRun:
         return self.by_path[path]
 
 
+def permission_prefix() -> list[str] | None:
+    """A command prefix under which file permissions bind: [] for a normal user; for root, `setpriv`
+    dropping the capabilities that bypass them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH); None if neither."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return None
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
 def run_audit(cwd: Path, args: Iterable[str], timeout: float = 120,
-              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+              env: Mapping[str, str] | None = None, prefix: Iterable[str] = ()) -> subprocess.CompletedProcess:
     """`python audit.py ARGS` in `cwd`, bounded in time and memory; fails on a hang, crash or traceback."""
-    cmd = [sys.executable, str(AUDIT), *args]
+    cmd = [*prefix, sys.executable, str(AUDIT), *args]
     full_env = dict(os.environ)
     full_env.setdefault("GOLFAUDIT_CACHE_DIR", str(cwd / ".golfaudit-cache"))
     full_env.update(env or {})
@@ -98,9 +112,10 @@ def run_audit(cwd: Path, args: Iterable[str], timeout: float = 120,
 
 
 def run_check(cwd: Path, *paths: str | Path, extra: Iterable[str] = ("--jobs", "1"),
-              timeout: float = 120, fmt: str = "json", env: Mapping[str, str] | None = None) -> CheckRun:
+              timeout: float = 120, fmt: str = "json", env: Mapping[str, str] | None = None,
+              prefix: Iterable[str] = ()) -> CheckRun:
     """`python audit.py check PATHS --format FMT EXTRA` in `cwd`, its JSON report parsed."""
-    proc = run_audit(cwd, ["check", *map(str, paths), "--format", fmt, *extra], timeout, env)
+    proc = run_audit(cwd, ["check", *map(str, paths), "--format", fmt, *extra], timeout, env, prefix)
     run = CheckRun(proc.returncode, proc.stdout, proc.stderr)
     if fmt == "json" and proc.stdout.strip():
         run.report = json.loads(proc.stdout)

@@ -22,13 +22,12 @@ from tests.robustness.clihelp import (
     good_folder,
     log_values,
     messages,
+    permission_prefix,
     run_audit,
     run_check,
     write_folder,
 )
 from tests.robustness.hostile import deep_blocks, deep_expression, sparse_log
-
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @pytest.fixture
@@ -164,24 +163,41 @@ def test_directory_named_train_gpt_py(batch):
     assert_unreadable(run, sub, "train_gpt.py", "directory")
 
 
-@pytest.mark.skipif(IS_ROOT, reason="runs as root: chmod 000 does not stop root from reading")
+PERMISSIONS = permission_prefix()
+needs_permissions = pytest.mark.skipif(PERMISSIONS is None, reason="running as root without setpriv: chmod 000 "
+                                       "does not stop root from reading")
+
+
+@needs_permissions
 def test_unreadable_script_chmod_000(batch):
     folder = case_folder(batch, {})
     (folder / "train_gpt.py").chmod(0)
     try:
-        run, sub = check_pair(batch)
-        assert_unreadable(run, sub, "train_gpt.py", "cannot be read")
+        run, sub = check_pair(batch, prefix=PERMISSIONS)
+        assert_unreadable(run, sub, "train_gpt.py", "cannot be read", "permission denied")
     finally:
         (folder / "train_gpt.py").chmod(0o644)
 
 
-@pytest.mark.skipif(IS_ROOT, reason="runs as root: chmod 000 does not stop root from reading")
+@needs_permissions
+def test_unreadable_log_chmod_000_is_a_finding(batch):
+    folder = case_folder(batch, {"train_seed2.log": GOOD_LOG})
+    (folder / "train_seed2.log").chmod(0)
+    try:
+        run, sub = check_pair(batch, prefix=PERMISSIONS)
+        assert sub["verdict"] != "error", sub.get("error")
+        assert any("train_seed2.log" in m and "cannot be read" in m for m in messages(sub)), messages(sub)
+    finally:
+        (folder / "train_seed2.log").chmod(0o644)
+
+
+@needs_permissions
 def test_unreadable_folder_chmod_000(batch):
     folder = case_folder(batch, {})
     folder.chmod(0)
     try:
-        run, sub = check_pair(batch)
-        assert sub["verdict"] == "error" and run.rc == 1
+        run, sub = check_pair(batch, prefix=PERMISSIONS)
+        assert sub["verdict"] == "error" and run.rc == 1 and "cannot be read" in sub["error"], sub
     finally:
         folder.chmod(0o755)
 
@@ -418,3 +434,8 @@ def test_exec_of_a_file_outside_the_folder_draws_a_finding(batch):
 
 def run_unpack(cwd, path: str):
     return run_audit(cwd, ["unpack", path], timeout=60)
+
+
+def test_unknown_format_is_a_usage_error(batch):
+    run = run_audit(batch, ["check", "good", "--format", "nope"])
+    assert run.returncode == 2 and "--format" in run.stderr and not run.stdout
