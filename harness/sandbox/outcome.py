@@ -152,10 +152,10 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
             severity = "error" if best >= SIZE_CAP else "warning"
             findings.append(_finding("SIZE-CAP-16MB", severity,
                                      f"re-run artifact is {total:,} bytes (code {code:,} + model {art.bytes:,}), "
-                                     f"not under {SIZE_CAP:,}", file=art.path.name))
+                                     f"not under {SIZE_CAP:,} ({art.path})"))
         if not art.check.ok:
             findings.append(_finding("REPRODUCIBILITY", "error", f"{art.path.name} does not decompress within the "
-                                     f"caps: {art.check.codec}: {art.check.detail}", file=art.path.name))
+                                     f"caps: {art.check.codec}: {art.check.detail} ({art.path})"))
     elif result.exit_code == 0:
         findings.append(_finding("REPRODUCIBILITY", "warning", "the run wrote no compressed artifact (*.ptz)"))
 
