@@ -496,4 +496,5 @@ class Closure:
 
     def data_deps(self, node: ast.AST | None) -> frozenset[str]:
         """Plain variable names (no markers) the value of `node` depends on, transitively."""
-        return frozenset(n for n in self.of_names(expr_names(node)) if n[0] not in ".(<")
+        names = self.of_names(expr_names(node))
+        return frozenset(n[2:] if n.startswith("()") else n for n in names if n[0] not in ".<")

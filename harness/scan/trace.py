@@ -192,7 +192,8 @@ class Tracer:
                 self.block(case.body, replace(st, conds=st.conds + (c,)))
             return
         if isinstance(s, ast.Delete):
-            self.emit("discard", s, st, None, "del")
+            names = [target_base(t) for t in s.targets]
+            self.emit("discard", s, st, None, ",".join(n for n in names if n))
             return
         self.exprs(_stmt_exprs(s), st)
         self.score_check(s, st)

@@ -13,7 +13,8 @@ Reads the events of harness.scan.trace and classifies every `grad` event (val-de
 - **not covered**: the next score after it (later in program order, or in a later iteration of a
   common loop) scores tokens that were already trained on: TTT-SCORE-FIRST; when a `save`
   (serialize/quantize/compress) comes between the training and that score: PREQUANT-TTT-ON-VAL; when a
-  `load_state_dict` restores the weights before that score: TTT-WARMUP-ON-VAL (warning).
+  `load_state_dict` restores the weights, or a `del` throws away the module the step trained, before
+  that score: TTT-WARMUP-ON-VAL (warning).
 - a grad with no score anywhere, exec/eval of computed strings, or a trace over budget: undecided
   (the rules report these with confidence `low`, i.e. needs-review).
 
@@ -162,15 +163,12 @@ def _guard(grad: Event, loop: LoopRef) -> CondRef | None:
     return None
 
 
-def _warm_hint(g: Event) -> bool:
-    """The training sits in a loop, branch or function that says it is a (compile) warm-up."""
-    texts = [g.func_names[-1]]
-    for lp in g.loops:
-        texts.append(ast.unparse(lp.node.iter) if isinstance(lp.node, (ast.For, ast.AsyncFor)) else "")
-        if isinstance(lp.node, (ast.For, ast.AsyncFor)):
-            texts.append(ast.unparse(lp.node.target))
-    texts += [ast.unparse(c.test) for c in g.conds]
-    return any("warm" in t.lower() for t in texts)
+def _drops_trained(d: Event, g: Event) -> bool:
+    """A `del` that throws away something the training step used (a throw-away LoRA / model copy)."""
+    frame = len(d.frame_deps) - 1
+    if d.chain != g.chain[:len(d.chain)]:
+        return False
+    return bool(set(d.detail.split(",")) & g.deps_at(frame))
 
 
 def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list[Event],
@@ -242,8 +240,8 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
             break
     between = [r for r in restores if g.seq < r.seq < s.seq and not exclusive(r, g) and not common_loops(r, g)]
     saved = [v for v in saves if g.seq < v.seq < s.seq and not exclusive(v, g) and not common_loops(v, g)]
-    dropped = [d for d in discards if g.seq < d.seq < s.seq and not exclusive(d, g)]
-    if (between or (dropped and _warm_hint(g))) and not shared:
+    dropped = [d for d in discards if g.seq < d.seq < s.seq and not exclusive(d, g) and _drops_trained(d, g)]
+    if (between or dropped) and not shared:
         out.append(Judgement("warmup", g, s, save=(between or dropped)[0], conds=g.conds))
     elif saved and not shared:
         out.append(Judgement("prequant", g, s, save=saved[0], conds=g.conds + saved[0].conds))
