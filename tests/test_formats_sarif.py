@@ -86,3 +86,14 @@ def test_sarif_from_the_cli_on_a_real_folder(tmp_path):
     assert hits and hits[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
     assert hits[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "records/track_10min_16mb/2026-04-09_Broken/train_gpt.py"
+
+
+def test_help_links_come_from_the_citation():
+    from harness.formats.rulestatus import catalogue, citation_url
+
+    assert citation_url("https://x/y", "README") == "https://x/y"
+    assert citation_url("", "Issue #1017, condition C1") == "https://github.com/openai/parameter-golf/issues/1017"
+    assert citation_url("", "README, FAQ") == "https://github.com/openai/parameter-golf/blob/main/README.md"
+    assert citation_url("", "a blog post") == ""
+    metas = {m.id: m for m in catalogue()}
+    assert metas["RECORDS-FOLDER"].url.endswith("README.md")          # the real catalogue gets help links

@@ -15,11 +15,26 @@ legality part goes through the one verdict policy (`harness.report.decide_verdic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from harness.report import Finding, SubmissionReport, decide_verdict
 
 STATUS_ORDER = ("fail", "needs-review", "warn", "pass", "n/a")
+PG_URL = "https://github.com/openai/parameter-golf"
+THREAD_RE = re.compile(r"#(\d{2,5})\b")
+
+
+def citation_url(url: str, source: str) -> str:
+    """The rule's own link, else one derived from where it cites: the first `#N` thread, else the README."""
+    if url:
+        return url
+    thread = THREAD_RE.search(source)
+    if thread:
+        return f"{PG_URL}/issues/{thread.group(1)}"   # GitHub redirects an issue number that is a PR
+    if "README" in source:
+        return f"{PG_URL}/blob/main/README.md"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ def catalogue() -> list[RuleMeta]:
     for rule in all_rules():
         cite = rule.CITATION
         out.append(RuleMeta(rule.ID, rule.TITLE, rule.CATEGORY, rule.SEVERITY, rule.RATIONALE, str(cite),
-                            cite.weight, getattr(cite, "url", "") or ""))
+                            cite.weight, citation_url(getattr(cite, "url", "") or "", cite.source)))
     return out
 
 
