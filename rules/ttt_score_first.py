@@ -231,7 +231,7 @@ class TTTScoreFirst(TTTRule):
         if j.loop is None:
             return (f"legal order ({j.shape}): validation tokens are scored at {where(s)} and only afterwards "
                     f"reach a gradient at {where(g)}")
-        guard = (f"last-chunk guard `if` at line {j.guard.line}" if j.guard is not None
+        guard = (f"the update is guarded by the `if` at line {j.guard.line}" if j.guard is not None
                  else "no last-chunk guard (training the last chunk after scoring it changes no score)")
         return (f"legal order proven ({j.shape}): in the loop at line {j.loop.line}, each iteration scores its "
                 f"tokens at {where(s)} before the update at {where(g)}; {guard}")

@@ -38,6 +38,7 @@ NOGRAD_CTX = {"no_grad", "inference_mode"}
 SAVE_CALLS = re.compile(r"(^|_)(save|serialize|quantiz|quantis|gptq|compress|pack_|export)|^dump", re.I)
 SAVE_EXCLUDE = {"save_for_backward"}
 MAX_DEPTH = 14
+INF = 1 << 30
 MAX_EVENTS = 20000
 
 FuncNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
@@ -63,6 +64,8 @@ class Func:
     _deps: dict[str, set[str]] | None = None
     _returns: set[str] | None = None
     _assigned: set[str] | None = None
+    _defs: dict | None = None
+    _spans: list | None = None
 
     @property
     def line(self) -> int:
@@ -73,16 +76,34 @@ class Func:
             return [ast.Return(value=self.node.body, lineno=self.node.lineno, col_offset=0)]
         return list(getattr(self.node, "body", []))
 
+    def _build(self) -> None:
+        self._defs = {}
+        self._deps, self._returns = build_deps(self.body(), self._defs)
+        self._spans = [(n.lineno, getattr(n, "end_lineno", n.lineno)) for n in _walk_same_scope(self.body())
+                       if isinstance(n, (ast.For, ast.AsyncFor, ast.While))]
+
     @property
     def deps(self) -> dict[str, set[str]]:
         if self._deps is None:
-            self._deps, self._returns = build_deps(self.body())
+            self._build()
         return self._deps
+
+    @property
+    def defs(self) -> dict[str, list[tuple[int, set[str]]]]:
+        if self._deps is None:
+            self._build()
+        return self._defs
+
+    @property
+    def loop_spans(self) -> list[tuple[int, int]]:
+        if self._deps is None:
+            self._build()
+        return self._spans
 
     @property
     def return_names(self) -> set[str]:
         if self._returns is None:
-            self._deps, self._returns = build_deps(self.body())
+            self._build()
         return self._returns
 
     @property
@@ -348,14 +369,20 @@ def expr_names(node: ast.AST | None) -> set[str]:
     return out
 
 
-def build_deps(body: list[ast.stmt]) -> tuple[dict[str, set[str]], set[str]]:
-    """Flow-insensitive def-use map of a function body, and the names its return values depend on."""
+def build_deps(body: list[ast.stmt], defs: dict[str, list[tuple[int, set[str]]]] | None = None
+               ) -> tuple[dict[str, set[str]], set[str]]:
+    """Def-use map of a function body (flow-insensitive union per name), and the names its return values
+    depend on. With `defs`, each definition is also recorded with its line, for `Closure` to tell which
+    definitions reach a use."""
     deps: dict[str, set[str]] = {}
     returns: set[str] = set()
+    line = 0
 
     def add(name: str | None, names: set[str]) -> None:
         if name:
             deps.setdefault(name, set()).update(names)
+            if defs is not None:
+                defs.setdefault(name, []).append((line, names))
 
     def store(target: ast.expr, names: set[str]) -> None:
         for t in _flatten_targets(target):
@@ -364,6 +391,7 @@ def build_deps(body: list[ast.stmt]) -> tuple[dict[str, set[str]], set[str]]:
             add(base, names | extra)
 
     for node in _walk_same_scope(body):
+        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Assign):
             names = expr_names(node.value)
             for t in node.targets:
@@ -451,18 +479,25 @@ class Closure:
     def __init__(self, program: Program, func: Func, seeds: dict[str, set[str]],
                  outer: Closure | None = None):
         self.program, self.func, self.seeds, self.outer = program, func, seeds, outer
-        self._memo: dict[str, frozenset[str]] = {}
+        self._memo: dict[tuple[str, int], frozenset[str]] = {}
 
-    def of_names(self, names: set[str]) -> set[str]:
+    def of_names(self, names: set[str], line: int = INF) -> set[str]:
         out: set[str] = set()
         for n in names:
-            out |= self._one(n)
+            out |= self._one(n, line)
         return out
 
-    def _one(self, name: str) -> frozenset[str]:
-        if name in self._memo:
-            return self._memo[name]
-        self._memo[name] = frozenset({name})  # cycle guard
+    def _reaches(self, def_line: int, use_line: int) -> bool:
+        """A definition reaches a use when it comes first in the source or shares a loop with it."""
+        if def_line < use_line or use_line >= INF:
+            return True
+        return any(a <= def_line <= b and a <= use_line <= b for a, b in self.func.loop_spans)
+
+    def _one(self, name: str, line: int = INF) -> frozenset[str]:
+        key = (name, line)
+        if key in self._memo:
+            return self._memo[key]
+        self._memo[key] = frozenset({name})  # cycle guard
         result = {name}
         if name == VAL:
             pass
@@ -478,9 +513,11 @@ class Closure:
         else:
             if name in self.seeds:
                 result |= self.seeds[name]
-            local = self.func.deps.get(name)
+            local = self.func.defs.get(name)
             if local is not None:
-                result |= self.of_names(local)
+                for def_line, names in local:
+                    if self._reaches(def_line, line):
+                        result |= self.of_names(names, def_line)
             elif name not in self.func.local_names:
                 if self.outer is not None and name in self.outer.func.local_names | set(self.outer.seeds):
                     if VAL in self.outer._one(name):
@@ -488,13 +525,13 @@ class Closure:
                 elif name in self.program.val_globals:
                     result.add(VAL)
         frozen = frozenset(result)
-        self._memo[name] = frozen
+        self._memo[key] = frozen
         return frozen
 
     def tainted_expr(self, node: ast.AST | None) -> bool:
-        return VAL in self.of_names(expr_names(node))
+        return VAL in self.of_names(expr_names(node), getattr(node, "lineno", INF))
 
     def data_deps(self, node: ast.AST | None) -> frozenset[str]:
         """Plain variable names (no markers) the value of `node` depends on, transitively."""
-        names = self.of_names(expr_names(node))
+        names = self.of_names(expr_names(node), getattr(node, "lineno", INF))
         return frozenset(n[2:] if n.startswith("()") else n for n in names if n[0] not in ".<")
