@@ -121,7 +121,7 @@ def _evidence(f: Finding) -> list[str]:
 
 
 def _finding(sub: SubmissionReport, f: Finding, repo_url: str | None, ref: str | None,
-             with_evidence: bool) -> list[str]:
+             with_evidence: bool, cite_url: str = "") -> list[str]:
     mark = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}[f.severity]
     head = f"- {mark} **{_esc(f.rule)}** ({f.category}, {f.severity}, confidence {f.confidence}) " \
            f"{_link(sub, f, repo_url, ref)}: {_esc(f.message, table=False)}"
@@ -130,7 +130,8 @@ def _finding(sub: SubmissionReport, f: Finding, repo_url: str | None, ref: str |
     out = [head]
     if with_evidence:
         out += _evidence(f)
-    out.append(f"  <sub>{_esc(f.source_weight, False)} · {_esc(f.citation, False)}</sub>")
+    link = f" · [source]({cite_url})" if cite_url else ""
+    out.append(f"  <sub>{_esc(f.source_weight, False)} · {_esc(f.citation, False)}{link}</sub>")
     return out
 
 
@@ -238,12 +239,13 @@ def _submission(sub: SubmissionReport, metas, level: str, repo_url: str | None, 
         out.append(f"_{len(active)} error/warning finding(s) and the rules table cut for length._")
         return "\n".join(out) + "\n"
     out += _rules_table(rows_for(sub, metas), only_failing=idx >= LEVELS.index("failing-rules-only"))
+    urls = {m.id: m.url for m in metas}
     findings = [f for f in sub.findings if idx < LEVELS.index("no-info") or f.severity != "info"]
     if findings:
         out += ["", "**Findings**", ""]
         for f in findings:
             with_evidence = idx < LEVELS.index("no-evidence") and (idx == 0 or f.severity != "info")
-            out += _finding(sub, f, repo_url, ref, with_evidence)
+            out += _finding(sub, f, repo_url, ref, with_evidence, urls.get(f.rule, ""))
         dropped = len(sub.findings) - len(findings)
         if dropped:
             out.append(f"- … {dropped} info finding(s) cut for length")
