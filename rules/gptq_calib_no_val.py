@@ -131,6 +131,11 @@ class GptqCalibNoVal(Rule):
              "tokens"),
     ]
     ILLEGAL = [
+        code(_VAL_CALL.replace("    hessians = collect_hessians(model, val_tokens, 64, 2048)",
+                               "    if int(os.environ.get('VAL_CALIB', '0')):\n"
+                               "        hessians = collect_hessians(model, val_tokens, 64, 2048)")
+             .replace("import torch", "import os\nimport torch"), "val calibration behind a switch that is off: "
+             "warning", 15, severity="warning"),
         code(_VAL_CALL, "val tokens passed straight to the Hessian collector", 13),
         code(_VAL_TRACED, "calibration batch sliced from val_data.val_tokens", 14),
         code(_VAL_INSIDE, "the calibration function loads the val shards itself", 6),
@@ -138,6 +143,7 @@ class GptqCalibNoVal(Rule):
     ]
 
     def check(self, sub) -> Iterable[Finding]:
+        from harness.scan.config import node_state
         from harness.scan.patterns import call_name, code_units, is_val_word
 
         for unit in code_units(sub):
@@ -176,10 +182,18 @@ class GptqCalibNoVal(Rule):
                             continue
                         val = _val_argument(node, values, set())
                         if val:
-                            yield self.finding(
-                                f"{call_name(node)}() (quantization/calibration) is fed validation data "
-                                f"(`{val}`) at line {node.lineno}; Hessians and fitted settings must not see val",
-                                unit.name, node.lineno, evidence=unit.line_text(node.lineno))
+                            msg = (f"{call_name(node)}() (quantization/calibration) is fed validation data "
+                                   f"(`{val}`) at line {node.lineno}; Hessians and fitted settings must not see val")
+                            state, why = node_state(sub, unit, node)
+                            if state == "off":
+                                yield self.finding(f"{msg}; this branch is switched off ({why})", unit.name,
+                                                   node.lineno, severity="warning",
+                                                   evidence=unit.line_text(node.lineno))
+                            else:
+                                yield self.finding(msg + (f" (whether it runs is unclear: {why})"
+                                                          if state == "unknown" else ""), unit.name, node.lineno,
+                                                   confidence="low" if state == "unknown" else "high",
+                                                   evidence=unit.line_text(node.lineno))
                 # (c) a grid search over constants scored on val, keeping the best
                 if not grid:
                     continue

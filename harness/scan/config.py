@@ -614,3 +614,16 @@ def overall_use(uses: list[Use]) -> tuple[str, str]:
         return "unknown", f"called at {unknown[0].file}:{unknown[0].line} under a condition that could not be " \
                           f"decided ({unknown[0].why})"
     return "off", f"called only at {uses[0].file}:{uses[0].line}, in a branch that is off ({uses[0].why})"
+
+
+def node_state(sub: Any, unit: Any, node: ast.AST) -> tuple[str, str]:
+    """("on"|"off"|"unknown", why) for the `if` branches (on known settings) holding `node` in its function."""
+    guards = [g for g in _guards(node, unit.parents) if _evaluate(sub, g, "effective")[1]]
+    if not guards:
+        return "on", "reached unconditionally"
+    states = [branch_state(sub, g) for g in guards]
+    if any(s == "off" for s, _ in states):
+        return "off", "; ".join(w for s, w in states if s == "off")
+    if all(s == "on" for s, _ in states):
+        return "on", "; ".join(w for _, w in states)
+    return "unknown", "; ".join(w for s, w in states if s == "unknown")
