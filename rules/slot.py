@@ -96,6 +96,29 @@ def train_model(model, train_loader):
         F.cross_entropy(model.compute_logits(hidden + delta), y).backward()
         opt.step()
 '''
+_MASKED = '''import torch
+import torch.nn.functional as F
+
+
+def eval_val_slot_batched(model, x, y, s, steps=8):
+    hidden = model.forward_hidden(x).detach()
+    delta = torch.zeros(x.size(0), 1, hidden.size(-1), device=x.device)
+    delta.requires_grad_(True)
+    opt = torch.optim.AdamW([delta], lr=0.008)
+    score_mask = torch.zeros_like(y, dtype=torch.float32)
+    score_mask[:, s:] = 1.0
+    for _ in range(steps):
+        logits = model.compute_logits(hidden + delta)
+        nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        loss = (nll * score_mask.flatten()).sum() / score_mask.sum()
+        loss.backward()
+        opt.step()
+    return model.compute_logits(hidden + delta.detach())
+
+
+def main(model, batches):
+    return [eval_val_slot_batched(model, x, y, 960) for x, y in batches]
+'''
 _LOG_ON = "Hyperparameters:\n  slot_enabled: True\n  seed: 1\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n"
 
 
@@ -128,6 +151,7 @@ class Slot(Rule):
         folder({"train_gpt.py": _SLOT.replace("{default}", "0"), "train_seed1.log": _LOG_ON},
                "off by default but the log's hyperparameters show slot_enabled: True", 18, file="train_gpt.py"),
         code(_CAUSAL.replace("{default}", "1"), "causal/context-only SLOT: needs review", 19),
+        code(_MASKED, "batched SLOT: delta made trainable by requires_grad_(), loss masked to the scored tail", 9),
         code(_SLOT.replace("{default}", "0"), "SLOT shipped but off by default: warning", 18, severity="warning"),
     ]
 

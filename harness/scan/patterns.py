@@ -352,6 +352,19 @@ def _creates_free_tensor(expr: ast.expr) -> bool:
     return False
 
 
+def _made_free_later(nodes: list[ast.AST], var: str) -> bool:
+    """`var.requires_grad_()` as its own statement, or `var.requires_grad = True`."""
+    for n in nodes:
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "requires_grad_" \
+                and isinstance(n.func.value, ast.Name) and n.func.value.id == var:
+            return True
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad"
+                                             and isinstance(t.value, ast.Name) and t.value.id == var
+                                             for t in n.targets):
+            return True
+    return False
+
+
 def _aliases(var: str, values: dict[str, list[ast.expr]]) -> set[str]:
     out = {var}
     for _ in range(3):
@@ -426,8 +439,13 @@ def _loss_region(fn: ast.AST, values: dict[str, list[ast.expr]]) -> tuple[str, i
             verdicts.append(("unknown", b.lineno))
             continue
         region = _target_region(targets, values)
-        if region == "scored" and any("mask" in w.lower() for w in traced_words(loss_expr, values, 2)):
-            region = "unknown"  # a mask may restrict the loss to context positions
+        words = [w.lower() for w in traced_words(loss_expr, values, 2)]
+        if region == "scored" and any("mask" in w for w in words):
+            # a mask restricts the loss: to the scored tail (still scored) or to the context (causal)
+            if any(k in w for w in words for k in ("ctx", "context", "prefix", "prev")):
+                region = "context"
+            elif not any(k in w for w in words for k in ("score", "tail", "target", "eval")):
+                region = "unknown"
         verdicts.append((region, b.lineno))
     for want in ("scored", "unknown", "context"):
         for region, line in verdicts:
@@ -498,7 +516,8 @@ def adaptations(units: Iterable[Unit]) -> list[Adaptation]:
                 names = [n.id for n in (params.elts if isinstance(params, (ast.List, ast.Tuple)) else [params])
                          if isinstance(n, ast.Name)]
                 for var in names:
-                    if not any(_creates_free_tensor(e) for e in values.get(var, [])):
+                    if not any(_creates_free_tensor(e) for e in values.get(var, [])) and \
+                            not _made_free_later(unit.walk(fn), var):
                         continue
                     aliases = _aliases(var, values)
                     kind, where_line = _kind(fn, aliases)
