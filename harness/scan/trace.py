@@ -378,6 +378,15 @@ def _zero_inits(func: Func) -> set[str]:
             if ok:
                 for t in node.targets:
                     out |= {target_base(x) for x in _flatten_targets(t)} - {None}
+    aliases = [(t.id, n.value.id) for n in ast.walk(func.node) if isinstance(n, ast.Assign)
+               and isinstance(n.value, ast.Name) for t in n.targets if isinstance(t, ast.Name)]
+    changed = True
+    while changed:  # `acc = total` where total is a zero accumulator: acc is the same accumulator
+        changed = False
+        for new, old in aliases:
+            if old in out and new not in out:
+                out.add(new)
+                changed = True
     func._zero_cache = out  # type: ignore[attr-defined]
     return out
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from harness.scan.model import Program, build_deps
+from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace
 
 
@@ -59,18 +59,15 @@ class Analysis:
 
 
 # ---------------------------------------------------------------------------------------------------
-_DUMPS: dict[int, tuple[ast.AST, str, bool]] = {}
-
-
 def _norm(c: CondRef) -> tuple[int, str, bool]:
-    hit = _DUMPS.get(id(c.test))
-    if hit is None or hit[0] is not c.test:
+    hit = getattr(c.test, "_golfaudit_norm", None)
+    if hit is None:
         test, flip = c.test, False
         while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             test, flip = test.operand, not flip
-        hit = (c.test, ast.dump(test), flip)
-        _DUMPS[id(c.test)] = hit
-    return id(c.func), hit[1], c.polarity != hit[2]
+        hit = (ast.dump(test), flip)
+        c.test._golfaudit_norm = hit  # type: ignore[attr-defined]
+    return id(c.func), hit[0], c.polarity != hit[1]
 
 
 def exclusive(a: Event, b: Event) -> bool:
@@ -97,38 +94,69 @@ def common_loops(a: Event, b: Event) -> list[LoopRef]:
     return out
 
 
-_ASSIGNED: dict[int, frozenset[str]] = {}
-
-
 def assigned_in(node: ast.AST) -> frozenset[str]:
-    """Names (re)bound anywhere inside a loop: its target and every store in its body."""
-    key = id(node)
-    if key not in _ASSIGNED:
+    """Names (re)bound anywhere inside a loop: its target and every store in its body (cached on the node)."""
+    cached = getattr(node, "_golfaudit_assigned", None)
+    if cached is None:
         names: set[str] = set()
         if isinstance(node, (ast.For, ast.AsyncFor)):
             names |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
         deps, _ = build_deps(list(getattr(node, "body", [])))
         names |= set(deps)
-        _ASSIGNED[key] = frozenset(names)
-    return _ASSIGNED[key]
+        cached = frozenset(names)
+        node._golfaudit_assigned = cached  # type: ignore[attr-defined]
+    return cached
+
+
+PURE_CALLS = {"iter", "range", "len", "enumerate", "zip", "list", "tuple", "dict", "set", "sorted", "reversed",
+              "min", "max", "int", "float", "bool", "str", "zeros", "zeros_like", "ones", "empty", "tensor",
+              "arange", "full", "contiguous", "to", "clone", "cuda", "long", "reshape", "view"}
 
 
 def own_names(outer: LoopRef, inner: LoopRef | None) -> frozenset[str]:
-    """Names bound per iteration of `outer` but not re-bound by the nested `inner` loop itself."""
-    names = assigned_in(outer.node)
-    if inner is not None and inner.frame == outer.frame:
-        inner_names = assigned_in(inner.node)
-        # names assigned both outside and inside the inner loop still vary with the outer loop
-        outside = set()
-        for stmt in getattr(outer.node, "body", []):
-            if _contains(stmt, inner.node):
-                continue
-            deps, _ = build_deps([stmt])
-            outside |= set(deps)
-        if isinstance(outer.node, (ast.For, ast.AsyncFor)):
-            outside |= {n.id for n in ast.walk(outer.node.target) if isinstance(n, ast.Name)}
-        names = frozenset(outside | (names - inner_names))
-    return names
+    """Names whose value changes from one iteration of `outer` to the next (ignoring the nested `inner`
+    loop's own body): its loop variable, counters (`i += 1`), values of opaque calls (`next(it)`, a batch
+    claimed from a queue) and whatever is computed from those. A fresh `iter(range(n))` does not vary."""
+    skip = inner.node if inner is not None and inner.frame == outer.frame else None
+    assigns: list[tuple[set[str], ast.expr | None, bool]] = []
+    varying: set[str] = set()
+    if isinstance(outer.node, (ast.For, ast.AsyncFor)):
+        varying |= {n.id for n in ast.walk(outer.node.target) if isinstance(n, ast.Name)}
+    stack = list(getattr(outer.node, "body", []))
+    while stack:
+        node = stack.pop()
+        if node is skip or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {target_base(t) for tt in targets for t in _flatten_targets(tt)} - {None}
+            opaque = isinstance(node, ast.AugAssign) or any(
+                isinstance(c, ast.Call) and _call_name(c) not in PURE_CALLS for c in ast.walk(node.value))
+            assigns.append((names, node.value, opaque))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            assigns.append(({n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}, node.iter, False))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func,
+                                                                                             ast.Attribute):
+            base = target_base(node.value.func.value)
+            if base and node.value.func.attr in ("append", "extend", "update", "add", "insert"):
+                assigns.append(({base}, node.value, True))
+        stack.extend(ast.iter_child_nodes(node))
+    for names, _, opaque in assigns:
+        if opaque:
+            varying |= names
+    changed = True
+    while changed:
+        changed = False
+        for names, value, _ in assigns:
+            if not names <= varying and {n.lstrip("()") for n in expr_names(value)} & varying:
+                varying |= names
+                changed = True
+    return frozenset(varying)
+
+
+def _call_name(c: ast.Call) -> str:
+    f = c.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
 def _contains(tree: ast.AST, node: ast.AST) -> bool:
