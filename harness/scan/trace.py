@@ -207,8 +207,10 @@ class Tracer:
         elif isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.value, ast.BinOp) \
                 and isinstance(s.value.op, ast.Add):
             base = target_base(s.targets[0])
-            if base and base in {n.id for n in ast.walk(s.value) if isinstance(n, ast.Name)}:
-                value, target = s.value, s.targets[0]
+            left = s.value.left
+            if base and isinstance(s.targets[0], ast.Name) and isinstance(left, ast.Name) and left.id == base \
+                    and base in _zero_inits(st.func):
+                value, target = s.value.right, s.targets[0]
         elif isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) \
                 and isinstance(s.value.func, ast.Attribute) and s.value.func.attr == "add_" and s.value.args:
             value, target = s.value.args[0], s.value.func.value
