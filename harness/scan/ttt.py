@@ -292,6 +292,9 @@ def analyse_units(units: list) -> Analysis:
     except (TraceBudget, RecursionError) as exc:
         return Analysis([], [Judgement("undecided", None, note=f"the program could not be traced: {exc}")],
                         packed, str(exc), texts)
+    except Exception as exc:  # noqa: BLE001 - an unexpected shape must not become a silent legal
+        note = f"the scanner failed on this code ({type(exc).__name__}: {exc})"
+        return Analysis([], [Judgement("undecided", None, note=note)], packed, str(exc), texts)
     analysis = Analysis(events, packed=packed, texts=texts)
     scores = [e for e in events if e.kind == "score"]
     saves = [e for e in events if e.kind == "save"]
