@@ -82,9 +82,10 @@ def submission_key(root: Path, display_path: str, options_key: str) -> str | Non
 def load(key: str) -> dict[str, Any] | None:
     path = cache_dir() / key[:2] / f"{key}.json"
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def store(key: str, data: dict[str, Any]) -> None:

@@ -109,12 +109,21 @@ def _audit_cached(args: tuple[Path, AuditOptions, bool]) -> dict:
     key = cache.submission_key(path, display_path(path), options.key()) if use_cache else None
     if key:
         hit = cache.load(key)
-        if hit is not None:
+        if hit is not None and _well_formed(hit):
             return hit
     data = audit_submission(path, options).to_json()
     if key:
         cache.store(key, data)
     return data
+
+
+def _well_formed(data: dict) -> bool:
+    """A cache entry that rebuilds into a report (a damaged or foreign one is a miss, never a crash)."""
+    try:
+        SubmissionReport.from_json(data)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs: int = 1,

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.conftest import pg_repo, requires_pg_repo
 from tests.robustness.clihelp import assert_contract, case_folder, good_folder, run_check, write_folder
 
 
@@ -52,3 +53,27 @@ def test_text_report_is_identical_with_one_or_two_jobs(mixed_batch):
     two = run_check(mixed_batch, "records", extra=("--jobs", "2", "--no-cache"), fmt="text")
     assert one.rc == two.rc == 1
     assert one.stdout == two.stdout and one.stdout
+
+
+@requires_pg_repo
+def test_real_records_report_is_identical_with_one_or_two_jobs(tmp_path):
+    """A few real records folders (PG_REPO): same bytes with one or two workers, none unreadable."""
+    folders = sorted(p for p in (pg_repo() / "records" / "track_10min_16mb").iterdir() if p.is_dir())[:4]
+    one = run_check(tmp_path, *folders, extra=("--jobs", "1", "--no-cache"), timeout=300)
+    two = run_check(tmp_path, *folders, extra=("--jobs", "2", "--no-cache"), timeout=300)
+    assert_contract(one)
+    assert one.stdout == two.stdout
+    assert len(one.report["submissions"]) == 4
+    assert not [s["path"] for s in one.report["submissions"] if s["verdict"] == "error"]
+
+
+@pytest.mark.parametrize("garbage", ["not json{", "[]", '{"path": 1}', '{"path": "x", "verdict": "legal", '
+                                     '"findings": [{"rule": 1}], "claims": {}, "measured": {}}'])
+def test_damaged_cache_entries_are_misses(mixed_batch, tmp_path, garbage):
+    cache = tmp_path / "cache"
+    first = _report(mixed_batch, "1", cache=str(cache))
+    entries = list(cache.rglob("*.json"))
+    assert entries
+    for entry in entries:
+        entry.write_text(garbage)
+    assert _report(mixed_batch, "1", cache=str(cache)) == first
