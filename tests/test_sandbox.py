@@ -41,6 +41,8 @@ def _run(tmp_path: Path, data: Path, code: str, **kw):
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "train_gpt.py").write_text(textwrap.dedent(code))
+    for name, text in kw.pop("files", {}).items():
+        (sub / name).write_text(text)
     opts = RunOptions(data=data, tokenizer=TOKENIZER, workdir=tmp_path / "work", grace=kw.pop("grace", 2.0), **kw)
     report = run_submission(sub, opts)
     assert report.error is None, report.error
@@ -262,3 +264,20 @@ def test_good_artifact_is_measured_with_phase_times(tmp_path, data):
     total = report.measured["total_bytes_max"]["value"]
     assert total == report.measured["code_bytes"]["value"] + report.measured["artifact"]["bytes"]["value"]
     assert np.isfinite(total)
+
+
+def test_wallclock_cap_and_gptq_reserve_are_checked(tmp_path, data):
+    report, log = _run(tmp_path, data, """
+        import os
+        MAX = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 1200))
+        print("gptq:reserving 2.0s, effective=598000ms")
+        print("GPTQ:collected 66 Hessians in 5.5s")
+    """, files={"train_seed1.log": "Hyperparameters:\nmax_wallclock_seconds: 900.0\n",
+                "README.md": "```\nMAX_WALLCLOCK_SECONDS=0 torchrun --nproc_per_node=8 train_gpt.py\n```\n"})
+    messages = [(f.rule, f.severity, f.message) for f in report.findings]
+    assert ("TRAIN-TIME-600S", "error", "the script's default MAX_WALLCLOCK_SECONDS is 1200 (no cap at 600 s)") \
+        in messages
+    assert any(rule == "TRAIN-TIME-600S" and "shipped log ran with max_wallclock_seconds 900" in m
+               for rule, _, m in messages)
+    assert any(rule == "TRAIN-TIME-600S" and "MAX_WALLCLOCK_SECONDS=0" in m for rule, _, m in messages)
+    assert any(rule == "GPTQ-IN-TRAIN-BUDGET" and "5.5s" in m for rule, _, m in messages)

@@ -25,6 +25,8 @@ CITE = {
     "EVAL-TIME-600S": 'README: "take more than 10 minutes on 8xH100 to evaluate ... in addition to the 10 minutes '
                       'of training time"',
     "REPRODUCIBILITY": 'README: "Any non-reproducible results can be disqualified"',
+    "GPTQ-IN-TRAIN-BUDGET": '#1017 copy: "No compute may be transferred between phases" (GPTQ/Hessian calibration '
+                            'on train data must fit the 600 s training budget)',
 }
 REFERENCE_GPUS = 8
 
@@ -193,6 +195,17 @@ def wallclock_findings(sub: Submission, prep: Prepared, log: ParsedLog) -> list[
         default = wallclock_cap(sub.read_source(script))
     except Exception:  # noqa: BLE001 - unreadable source is reported by the static audit
         default = None
+    for shipped in sub.logs:
+        cap = shipped.max_wallclock_s
+        if cap is not None and (cap.value <= 0 or cap.value > 600):
+            out.append(_finding("TRAIN-TIME-600S", "error", f"the shipped log ran with max_wallclock_seconds "
+                                f"{cap.value:g}", confidence="medium", file=shipped.name, line=cap.line,
+                                evidence=cap.text))
+    if log.gptq_reserve_s is not None and log.gptq_hessian_s is not None \
+            and log.gptq_hessian_s.value > log.gptq_reserve_s.value:
+        out.append(_finding("GPTQ-IN-TRAIN-BUDGET", "warning", f"in the re-run, Hessian collection took "
+                            f"{log.gptq_hessian_s.value:g}s, more than the {log.gptq_reserve_s.value:g}s reserved "
+                            "inside the training budget", confidence="medium", evidence=log.gptq_hessian_s.text))
     documented = prep.plan.env.get("MAX_WALLCLOCK_SECONDS")
     if default is None and documented is None:
         out.append(_finding("TRAIN-TIME-600S", "warning", "the script does not visibly read MAX_WALLCLOCK_SECONDS; "
