@@ -12,6 +12,7 @@ from rules.base import Citation, Rule, code
 GATE_LUT = re.compile(r"bnd|bound|space|(?:^|_)ws(?:_|$)|word|punct|gate|(?:^|_)is_|flag|class", re.I)
 GATE_INDEX_TEXT = re.compile(r"(?:bnd|bound|space|ws|word|punct|gate|is_\w*|flag|class)\w*\s*\[", re.I)
 TARGET_INDEX_TEXT = re.compile(r"\[\s*(?:y|y_batch|yb|tgts?|targets?|labels?|next_tok\w*|gold)\b")
+HASH_TEXT = re.compile(r"hash\w*\(|\^|%|<<")
 TARGET_NAME = re.compile(r"^(?:y|y_batch|yb|tgt|tgts|target|targets|labels?|next_tok(?:en)?s?|gold)$")
 
 _PREFIX_GATE = '''import math
@@ -49,6 +50,19 @@ def eval_val_sliding(model, x, y, is_boundary_lut, beta):
     logits = logits + beta * is_boundary_lut[y].unsqueeze(-1).float()
     return F.cross_entropy(logits, y, reduction="sum")
 '''
+_HASH_KEY = '''def eval_val_hashed(val_tokens, table, model_logp, beta, mask):
+    nll = 0.0
+    for p in range(2, len(val_tokens)):
+        h = (val_tokens[p - 1] * 1000003 ^ val_tokens[p]) & mask
+        hint = table.get(h)
+        lp = model_logp(p)
+        if hint is not None:
+            lp = lp + beta * (hint == val_tokens[p])
+        nll -= lp
+    return nll
+'''
+_HASH_PREFIX = _HASH_KEY.replace("(val_tokens[p - 1] * 1000003 ^ val_tokens[p])",
+                                 "(val_tokens[p - 2] * 1000003 ^ val_tokens[p - 1])")
 _BYTES = '''def eval_val(model, x, y, base_bytes_lut, has_leading_space_lut, is_boundary_token_lut):
     loss_sum = model(x, y)
     token_bytes = base_bytes_lut[y] + (has_leading_space_lut[y] & ~is_boundary_token_lut[x])
@@ -80,11 +94,13 @@ class C1StrictCausal(Rule):
         code(_PREFIX_GATE, "gate from the previous token; the target's class is read only after scoring, to update"),
         code(_BYTES, "byte counts of the target are not part of p_t"),
         code(_VECTOR_PREV, "logit offset from the input (previous) tokens"),
+        code(_HASH_PREFIX, "context hash of the two previous tokens"),
     ]
     ILLEGAL = [
         code(_TARGET_GATE, "hint gate reads the boundary class of the token being scored", 8),
         code(_TARGET_WORD, "word-start bonus decided by the target token", 5),
         code(_VECTOR_TARGET, "logits shifted by a table indexed with the targets", 6),
+        code(_HASH_KEY, "the context hash that selects the hint mixes in the token being scored", 4),
     ]
 
     def check(self, sub) -> Iterable[Finding]:
@@ -93,16 +109,19 @@ class C1StrictCausal(Rule):
         for unit in code_units(sub):
             for fn in unit.functions:
                 seg = unit.segment(fn)
-                if not GATE_INDEX_TEXT.search(seg):
+                gate = bool(GATE_INDEX_TEXT.search(seg))
+                hashy = bool(HASH_TEXT.search(seg))
+                vector = "logit" in seg and bool(TARGET_INDEX_TEXT.search(seg))
+                if not (gate or hashy or vector):
                     continue
                 # position loops: a gate lookup of the current token before the score is fixed
-                if "for " in seg and "range(" in seg:
+                if (gate or hashy) and "for " in seg and "range(" in seg:
                     for loop, var in position_loops(fn):
                         scores = score_lines(loop)
                         if not scores:
                             continue
                         first_score = scores[0]
-                        for n in unit.walk(loop):
+                        for n in unit.walk(loop) if gate else ():
                             if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) \
                                     and GATE_LUT.search(dotted(n.value)) and n.lineno < first_score \
                                     and current_token_refs(n.slice, var):
@@ -112,8 +131,10 @@ class C1StrictCausal(Rule):
                                     f"a gate or feature of p_t may read only tokens before position `{var}`",
                                     unit.name, n.lineno, evidence=unit.line_text(n.lineno))
                                 break
+                        if hashy:
+                            yield from self._hashed_keys(unit, fn, loop, var, first_score)
                 # vectorised: logits adjusted with a table indexed by the targets
-                if "logit" in seg and TARGET_INDEX_TEXT.search(seg):
+                if vector:
                     for n in unit.walk(fn):
                         if not (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult))):
                             continue
@@ -129,6 +150,49 @@ class C1StrictCausal(Rule):
                                     f"indexed by the targets being scored: p_t depends on x_t",
                                     unit.name, n.lineno, evidence=unit.line_text(n.lineno))
                                 break
+
+
+    def _hashed_keys(self, unit, fn, loop, var, first_score) -> Iterable[Finding]:
+        """A hashed context key (`hash(...)`, `a * P ^ b`, `% size`) that includes the current token and is
+        used to read a table before the score: the 'context' contains x_t."""
+        from harness.scan.patterns import current_token_refs, dotted
+
+        keys: dict[str, int] = {}
+        for n in unit.walk(loop):
+            if isinstance(n, ast.Assign) and n.lineno < first_score and _is_hash(n.value) \
+                    and current_token_refs(n.value, var):
+                for t in n.targets:
+                    if isinstance(t, ast.Name):
+                        keys[t.id] = n.lineno
+        if not keys:
+            return
+        for n in unit.walk(loop):
+            line = getattr(n, "lineno", 0)
+            if line >= first_score:
+                continue
+            used = None
+            if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
+                used = [w.id for w in ast.walk(n.slice) if isinstance(w, ast.Name) and w.id in keys]
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and dotted(n.func.value):
+                used = [w.id for a in n.args for w in ast.walk(a) if isinstance(w, ast.Name) and w.id in keys]
+            if used:
+                key_line = keys[used[0]]
+                yield self.finding(
+                    f"{fn.name}(): the hashed context key `{used[0]}` (line {key_line}) mixes in the token being "
+                    f"scored, and line {line} reads a table with it before the score is fixed (line {first_score}): "
+                    f"the context may only hash tokens before position `{var}`", unit.name, key_line,
+                    end_line=line, evidence=unit.line_text(key_line))
+                return
+
+
+def _is_hash(node: ast.AST) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("hash", "hash_tokens", "fnv",
+                                                                                         "murmur", "xxhash"):
+            return True
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.BitAnd, ast.Mod, ast.LShift)):
+            return True
+    return False
 
 
 def _names(node: ast.AST) -> list[str]:
