@@ -103,10 +103,11 @@ def call_by_names(fn, mod, h, model, device, stride: int):
             kw[name] = getattr(h, "eval_seq_len", None)
         elif name in ("log0", "log"):
             kw[name] = lambda *a, **k: None
-    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
     t = time.perf_counter()
     out = fn(**kw)
-    torch.cuda.synchronize()
+    sync()
     return out, time.perf_counter() - t
 
 
@@ -147,6 +148,8 @@ def main() -> int:
     ap.add_argument("--ttt-tokens", type=int, default=131072)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--seq-len", type=int, help="override the record's eval seq_len (smoke tests)")
     a = ap.parse_args()
     a.record, a.corpus, a.tokenizer = a.record.resolve(), a.corpus.resolve(), a.tokenizer.resolve()
 
@@ -168,9 +171,9 @@ def main() -> int:
     from harness.evaluate.ttt import TTTConfig, ttt_eval
 
     script = a.record / "train_gpt.py"
-    ad = SubmissionAdapter(script, "cuda")
+    ad = SubmissionAdapter(script, a.device)
     mod, h = ad.module, ad.h
-    device = torch.device("cuda")
+    device = torch.device(a.device)
     torch.manual_seed(0)
     model = ad.build_model()
     with torch.no_grad():
@@ -180,9 +183,9 @@ def main() -> int:
     art = ad.serialize(model, tmp / "art")
     model = ad.load_artifact(art).eval()
     st = ad.eval_settings()
-    L, stride = st["seq_len"], st["stride"]
+    L, stride = a.seq_len or st["seq_len"], st["stride"]
     res: dict = {"record": a.record.name, "vocab": vocab, "seq_len": L, "stride": stride,
-                 "artifact_bytes": art.stat().st_size, "device": torch.cuda.get_device_name()}
+                 "artifact_bytes": art.stat().st_size, "device": torch.cuda.get_device_name() if a.device == "cuda" else a.device}
 
     # the same tokens the record's loader returns (truncated to whole sequences)
     toks_np, _, _ = load_tokens(data)
@@ -200,10 +203,11 @@ def main() -> int:
         (own_loss, own_bpb), own_t = call_by_names(own_fn, mod, h, model, device, stride)
         res["own"] = {"val_loss": own_loss, "val_bpb": own_bpb, "seconds": own_t,
                       "mfu": useful / own_t / (a.peak_tflops * 1e12)}
-    for label, kw in (("ours_fast", {"compile": False}), ("ours_fast_compiled", {"compile": True})):
+    variants = [("ours_fast", {"compile": False}), ("ours_fast_compiled", {"compile": True})]
+    for label, kw in variants[: 2 if a.device == "cuda" else 1]:
         sc = ad.scorer(model, head_slice=not kw.get("exact", False), compile=kw["compile"])
         for _ in range(2):  # the first call warms up (compile, autotune); the second is timed
-            r = sliding_eval(sc, toks_np, tbytes, L, stride, 32, "cuda", exact=kw.get("exact", False))
+            r = sliding_eval(sc, toks_np, tbytes, L, stride, 32, a.device, exact=kw.get("exact", False))
         res[label] = {"val_loss": r.val_loss, "val_bpb": r.val_bpb, "seconds": r.seconds, "tokens": r.tokens,
                       "bytes": r.bytes, "head_slice": sc.head_slice,
                       "mfu": useful / r.seconds / (a.peak_tflops * 1e12)}
@@ -227,7 +231,7 @@ def main() -> int:
         (own_loss, own_bpb), own_t = call_by_names(ttt_fn, mod, h, m1, device, stride)
         m2 = copy.deepcopy(model)
         r = ttt_eval(ad.scorer(m2), m2, lambda x, y: ad.train_loss(m2, x, y), t2, tbytes[: t2.size - 1], cfg,
-                     seq_len=Lt, stride=stride, device="cuda")
+                     seq_len=Lt, stride=stride, device=a.device)
         res["ttt"] = {"own_bpb": own_bpb, "own_seconds": own_t, "ours_bpb": r.val_bpb, "ours_seconds": r.seconds,
                       "bpb_diff": r.val_bpb - own_bpb, "speedup_vs_own": own_t / r.seconds, "tokens": r.tokens,
                       "chunks": r.extra["ttt_chunks"], "steps": r.extra["ttt_steps"], "config": ad.ttt_settings()}

@@ -72,6 +72,11 @@ def one(script: Path, out: Path) -> dict:
                   else "main-slice")
     torch.manual_seed(0)
     model = ad.build_model()
+    if os.environ.get("GA_DRY"):  # CPU-only: resolve the strategy and build the model, run nothing else
+        rec.update(ad.plan(), ok=True, params=sum(p.numel() for p in model.parameters()),
+                   seconds=time.time() - t0)
+        rec.pop("lines", None)
+        return rec
     with torch.no_grad():
         g = torch.Generator(device="cpu").manual_seed(1)
         for p in model.parameters():
@@ -155,7 +160,8 @@ def main() -> int:
     make_fake_data(fake, a.tokenizers)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     folders = sorted(p for p in a.records.iterdir() if p.is_dir() and a.only in p.name)
-    env = dict(os.environ, DATA_DIR=str(fake / "data") + "/", PYTHONPATH=str(ROOT), **SMALL_ENV)
+    env = dict(os.environ, DATA_DIR=str(fake / "data") + "/", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]), **SMALL_ENV)
 
     def run_one(folder: Path) -> dict:
         script = script_of(folder)

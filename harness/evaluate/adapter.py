@@ -312,7 +312,22 @@ class SubmissionAdapter:
             for a, v in saved.items():
                 setattr(self.h, a, v)
 
-    def _load_via_main(self, path: Path) -> Any:
+    def plan(self) -> dict[str, Any]:
+        """How an artifact would be loaded, without loading one (diagnostics, dry coverage runs)."""
+        if self.hook is not None:
+            return {"via": "hook"}
+        if callable(getattr(self.module, "deserialize", None)):
+            fn = slicing.find_function(self.tree, lambda f: f.name == "deserialize")
+            attrs = _h_attrs_opened(fn) if fn is not None else []
+            if not attrs:
+                raise _needs(self.script, "deserialize() reads no h.<path> attribute we can point at the artifact")
+            return {"via": "deserialize", "path_attrs": attrs}
+        body, target, names = self._main_load_target()
+        indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
+        return {"via": "main-slice", "reads": names, "statements": len(indices),
+                "lines": [body[i].lineno for i in indices]}
+
+    def _main_load_target(self) -> tuple[list[ast.stmt], int, list[str]]:
         fn = slicing.find_function(self.tree, lambda f: "load_state_dict" in slicing.calls_named(f)
                                    and any("dequantize" in c for c in slicing.calls_named(f)))
         if fn is None:
@@ -323,10 +338,14 @@ class SubmissionAdapter:
                       None)
         if target is None:
             raise _needs(self.script, "no load_state_dict after the dequantize call")
-        receiver = _load_receiver(body[target])
         names = _read_file_names(body, first_deq)
         if not names:
             raise _needs(self.script, "cannot tell which file the artifact is read from")
+        return body, target, names
+
+    def _load_via_main(self, path: Path) -> Any:
+        body, target, names = self._main_load_target()
+        receiver = _load_receiver(body[target])
         base = self.build_model()
         ns = self._provided(base_model=base)
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
@@ -338,8 +357,7 @@ class SubmissionAdapter:
             except Exception as exc:  # noqa: BLE001
                 raise AdapterError(f"{self.filename}: its artifact-loading code failed on {path.name}: "
                                    f"{type(exc).__name__}: {exc}") from None
-        model = ns.get(receiver) if receiver else base
-        return model
+        return ns.get(receiver) if receiver else base
 
     def serialize(self, model: Any, out_dir: Path) -> Path:
         """Write `model` as an artifact with the submission's own code (for adapter coverage tests)."""
@@ -488,8 +506,13 @@ def _looks_like_hook(path: Path) -> bool:
     return all(n in defs for n in HOOK_NAMES)
 
 
+MODEL_CLASS_HINTS = ("GPT", "LM", "Transformer", "Model")
+
+
 def _gpt_call(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "GPT"
+    """A call of the model class: `GPT(...)` or a class named like one (`RecurrentGPT`, `HybridLM`)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+               and any(h in n.func.id for h in MODEL_CLASS_HINTS) and n.func.id[:1].isupper()
                for n in ast.walk(node))
 
 
@@ -524,9 +547,18 @@ def _open_calls(node: ast.AST):
 
 
 def _const_str(arg: ast.expr, body: list[ast.stmt]) -> str | None:
-    """A string constant, or a name bound to one somewhere in `body` (minified `F='final_model.ptz'`)."""
+    """A string constant, a name bound to one somewhere in `body` (minified `F='final_model.ptz'`), or an
+    f-string made of those (`f"final_model.{quant_ext}"`)."""
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return arg.value
+    if isinstance(arg, ast.JoinedStr):
+        parts = []
+        for v in arg.values:
+            part = _const_str(v.value if isinstance(v, ast.FormattedValue) else v, body)
+            if part is None:
+                return None
+            parts.append(part)
+        return "".join(parts)
     if isinstance(arg, ast.Name):
         for st in body:
             for n in ast.walk(st):

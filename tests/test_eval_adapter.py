@@ -1,0 +1,301 @@
+"""The model adapter and `audit.py eval` on small synthetic submissions written by the tests (CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.evaluate.adapter import AdapterError, SubmissionAdapter  # noqa: E402
+from harness.evaluate.shards import write_shard  # noqa: E402
+from tests.conftest import ROOT, TOKENIZERS  # noqa: E402
+
+COMMON = '''
+import io, os, zlib, sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+class Hyperparameters:
+    vocab_size = int(os.environ.get("VOCAB_SIZE", 1024))
+    model_dim = int(os.environ.get("MODEL_DIM", 32))
+    num_layers = int(os.environ.get("NUM_LAYERS", 2))
+    train_seq_len = int(os.environ.get("TRAIN_SEQ_LEN", 64))
+    eval_stride = int(os.environ.get("EVAL_STRIDE", 16))
+    logit_softcap = 30.0
+    ttt_epochs = 1
+    ttt_lr = 0.01
+    ttt_chunk_tokens = 128
+    quantized_model_path = "final_model.int8.ptz"
+
+class Block(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.mlp = nn.Linear(dim, dim)
+    def forward(self, x):
+        T = x.size(1)
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
+        x = x + self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
+        return x + torch.relu(self.mlp(x))
+
+def quantize_sd(sd):
+    out = {}
+    for k, v in sd.items():
+        scale = v.abs().max().clamp_min(1e-8) / 127
+        out[k] = ((v / scale).round().to(torch.int8), scale)
+    return out
+
+def dequantize_sd(obj):
+    return {k: q.float() * s for k, (q, s) in obj.items()}
+'''
+
+OLD_STYLE = COMMON + '''
+class GPT(nn.Module):
+    def __init__(self, vocab_size, model_dim, num_layers, logit_softcap, peek=False):
+        super().__init__()
+        self.tok_emb = nn.Embedding(vocab_size, model_dim)
+        self.blocks = nn.ModuleList(Block(model_dim) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(model_dim)
+        self.logit_softcap = logit_softcap
+        self.peek = peek
+    def forward(self, input_ids, target_ids):
+        x = self.tok_emb(input_ids)
+        if self.peek:
+            x = x + self.tok_emb(target_ids)
+        for b in self.blocks:
+            x = b(x)
+        x = self.final_norm(x).reshape(-1, x.size(-1))
+        logits = F.linear(x, self.tok_emb.weight)
+        logits = self.logit_softcap * torch.tanh(logits / self.logit_softcap)
+        return F.cross_entropy(logits.float(), target_ids.reshape(-1), reduction="mean")
+
+def main():
+    args = Hyperparameters()
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA is required")
+    device = torch.device("cuda")
+    peek = bool(int(os.environ.get("PEEK", "0")))
+    base_model = GPT(vocab_size=args.vocab_size, model_dim=args.model_dim, num_layers=args.num_layers,
+                     logit_softcap=args.logit_softcap, peek=PEEK_FLAG).to(device)
+    base_model.float()
+    for step in range(1000000):
+        pass
+    quant_obj = quantize_sd(base_model.state_dict())
+    buf = io.BytesIO()
+    torch.save(quant_obj, buf)
+    blob = zlib.compress(buf.getvalue(), 9)
+    with open("final_model.int8.ptz", "wb") as f:
+        f.write(blob)
+    with open("final_model.int8.ptz", "rb") as f:
+        blob_disk = f.read()
+    state = torch.load(io.BytesIO(zlib.decompress(blob_disk)), map_location="cpu")
+    base_model.load_state_dict(dequantize_sd(state), strict=True)
+
+if __name__ == "__main__":
+    main()
+'''
+
+NEW_STYLE = COMMON + '''
+class GPT(nn.Module):
+    def __init__(self, h):
+        super().__init__()
+        self.tok_emb = nn.Embedding(h.vocab_size, h.model_dim)
+        self.blocks = nn.ModuleList(Block(h.model_dim) for _ in range(h.num_layers))
+        self.final_norm = nn.LayerNorm(h.model_dim)
+        self.logit_softcap = h.logit_softcap
+    def forward_logits(self, input_ids):
+        x = self.tok_emb(input_ids)
+        for b in self.blocks:
+            x = b(x)
+        logits = F.linear(self.final_norm(x), self.tok_emb.weight)
+        return self.logit_softcap * torch.tanh(logits / self.logit_softcap)
+    def forward(self, input_ids, target_ids):
+        logits = self.forward_logits(input_ids)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), target_ids.reshape(-1))
+
+def serialize(h, base_model, code):
+    buf = io.BytesIO()
+    torch.save(quantize_sd(base_model.state_dict()), buf)
+    with open(h.quantized_model_path, "wb") as f:
+        f.write(zlib.compress(buf.getvalue()))
+
+def deserialize(h, device):
+    model = GPT(h).to(device)
+    with open(h.quantized_model_path, "rb") as f:
+        blob = f.read()
+    model.load_state_dict(dequantize_sd(torch.load(io.BytesIO(zlib.decompress(blob)))), strict=True)
+    return model
+
+def main():
+    raise SystemExit("main must not run")
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def make_submission(tmp: Path, source: str, name: str = "sub") -> Path:
+    folder = tmp / name
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text(source)
+    return folder / "train_gpt.py"
+
+
+def roundtrip(script: Path, out: Path):
+    ad = SubmissionAdapter(script, "cpu")
+    torch.manual_seed(0)
+    model = ad.build_model()
+    art = ad.serialize(model, out)
+    torch.manual_seed(1)
+    loaded = ad.load_artifact(art).eval()
+    return ad, model, loaded, art
+
+
+@pytest.mark.parametrize("style", ["old", "new"])
+def test_adapter_roundtrip_matches_own_forward(tmp_path, style):
+    src = OLD_STYLE.replace("PEEK_FLAG", "False") if style == "old" else NEW_STYLE
+    script = make_submission(tmp_path, src)
+    ad, model, loaded, art = roundtrip(script, tmp_path / "art")
+    assert ad.plan()["via"] == ("main-slice" if style == "old" else "deserialize")
+    assert art.is_file()
+    for k, v in model.state_dict().items():      # the artifact's weights arrived (int8 error only)
+        assert (loaded.state_dict()[k] - v).abs().max() <= v.abs().max() / 100
+    x = torch.randint(0, 1024, (2, 40))
+    y = torch.randint(0, 1024, (2, 40))
+    with torch.no_grad():
+        logits = ad.logits(loaded, x)
+        ours = torch.nn.functional.cross_entropy(logits.reshape(-1, 1024), y.reshape(-1))
+        assert logits.shape == (2, 40, 1024)
+        assert ours.item() == pytest.approx(loaded(x, y).item(), abs=1e-6)
+    sc = ad.scorer(loaded)
+    assert sc.head_slice
+    with torch.no_grad():
+        assert torch.allclose(sc.logits(x, 30), logits[:, 30:], atol=1e-5)
+    assert ad.eval_settings()["seq_len"] == 64 and ad.eval_settings()["stride"] == 16
+
+
+def test_needs_adapter_message(tmp_path):
+    script = make_submission(tmp_path, "import torch\nclass Hyperparameters:\n    vocab_size = 8\n")
+    ad = SubmissionAdapter(script, "cpu")
+    with pytest.raises(AdapterError, match="needs an adapter"):
+        ad.build_model()
+    art = tmp_path / "a.ptz"
+    art.write_bytes(b"x")
+    with pytest.raises(AdapterError, match="needs an adapter.*adapter.py"):
+        ad.load_artifact(art)
+
+
+def test_adapter_hook_is_used(tmp_path):
+    script = make_submission(tmp_path, "import torch\nclass Hyperparameters:\n    vocab_size = 16\n")
+    (script.parent / "adapter.py").write_text(textwrap.dedent('''
+        import torch
+        def build_model(module, h, device):
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Embedding(h.vocab_size, h.vocab_size))
+        def load_artifact(module, h, path, device):
+            m = build_model(module, h, device)
+            m.load_state_dict(torch.load(path))
+            return m
+        def logits(model, x):
+            return model(x)
+    '''))
+    ad = SubmissionAdapter(script, "cpu")
+    m = ad.build_model()
+    torch.save(m.state_dict(), tmp_path / "w.pt")
+    loaded = ad.load_artifact(tmp_path / "w.pt")
+    assert ad.plan() == {"via": "hook"}
+    x = torch.tensor([[1, 2, 3]])
+    assert torch.equal(ad.logits(loaded, x), m(x))
+
+
+def test_import_errors_are_messages(tmp_path):
+    script = make_submission(tmp_path, "import not_a_real_module_xyz\n")
+    with pytest.raises(AdapterError, match="missing module not_a_real_module_xyz"):
+        SubmissionAdapter(script, "cpu")
+    script2 = make_submission(tmp_path, "def f(:\n", name="bad")
+    with pytest.raises(AdapterError, match="SyntaxError"):
+        SubmissionAdapter(script2, "cpu")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "audit.py"), "eval", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+
+
+@pytest.fixture
+def eval_case(tmp_path):
+    tok = TOKENIZERS / "fineweb_1024_bpe.model"
+    if not tok.exists():
+        pytest.skip("no sp1024 tokenizer in ../shared/tokenizers")
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(tok))
+    ids = [1] + sp.encode("The committee met on Tuesday to discuss the budget for the new library. " * 12)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_shard(data / "fineweb_val_000000.bin", np.array(ids[:301]))
+    return tok, data, np.array(ids[:301])
+
+
+def test_cli_eval_reproduces_direct_bpb(tmp_path, eval_case):
+    tok, data, ids = eval_case
+    script = make_submission(tmp_path, OLD_STYLE.replace("PEEK_FLAG", "False"))
+    ad, _, loaded, art = roundtrip(script, tmp_path / "art")
+    p = run_cli(str(script.parent), "--artifact", str(art), "--data", str(data), "--tokenizer", str(tok),
+                "--format", "json", "--device", "cpu")
+    assert p.returncode == 0, p.stderr
+    sub = json.loads(p.stdout)["submissions"][0]
+    rep = sub["measured"]["reproduced"]
+    assert sub["verdict"] == "legal" and rep["source"] == "reproduced"
+    assert rep["checks"]["flip"]["passed"] and rep["checks"]["normalisation"]["passed"]
+    # direct: every target from one forward over the whole prefix (seq 64, stride 16 windows)
+    from harness.evaluate.bytes import build_byte_tables
+
+    t = torch.as_tensor(ids.astype(np.int64))
+    nll = []
+    with torch.no_grad():
+        for pos in range(300):
+            lo = 0 if pos < 64 else ((pos - 64) // 16 + 1) * 16
+            lg = ad.logits(loaded, t[lo:pos + 1][None])[0, -1].float()
+            nll.append(-torch.log_softmax(lg, -1)[t[pos + 1]].item())
+    nbytes = build_byte_tables(tok).target_bytes(ids[:-1], ids[1:]).sum()
+    assert rep["tokens"] == 300 and rep["bytes"] == nbytes
+    assert rep["val_bpb"] == pytest.approx(sum(nll) / (math.log(2) * nbytes), rel=1e-5)
+
+
+def test_cli_eval_flags_peeking_model_and_runs_ttt(tmp_path, eval_case):
+    tok, data, _ = eval_case
+    script = make_submission(tmp_path, OLD_STYLE.replace("PEEK_FLAG", "True"))
+    _, _, _, art = roundtrip(script, tmp_path / "art")
+    plot = tmp_path / "ttt.png"
+    p = run_cli(str(script.parent), "--artifact", str(art), "--data", str(data), "--tokenizer", str(tok),
+                "--format", "json", "--device", "cpu", "--ttt", "--plot", str(plot))
+    assert p.returncode == 1, p.stderr
+    sub = json.loads(p.stdout)["submissions"][0]
+    assert sub["verdict"] == "illegal"
+    rules = {f["rule"] for f in sub["findings"]}
+    assert "C2-FULL-NORMALIZED-DISTRIBUTION" in rules   # its distribution depends on the realised target
+    assert len(sub["measured"]["ttt_chunks"]) == 3 and plot.stat().st_size > 1000
+
+
+def test_cli_eval_bad_inputs(tmp_path, eval_case):
+    tok, data, _ = eval_case
+    script = make_submission(tmp_path, OLD_STYLE.replace("PEEK_FLAG", "False"))
+    p = run_cli(str(script.parent), "--artifact", str(tmp_path / "missing.ptz"), "--data", str(data))
+    assert p.returncode == 2 and "--artifact: no such file" in p.stderr
+    bad = tmp_path / "final_model.int8.ptz"
+    bad.write_bytes(b"not zlib at all")
+    p = run_cli(str(script.parent), "--artifact", str(bad), "--data", str(data), "--tokenizer", str(tok),
+                "--format", "json", "--device", "cpu")
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    sub = json.loads(p.stdout)["submissions"][0]
+    assert sub["verdict"] == "error" and "final_model.int8.ptz" in sub["error"]
