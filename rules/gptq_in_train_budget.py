@@ -30,8 +30,9 @@ class GptqInTrainBudget(Rule):
                  "600 s budget, which is why records reserve seconds (`gptq:reserving 12s, "
                  "effective=588000ms`). golfaudit adds the logged train time and `GPTQ:collected N Hessians in "
                  "Xs`. Quantizing and compressing without data afterwards is accepted practice; self-generated "
-                 "calibration reads no training data and is not checked. Ruled around 2026-03-25: earlier "
-                 "submissions get a warning.")
+                 "calibration reads no training data and is not checked. When another log of the same seed fits the "
+                 "budget (a compliance rerun, as in 04-29), the overrun is a warning. Ruled around 2026-03-25: "
+                 "earlier submissions get a warning.")
     LEGAL = [
         log(new_log(code=20), "592.1 s + 3.8 s of Hessians = 595.9 s"),
         log(new_log(code=20, train_ms=588_119, gptq_reserve=12.0, hessian_s=12.7),
