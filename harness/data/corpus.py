@@ -10,6 +10,7 @@ import hashlib
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 SOURCE_NAME = "python-stdlib"
@@ -42,6 +43,16 @@ def _topic_documents() -> Iterator[Document]:
         yield Document(f"pydoc:{key}", topics[key])
 
 
+@lru_cache(maxsize=4)
+def _source_files(base: Path) -> tuple[Path, ...]:
+    """The .py files of the standard library, sorted, outside tests and third-party folders."""
+    found = []
+    for path in sorted(base.rglob("*.py")):
+        if not any(part in SKIP_DIRS for part in path.relative_to(base).parts[:-1]):
+            found.append(path)
+    return tuple(found)
+
+
 def documents(split: str | None = None, root: Path | None = None) -> Iterator[Document]:
     """Every document of the source (or of one split), in a fixed order."""
     if split is not None and split not in SPLITS:
@@ -51,10 +62,8 @@ def documents(split: str | None = None, root: Path | None = None) -> Iterator[Do
     for doc in docs:
         if split is None or split_of(doc.name) == split:
             yield doc
-    for path in sorted(base.rglob("*.py")):
+    for path in _source_files(base):
         rel = path.relative_to(base)
-        if any(part in SKIP_DIRS for part in rel.parts[:-1]):
-            continue
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
