@@ -412,7 +412,7 @@ def _resolve(sub: Any) -> dict[str, Setting]:
     for label, env in [("README", readme), *scripts]:
         for k, v in env.items():
             if k not in settings:
-                settings[k] = Setting(k, UNKNOWN, v, label, k)
+                settings[k] = Setting(k, UNKNOWN, _log_value(v), label, k)  # "0" → 0, "1.5" → 1.5
     return settings
 
 
