@@ -143,6 +143,8 @@ class Program:
         self.val_globals: dict[str, set[str]] = {}
         self.val_returning: set[int] = set()
         self.classes: list[Func] = []
+        self._lambdas: dict[int, Func] = {}
+        self._stores: dict[int, list[tuple[str, ast.expr]]] = {}
         for unit in units:
             mod = Func("<module>", f"{unit.name}:<module>", unit.name, unit.tree, None)
             self.modules.append(mod)
@@ -191,7 +193,10 @@ class Program:
             changed = False
             for f in funcs:
                 closure = Closure(self, f, {})
-                for target, value in _attribute_stores(f):
+                stores = self._stores.get(id(f))
+                if stores is None:
+                    stores = self._stores[id(f)] = list(_attribute_stores(f))
+                for target, value in stores:
                     if target not in self.val_attrs and closure.tainted_expr(value):
                         self.val_attrs.add(target)
                         changed = True
@@ -223,8 +228,12 @@ class Program:
         if depth > 6:
             return None
         if isinstance(fn, ast.Lambda):
-            return Func("<lambda>", f"{scope.qualname}.<lambda@{fn.lineno}>", scope.unit, fn, scope,
-                        None, _params(fn))
+            cached = self._lambdas.get(id(fn))
+            if cached is None or cached.node is not fn:
+                cached = Func("<lambda>", f"{scope.qualname}.<lambda@{fn.lineno}>", scope.unit, fn, scope,
+                              None, _params(fn))
+                self._lambdas[id(fn)] = cached
+            return cached
         if isinstance(fn, ast.Name):
             s: Func | None = scope
             while s is not None:
@@ -319,10 +328,22 @@ def target_base(t: ast.expr) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 def expr_names(node: ast.AST | None) -> set[str]:
     """Names an expression's value depends on (shape queries and nested lambdas excluded).
-    Val-naming string literals contribute `<VAL>`; attributes contribute `.attr` markers."""
-    out: set[str] = set()
+    Val-naming string literals contribute `<VAL>`; attributes contribute `.attr` markers. Cached on the node
+    (callers get a copy)."""
     if node is None:
-        return out
+        return set()
+    cached = getattr(node, "_golfaudit_names", None)
+    if cached is None:
+        cached = frozenset(_expr_names(node))
+        try:
+            node._golfaudit_names = cached  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+    return set(cached)
+
+
+def _expr_names(node: ast.AST) -> set[str]:
+    out: set[str] = set()
     stack = [node]
     while stack:
         n = stack.pop()
@@ -479,7 +500,7 @@ class Closure:
     def __init__(self, program: Program, func: Func, seeds: dict[str, set[str]],
                  outer: Closure | None = None):
         self.program, self.func, self.seeds, self.outer = program, func, seeds, outer
-        self._memo: dict[tuple[str, int], frozenset[str]] = {}
+        self._memo: dict[tuple, frozenset[str]] = {}
 
     def of_names(self, names: set[str], line: int = INF) -> set[str]:
         out: set[str] = set()
@@ -494,7 +515,11 @@ class Closure:
         return any(a <= def_line <= b and a <= use_line <= b for a, b in self.func.loop_spans)
 
     def _one(self, name: str, line: int = INF) -> frozenset[str]:
-        key = (name, line)
+        local = self.func.defs.get(name) if name[0] not in ".(<" else None
+        if local is not None:  # memo by the set of definitions that reach, not by line
+            key: tuple = (name, tuple(i for i, (d, _) in enumerate(local) if self._reaches(d, line)))
+        else:
+            key = (name, None)
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = frozenset({name})  # cycle guard
@@ -513,11 +538,10 @@ class Closure:
         else:
             if name in self.seeds:
                 result |= self.seeds[name]
-            local = self.func.defs.get(name)
             if local is not None:
-                for def_line, names in local:
-                    if self._reaches(def_line, line):
-                        result |= self.of_names(names, def_line)
+                for i in key[1]:
+                    def_line, names = local[i]
+                    result |= self.of_names(names, def_line)
             elif name not in self.func.local_names:
                 if self.outer is not None and name in self.outer.func.local_names | set(self.outer.seeds):
                     if VAL in self.outer._one(name):
