@@ -246,7 +246,9 @@ def independent_decode(wrapper: str) -> str:
 
 @requires_pg_repo
 @pytest.mark.pg_repo
-def test_all_seven_packed_records_unpack_and_parse():
+def test_all_seven_packed_records_unpack_and_parse(tmp_path):
+    """All 7 decode exactly, parse (5 via libcst), and keep the line numbers Python 3.12 gives when present."""
+    exe = python312()
     folders = packed_record_folders(pg_repo())
     assert len(folders) == 7, [f.name for f in folders]
     vias = []
@@ -260,6 +262,8 @@ def test_all_seven_packed_records_unpack_and_parse():
         assert main.text == independent_decode(sub.read_source("train_gpt.py")), path.name
         assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in main.tree.body), path.name
         vias.append(main.via)
+        if exe and main.via == "libcst":
+            assert our_lines(main.tree) == native_lines(exe, main.text, tmp_path), path.name
     assert vias.count("libcst") == 5  # the five that need Python >= 3.12 syntax
 
 
@@ -285,18 +289,6 @@ def test_every_python_file_under_records_parses():
         except Exception as exc:  # noqa: BLE001 - collected and reported together
             failures.append(f"{path}: {exc}")
     assert failures == []
-
-
-@requires_pg_repo
-@pytest.mark.pg_repo
-def test_packed_records_lines_match_python312(tmp_path):
-    exe = python312()
-    if exe is None:
-        pytest.skip("no Python >= 3.12 here to compare line numbers with")
-    for path in packed_record_folders(pg_repo()):
-        main = load_code(Submission(path, path.name)).main
-        if main.via == "libcst":
-            assert our_lines(main.tree) == native_lines(exe, main.text, tmp_path), path.name
 
 
 def test_run_path_import_module_and_launched_scripts_are_followed(tmp_path):

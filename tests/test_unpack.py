@@ -302,7 +302,7 @@ def test_random_layer_chains_round_trip():
     hypothesis = pytest.importorskip("hypothesis")
     st = hypothesis.strategies
 
-    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.settings(max_examples=25, deadline=None)
     @hypothesis.given(code=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200),
                       chain=st.lists(st.tuples(st.sampled_from(sorted(ENCODINGS)), st.sampled_from(sorted(CODECS))),
                                      min_size=1, max_size=3))
