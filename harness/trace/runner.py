@@ -1,0 +1,112 @@
+"""Run the traced child process, read its events, and fold the runtime findings together with the static
+scanner's TTT findings (both shown; disagreements flagged; a static needs-review resolved by a proof)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness.report import Finding, SubmissionReport, judge
+from harness.trace import timeline as tl_mod
+from harness.trace import verdict
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC_RULES = ("TTT-SCORE-FIRST", "TTT-NO-RESCORE")
+# the submission's own settings, cut to a minimum run (a submission ignores the ones it does not read)
+DEFAULT_ENV = {"ITERATIONS": "1", "WARMUP_STEPS": "0", "MAX_WALLCLOCK_SECONDS": "5", "VAL_LOSS_EVERY": "0",
+               "TRAIN_LOG_EVERY": "1", "TTT_ENABLED": "1", "TORCHDYNAMO_DISABLE": "1", "WORLD_SIZE": "1",
+               "RANK": "0", "LOCAL_RANK": "0"}
+
+
+@dataclass
+class TraceRun:
+    events: list[dict[str, Any]]
+    error: str | None
+    output: str
+
+
+def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | None, env: dict[str, str],
+              timeout: float = 600.0) -> TraceRun:
+    """Run `harness.trace.child` on `script` in a scratch working folder; never raises on its failure."""
+    full = {**os.environ, **DEFAULT_ENV, "DATA_PATH": str(data.resolve()),
+            "VAL_FILES": str(data.resolve() / "fineweb_val_*.bin"), "PYTHONPATH": str(REPO)}
+    if tokenizer is not None:
+        full["TOKENIZER_PATH"] = str(tokenizer.resolve())
+    full.update(env)
+    with tempfile.TemporaryDirectory(prefix="golfaudit-trace-") as tmp:
+        out = Path(tmp) / "events.json"
+        cmd = [sys.executable, "-m", "harness.trace.child", str(script.resolve()), str(out)]
+        if tokens is not None:
+            cmd += ["--tokens", str(tokens)]
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, env=full, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return TraceRun([], f"{script}: the traced run passed the {timeout:.0f} s limit", "")
+        text = proc.stdout + proc.stderr
+        if not out.is_file():
+            tail = text.strip().splitlines()[-1:] or ["no output"]
+            return TraceRun([], f"{script}: the traced process failed (status {proc.returncode}): {tail[0]}", text)
+        data_out = json.loads(out.read_text(encoding="utf-8"))
+    return TraceRun(data_out["events"], data_out.get("error"), text)
+
+
+def static_findings(folder: Path) -> list[Finding]:
+    from harness.engine import audit_submission
+
+    rep = audit_submission(folder, rule_ids=STATIC_RULES)
+    return list(rep.findings)
+
+
+def combine(static: list[Finding], runtime: list[Finding], file: str) -> list[Finding]:
+    """Both sets, static ones marked; a static low-confidence error is suppressed by a runtime proof of the
+    same rule, and a static error the run contradicts (or a runtime error the scanner missed) is flagged."""
+    proved = {f.rule for f in runtime if f.severity == "info" and f.category == "legality"}
+    if proved:
+        proved |= set(STATIC_RULES)   # the proof covers both orders: scored first and never re-scored
+    broken = {f.rule for f in runtime if f.severity == "error"}
+    out: list[Finding] = []
+    disagree: list[str] = []
+    for f in static:
+        f = replace(f, message="[static] " + f.message)
+        if f.severity == "error" and not f.suppressed and f.rule in proved:
+            if f.confidence == "low":
+                f = f.suppress("resolved by `audit.py trace`: the run proved the order")
+            else:
+                disagree.append(f"static {f.rule} says illegal, the traced run proved it legal")
+        out.append(f)
+    static_errors = {f.rule for f in static if f.severity == "error" and not f.suppressed}
+    for rule in sorted(broken - static_errors):
+        disagree.append(f"the traced run found a {rule} violation the static scanner did not report")
+    out.extend(runtime)
+    for text in disagree:
+        out.append(Finding(rule="TRACE", category="hygiene", severity="warning", confidence="high", file=file,
+                           line=None, message=f"static and runtime disagree: {text}", citation=verdict.CITATION,
+                           source_weight="#1017"))
+    return out
+
+
+def trace_submission(folder: Path, script: Path, data: Path, tokenizer: Path | None = None,
+                     tokens: int | None = None, env: dict[str, str] | None = None, plot: Path | None = None,
+                     static: bool = True, timeout: float = 600.0) -> tuple[SubmissionReport, tl_mod.Timeline]:
+    run = run_child(script, data, tokenizer, tokens, env or {}, timeout)
+    tl = tl_mod.build(run.events)
+    name = script.name
+    runtime = verdict.findings(tl, name, run.error)
+    findings = combine(static_findings(folder) if static else [], runtime, name)
+    measured: dict[str, Any] = {"trace": {
+        "events": len(run.events), "val_tokens": tl.val_tokens, "reported_line": tl.reported_line,
+        "reported_bpb": tl.reported_bpb, "scored_positions": len(tl.reported_score),
+        "trained_positions": len(tl.first_trained),
+        "train_events": sum(1 for e in run.events if e["kind"] == "train"),
+        "optimizer_steps": sum(1 for e in run.events if e["kind"] == "step")}}
+    if plot is not None and tl.reported_score:
+        from harness.trace.plot import plot_timeline
+
+        measured["trace"]["plot"] = str(plot_timeline(tl, plot, title=f"{folder.name}: score vs train order"))
+    return judge(str(folder), "trace", findings, {}, measured), tl
