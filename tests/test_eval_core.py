@@ -144,3 +144,21 @@ def test_normalisation_check():
     assert not dep.passed and "realised target" in dep.detail
     (f, g) = findings_for([mix, dep], None)
     assert f.rule == g.rule == "C2-FULL-NORMALIZED-DISTRIBUTION"
+
+
+def test_shards_and_caseops_sidecar(tmp_path):
+    from harness.evaluate.shards import ShardError, load_tokens, write_shard
+    from harness.evaluate.sliding import target_bytes
+
+    toks = np.array([1, 5, 6, 7, 1, 9, 10], dtype=np.uint16)
+    side = np.array([0, 3, 1, 2, 0, 4, 1], dtype=np.uint16)
+    write_shard(tmp_path / "fineweb_val_000000.bin", toks)
+    write_shard(tmp_path / "fineweb_val_bytes_000000.bin", side)
+    t, s, files = load_tokens(tmp_path)
+    assert (t == toks).all() and (s == side).all() and len(files) == 2
+    assert target_bytes(t, None, s).tolist() == [3, 1, 2, 0, 4, 1]     # BOS targets carry 0 bytes
+    t2, s2, _ = load_tokens(tmp_path, max_tokens=3)
+    assert t2.size == 4 and s2.size == 4
+    (tmp_path / "fineweb_val_000001.bin").write_bytes(b"\x00" * 1030)
+    with pytest.raises(ShardError, match="fineweb_val_000001.bin: bad header"):
+        load_tokens(tmp_path)
