@@ -1,0 +1,205 @@
+"""`audit.py trace`: provenance through torch, the timeline, verdicts on our five tiny example submissions,
+and the CLI (one subprocess run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+from harness.data.shards import write_shard  # noqa: E402
+from harness.report import decide_verdict  # noqa: E402
+from harness.trace import child, timeline, verdict  # noqa: E402
+from harness.trace.provenance import EventLog, ProvenanceMode, set_tag, shadow, tag_tokens  # noqa: E402
+from harness.trace.runner import combine  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "tests" / "fixtures" / "trace"
+
+
+@pytest.fixture(scope="module")
+def val_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("trace_val")
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(2, 64, size=97)
+    tokens[[0, 30, 60]] = 1          # document starts (BOS) for the per-document example
+    write_shard(d / "fineweb_val_000000.bin", tokens)
+    return d
+
+
+def _trace(name: str, val_dir: Path, monkeypatch) -> tuple[timeline.Timeline, list]:
+    monkeypatch.setenv("VAL_FILES", str(val_dir / "fineweb_val_*.bin"))
+    result = child.trace(EXAMPLES / name / "train_gpt.py", None)
+    tl = timeline.build(result["events"])
+    return tl, verdict.findings(tl, "train_gpt.py", result["error"])
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def test_per_token_loss_keeps_positions_through_slices_and_reductions():
+    log = EventLog()
+    tok = tag_tokens(torch.arange(33) % 10)
+    with ProvenanceMode(log):
+        y = tok[1:17].reshape(1, -1).to("cpu").long()
+        assert shadow(y).tolist() == [list(range(1, 17))]
+        nll = F.cross_entropy(torch.randn(16, 10), y.reshape(-1), reduction="none").reshape(1, -1)
+        acc = torch.zeros((), dtype=torch.float64)
+        acc += nll[:, 8:].sum().to(torch.float64)
+        value = acc.item()
+    loss_event = [e for e in log.events if e["kind"] == "loss"][0]
+    assert loss_event["positions"] == list(range(1, 17)) and loss_event["grad"] is True
+    assert set_tag(acc) == {loss_event["i"]: frozenset(range(9, 17))}
+    read = log.events[-1]
+    assert read["kind"] == "read" and read["value"] == pytest.approx(value)
+    assert read["events"] == {str(loss_event["i"]): list(range(9, 17))}
+
+
+def test_backward_is_a_train_event_and_ignored_targets_are_not_positions():
+    log = EventLog()
+    tok = tag_tokens(torch.tensor([3, 4, 5, 6, 7]))
+    w = torch.randn(5, 10, requires_grad=True)
+    with ProvenanceMode(log):
+        y = tok[1:].clone()
+        y[0] = -100      # an in-place write keeps the shadow; the ignored target is dropped from positions
+        F.cross_entropy(w[:4], y).backward()
+    kinds = [e["kind"] for e in log.events]
+    assert kinds == ["start", "loss", "train"]
+    assert log.events[1]["positions"] == [2, 3, 4]
+    assert log.events[2]["events"] == {"1": "all"}
+
+
+def test_untagged_runs_are_untouched():
+    log = EventLog()
+    with ProvenanceMode(log):
+        loss = F.cross_entropy(torch.randn(4, 3, requires_grad=True), torch.tensor([0, 1, 2, 0]))
+        loss.backward()
+        loss.item()
+    assert [e["kind"] for e in log.events] == ["start"]
+
+
+# ----------------------------------------------------------------------------- timeline and verdicts
+
+
+def _events(*evs):
+    out = [{"i": 0, "kind": "start"}]
+    for e in evs:
+        out.append({"i": len(out), **e})
+    return out
+
+
+def test_timeline_matches_the_printed_val_loss_not_the_last_read():
+    events = _events(
+        {"kind": "val", "n": 5},
+        {"kind": "loss", "positions": [1, 2, 3, 4]},                       # 2: first pass
+        {"kind": "read", "value": 1.25, "events": {"2": "all"}},
+        {"kind": "train", "events": {"2": "all"}},
+        {"kind": "loss", "positions": [1, 2, 3, 4]},                       # 5: second pass
+        {"kind": "read", "value": 0.5, "events": {"5": "all"}},
+        {"kind": "print", "text": "final val_loss:1.25000000 val_bpb:1.80336049"},
+    )
+    tl = timeline.build(events)
+    assert tl.reported_reads == [3] and tl.matched_by == "val_loss value"
+    assert tl.score_first_violations() == [] and tl.rescore_violations() == []
+    fs = verdict.findings(tl, "t.py")
+    assert [(f.rule, f.severity) for f in fs] == [("TTT-SCORE-FIRST", "info")]
+
+
+def test_incomplete_trace_is_a_warning_not_a_verdict():
+    fs = verdict.findings(timeline.build(_events({"kind": "val", "n": 5})), "t.py")
+    assert [(f.rule, f.category, f.severity) for f in fs] == [("TRACE", "hygiene", "warning")]
+    assert decide_verdict(fs) == "legal"
+
+
+@pytest.mark.parametrize("name,verdict_,rules", [
+    ("legal_chunked", "legal", set()),
+    ("legal_lora_per_doc", "legal", set()),
+    ("illegal_train_first", "illegal", {"TTT-SCORE-FIRST"}),
+    ("illegal_last_epoch_scoring", "illegal", {"TTT-SCORE-FIRST"}),
+    ("illegal_rescore", "illegal", {"TTT-NO-RESCORE"}),
+])
+def test_examples_get_the_right_runtime_verdict(name, verdict_, rules, val_dir, monkeypatch):
+    tl, fs = _trace(name, val_dir, monkeypatch)
+    assert tl.val_tokens == 97
+    assert tl.reported_bpb is not None and tl.reported_score
+    assert decide_verdict(fs) == verdict_
+    assert {f.rule for f in fs if f.severity == "error"} == rules
+    if verdict_ == "legal":
+        # all 96 targets; the per-document run does not score the BOS tokens at 30 and 60
+        skipped = set() if name == "legal_chunked" else {30, 60}
+        assert set(tl.reported_score) == set(range(1, 97)) - skipped
+        assert tl.first_trained, "the legal examples do train (TTT), after scoring"
+        assert all(tl.first_trained[p] > tl.reported_score[p] for p in tl.first_trained)
+
+
+def test_rescore_reports_only_the_positions_trained_between_the_passes(val_dir, monkeypatch):
+    tl, _ = _trace("illegal_rescore", val_dir, monkeypatch)
+    assert tl.reported_line.startswith("final_rescored")
+    # chunks of 32 targets from position 1; the last chunk (65..96) is never trained
+    assert tl.rescore_violations() == list(range(1, 65))
+
+
+# ----------------------------------------------------------------------------- static + runtime
+
+
+def _f(rule, severity, confidence):
+    from harness.report import Finding
+
+    return Finding(rule=rule, category="legality", severity=severity, confidence=confidence, file="t.py",
+                   line=3, message="m", citation="c", source_weight="GUESS")
+
+
+def test_runtime_proof_resolves_a_static_needs_review_and_flags_disagreement():
+    proof = [_f("TTT-SCORE-FIRST", "info", "high")]
+    merged = combine([_f("TTT-SCORE-FIRST", "error", "low")], proof, "t.py")
+    assert decide_verdict(merged) == "legal"
+    assert merged[0].suppressed and merged[0].message.startswith("[static]")
+    merged = combine([_f("TTT-NO-RESCORE", "error", "high")], proof, "t.py")
+    assert decide_verdict(merged) == "illegal"
+    assert any(f.rule == "TRACE" and "disagree" in f.message for f in merged)
+    merged = combine([], [_f("TTT-NO-RESCORE", "error", "high")], "t.py")
+    assert any(f.rule == "TRACE" and "did not report" in f.message for f in merged)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "audit.py", "trace", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_json_and_plot(val_dir, tmp_path):
+    png = tmp_path / "timeline.png"
+    out = tmp_path / "r.json"
+    proc = _cli(str(EXAMPLES / "illegal_rescore"), "--data", str(val_dir), "--plot", str(png),
+                "--format", "json", "--output", str(out), "--tokens", "64")
+    assert proc.returncode == 1, proc.stderr
+    sub = json.loads(out.read_text())["submissions"][0]
+    assert sub["verdict"] == "illegal"
+    assert sub["measured"]["trace"]["val_tokens"] == 65
+    rules = {(f["rule"], f["message"].startswith("[static]")) for f in sub["findings"]}
+    assert ("TTT-NO-RESCORE", False) in rules and ("TTT-NO-RESCORE", True) in rules
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_bad_input_is_a_message(tmp_path):
+    proc = _cli(str(EXAMPLES / "legal_chunked"), "--data", str(tmp_path))
+    assert proc.returncode == 2 and "no fineweb_val_" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli(str(tmp_path / "missing"), "--data", str(tmp_path))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    bad = tmp_path / "sub"
+    bad.mkdir()
+    (bad / "train_gpt.py").write_text("def main(:\n")
+    (tmp_path / "fineweb_val_000000.bin").write_bytes(b"")
+    proc = _cli(str(bad), "--data", str(tmp_path), "--no-static", "--format", "json")
+    assert "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)["submissions"][0]
+    assert any(f["rule"] == "TRACE" and "SyntaxError" in f["message"] for f in report["findings"])
