@@ -198,3 +198,26 @@ def test_3layerrecur_calls_undefined_etlb_without_error():
     sub = Submission(folder, folder.name)
     assert list(rule_by_id("ETLB")().check(sub)) == []
     assert overall_use(function_uses(sub, "eval_val_sliding_etlb"))[0] == "off"
+
+
+def test_function_uses_follow_the_caller(tmp_path):
+    code = '''import os
+class Hyperparameters:
+    slot_enabled = bool(int(os.environ.get("SLOT_ENABLED", "0")))
+def eval_slot():
+    return 1
+def run_evals(h):
+    return eval_slot()
+def dead():
+    return eval_slot()
+def main():
+    h = Hyperparameters()
+    if h.slot_enabled:
+        run_evals(h)
+'''
+    sub = make(tmp_path, {"train_gpt.py": code})
+    uses = function_uses(sub, "eval_slot")
+    assert [(u.line, u.state) for u in uses] == [(7, "off")]   # dead() is never called: dropped
+    assert "run_evals()" in uses[0].why
+    sub = make(tmp_path / "b", {"train_gpt.py": code, "train.log": "Hyperparameters:\n  slot_enabled: True\n"})
+    assert overall_use(function_uses(sub, "eval_slot"))[0] == "on"

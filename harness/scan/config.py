@@ -566,8 +566,10 @@ def _guards(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[ast.expr]:
     return out
 
 
-def function_uses(sub: Any, name: str) -> list[Use]:
-    """References to function `name` (calls, or passed as a value) outside its own definition."""
+def function_uses(sub: Any, name: str, _depth: int = 3, _seen: frozenset[str] = frozenset()) -> list[Use]:
+    """References to function `name` (calls, or passed as a value) outside its own definition. A reference
+    inside another function (not `main`) also takes that function's own state: if every call of the
+    caller is off, so is this reference; if the caller is never called, the reference is dropped."""
     uses: list[Use] = []
     for unit in code_units(sub):
         if name not in unit.text:
@@ -587,6 +589,9 @@ def function_uses(sub: Any, name: str) -> list[Use]:
                 up = parents.get(up)
             if inside_self:
                 continue
+            caller = parents.get(node)
+            while caller is not None and not isinstance(caller, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                caller = parents.get(caller)
             state, why = "on", "reached unconditionally"
             # conditions on no known setting (loop counters, ranks) do not decide whether the code is used
             guards = [g for g in _guards(node, parents) if _evaluate(sub, g, "effective")[1]]
@@ -598,6 +603,15 @@ def function_uses(sub: Any, name: str) -> list[Use]:
                     state, why = "on", "; ".join(w for _, w in states)
                 else:
                     state, why = "unknown", "; ".join(w for s, w in states if s == "unknown")
+            if state != "off" and caller is not None and caller.name not in ("main", name) and _depth > 0 \
+                    and caller.name not in _seen:
+                outer, outer_why = overall_use(function_uses(sub, caller.name, _depth - 1, _seen | {name}))
+                if outer == "unused":
+                    continue
+                if outer == "off":
+                    state, why = "off", f"its caller {caller.name}() {outer_why}"
+                elif outer == "unknown" and state == "on":
+                    state, why = "unknown", f"its caller {caller.name}() is {outer_why}"
             uses.append(Use(unit.name, getattr(node, "lineno", 0), state, why))
     return uses
 
