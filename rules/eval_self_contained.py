@@ -10,7 +10,7 @@ from harness.report import Finding
 from rules.base import Citation, Rule, code, folder
 
 NET_MODULES = ("requests", "urllib.request", "urllib3", "http.client", "huggingface_hub", "socket", "ftplib",
-               "aiohttp", "httpx", "wget", "paramiko", "boto3")
+               "aiohttp", "httpx", "wget", "paramiko", "boto3", "datasets")
 NET_CALLS = {"urlopen", "urlretrieve", "snapshot_download", "hf_hub_download", "load_dataset", "create_connection",
              "get", "post", "put", "request", "download_file", "download"}
 NET_CALL_OWNERS = {"requests", "httpx", "urllib", "request", "socket", "huggingface_hub", "hf", "session", "s3",
@@ -72,8 +72,13 @@ from huggingface_hub import hf_hub_download
 def main():
     hf_hub_download("willdepueoai/parameter-golf", "datasets/manifest.json", local_dir=os.getcwd())
 '''
-_TRAIN_PLAIN = '''def eval_val(model, val_tokens, d):
-    return d.get("x", 0)
+_TRAIN_PLAIN = '''def load_dataset(path):
+    return open(path, "rb").read()
+
+
+def eval_val(model, val_tokens, d):
+    shard = load_dataset("fineweb_val_000000.bin")
+    return d.get("x", 0) + len(shard)
 '''
 
 
@@ -97,7 +102,7 @@ class EvalSelfContained(Rule):
         code(_NVIDIA, "nvidia-smi through subprocess, 'pip install' only inside an assert message, urllib.parse"),
         folder({"train_gpt.py": _TRAIN_PLAIN, "cached_challenge_fineweb.py": _PREP_SCRIPT},
                "a data-prep script that downloads shards but is not imported by the training script"),
-        code(_TRAIN_PLAIN, "a dict's .get() is not an HTTP get"),
+        code(_TRAIN_PLAIN, "a dict's .get() is not an HTTP get; a local function named load_dataset reads a file"),
     ]
     ILLEGAL = [
         code(_EVAL_DOWNLOAD, "snapshot_download inside eval_val", 5),
@@ -166,8 +171,7 @@ def _network_call(node: ast.Call, net_names: set[str]) -> str | None:
     name = call_name(node)
     full = dotted(node.func)
     root = full.split(".")[0] if full else ""
-    if name in ALWAYS_NET and (root in net_names or name in net_names or "." not in full or root in
-                               NET_CALL_OWNERS):
+    if name in ALWAYS_NET and (root in net_names or name in net_names or root in NET_CALL_OWNERS):
         return f"network call {full or name}()"
     if name in NET_CALLS and root in net_names and root in NET_CALL_OWNERS | net_names:
         if root in ("urllib",) and ".parse." in f".{full}.":
