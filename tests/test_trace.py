@@ -82,7 +82,7 @@ def test_untagged_runs_are_untouched():
         loss = F.cross_entropy(torch.randn(4, 3, requires_grad=True), torch.tensor([0, 1, 2, 0]))
         loss.backward()
         loss.item()
-    assert [e["kind"] for e in log.events] == ["start"]
+    assert [e["kind"] for e in log.events] == ["start", "backward"]   # no loss, train or read events
 
 
 # ----------------------------------------------------------------------------- timeline and verdicts
@@ -203,3 +203,30 @@ def test_cli_bad_input_is_a_message(tmp_path):
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)["submissions"][0]
     assert any(f["rule"] == "TRACE" and "SyntaxError" in f["message"] for f in report["findings"])
+
+
+def test_setitem_into_a_buffer_carries_positions_and_untagged_backward_is_logged():
+    log = EventLog()
+    tok = tag_tokens(torch.arange(20) % 7)
+    w = torch.randn(6, 7, requires_grad=True)
+    with ProvenanceMode(log):
+        y = torch.zeros(2, 6, dtype=torch.int64)
+        y[1, :4] = tok[3:7]
+        assert shadow(y).tolist() == [[-1] * 6, [3, 4, 5, 6, -1, -1]]
+        F.cross_entropy(w, y[1]).backward()
+        F.cross_entropy(w, torch.zeros(6, dtype=torch.int64)).backward()
+    loss = [e for e in log.events if e["kind"] == "loss"]
+    assert loss[0]["positions"] == [3, 4, 5, 6]
+    assert [e["kind"] for e in log.events[-2:]] == ["train", "backward"]
+
+
+def test_steps_between_the_matched_read_and_the_line_make_the_trace_incomplete():
+    events = _events(
+        {"kind": "val", "n": 5},
+        {"kind": "loss", "positions": [1, 2, 3, 4]},
+        {"kind": "read", "value": 1.25, "events": {"2": "all"}},
+        {"kind": "step", "optimizer": "Adam"},                              # untracked TTT
+        {"kind": "print", "text": "final val_loss:1.2500 val_bpb:1.8034"},
+    )
+    fs = verdict.findings(timeline.build(events), "t.py")
+    assert [(f.rule, f.severity) for f in fs] == [("TRACE", "warning")] and "1 optimizer steps" in fs[0].message

@@ -137,6 +137,12 @@ class ProvenanceMode(TorchFunctionMode):
         ins = _tensors(args) + _tensors(kwargs)
         if not any(hasattr(t, "_ga_pos") or hasattr(t, "_ga_set") for t in ins):
             return out
+        if name in ("__setitem__", "copy_"):
+            try:
+                self._write(name, args)
+            except Exception:  # noqa: BLE001 - provenance must never break the traced run
+                pass
+            return out
         try:
             self._propagate(func, name, args, kwargs, ins, out)
         except Exception:  # noqa: BLE001 - provenance must never break the traced run
@@ -214,6 +220,33 @@ class ProvenanceMode(TorchFunctionMode):
         rest = tuple(sub(r) if isinstance(r, (list, tuple)) and _tensors(r) else r for r in rest)
         return func(new_first, *rest, **kwargs)
 
+    def _write(self, name, args) -> None:
+        """`dest[index] = src` / `dest.copy_(src)`: the written elements take the source's keys."""
+        dest = args[0]
+        src = args[2] if name == "__setitem__" else args[1]
+        if not isinstance(dest, torch.Tensor):
+            return
+        src_sh = shadow(src) if isinstance(src, torch.Tensor) else None
+        if src_sh is None and shadow(dest) is None:
+            if isinstance(src, torch.Tensor) and set_tag(src):
+                dest._ga_set = _merge(set_tag(dest), set_tag(src))
+            return
+        sh = shadow(dest)
+        sh = sh.clone() if sh is not None else torch.full(dest.shape, -1, dtype=torch.int64)
+        value = src_sh if src_sh is not None else -1
+        if name == "copy_":
+            sh[...] = value
+        else:
+            index = args[1]
+            if isinstance(index, torch.Tensor):
+                index = index.cpu()
+            elif isinstance(index, tuple):
+                index = tuple(i.cpu() if isinstance(i, torch.Tensor) else i for i in index)
+            sh[index] = value
+        dest._ga_pos = sh
+        if isinstance(src, torch.Tensor) and set_tag(src):
+            dest._ga_set = _merge(set_tag(dest), set_tag(src))
+
     # ------------------------------------------------------------------ events
     def _loss(self, func, args, kwargs):
         out = func(*args, **kwargs)
@@ -254,6 +287,8 @@ class ProvenanceMode(TorchFunctionMode):
         tag = _merge(*(_reduce_tag(t) for t in roots))
         if tag:
             self.log.add("train", events=_jsonable_tag(tag, self.log))
+        elif any(t.requires_grad for t in roots):
+            self.log.add("backward", note="on a value not derived from validation losses")
 
     def _read(self, t, value) -> None:
         if not isinstance(t, torch.Tensor):

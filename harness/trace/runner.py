@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 STATIC_RULES = ("TTT-SCORE-FIRST", "TTT-NO-RESCORE")
 # the submission's own settings, cut to a minimum run (a submission ignores the ones it does not read)
 DEFAULT_ENV = {"ITERATIONS": "1", "WARMUP_STEPS": "0", "MAX_WALLCLOCK_SECONDS": "5", "VAL_LOSS_EVERY": "0",
-               "TRAIN_LOG_EVERY": "1", "TTT_ENABLED": "1", "TORCHDYNAMO_DISABLE": "1", "WORLD_SIZE": "1",
-               "RANK": "0", "LOCAL_RANK": "0"}
+               "TRAIN_LOG_EVERY": "1", "TTT_ENABLED": "1", "TORCHDYNAMO_DISABLE": "1"}
+# one process: scripts start torch.distributed when RANK and WORLD_SIZE are both set
+DROPPED_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass
@@ -34,7 +35,8 @@ class TraceRun:
 def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | None, env: dict[str, str],
               timeout: float = 600.0) -> TraceRun:
     """Run `harness.trace.child` on `script` in a scratch working folder; never raises on its failure."""
-    full = {**os.environ, **DEFAULT_ENV, "DATA_PATH": str(data.resolve()),
+    inherited = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    full = {**inherited, **DEFAULT_ENV, "DATA_PATH": str(data.resolve()),
             "VAL_FILES": str(data.resolve() / "fineweb_val_*.bin"), "PYTHONPATH": str(REPO)}
     if tokenizer is not None:
         full["TOKENIZER_PATH"] = str(tokenizer.resolve())
@@ -106,7 +108,10 @@ def trace_submission(folder: Path, script: Path, data: Path, tokenizer: Path | N
         "train_events": sum(1 for e in run.events if e["kind"] == "train"),
         "optimizer_steps": sum(1 for e in run.events if e["kind"] == "step")}}
     if plot is not None and tl.reported_score:
-        from harness.trace.plot import plot_timeline
+        try:
+            from harness.trace.plot import plot_timeline
 
-        measured["trace"]["plot"] = str(plot_timeline(tl, plot, title=f"{folder.name}: score vs train order"))
+            measured["trace"]["plot"] = str(plot_timeline(tl, plot, title=f"{folder.name}: score vs train order"))
+        except (ImportError, OSError) as exc:
+            measured["trace"]["plot"] = f"not written: {exc}"
     return judge(str(folder), "trace", findings, {}, measured), tl

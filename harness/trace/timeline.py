@@ -32,6 +32,7 @@ class Timeline:
     first_scored: dict[int, int] = field(default_factory=dict)     # position -> first loss event in any read-out
     first_trained: dict[int, int] = field(default_factory=dict)    # position -> first train event
     val_tokens: int = 0
+    steps_after_read: int = 0     # optimizer steps between the matched read-out and the printed line
 
     def score_first_violations(self) -> list[int]:
         """Reported positions trained on before any score of them was taken."""
@@ -78,13 +79,17 @@ def build(events: list[dict[str, Any]]) -> Timeline:
     want = _num(_LOSS, line["text"])
     chosen = []
     if want is not None:
-        chosen = [r for r in before if isinstance(r.get("value"), (int, float))
-                  and abs(r["value"] - want) <= 5e-5 + 1e-6 * abs(want)]
+        m = _LOSS.search(line["text"])
+        decimals = len(m.group(1).partition(".")[2]) if m else 8
+        tol = 0.5 * 10 ** -decimals + 1e-9 * abs(want)
+        chosen = [r for r in before if isinstance(r.get("value"), (int, float)) and abs(r["value"] - want) <= tol]
         if chosen:
             chosen, tl.matched_by = [chosen[-1]], "val_loss value"
     if not chosen and before:
         chosen, tl.matched_by = [before[-1]], "last read-out before the line"
     tl.reported_reads = [r["i"] for r in chosen]
+    if chosen:
+        tl.steps_after_read = sum(1 for e in events if e["kind"] == "step" and chosen[-1]["i"] < e["i"] < line["i"])
     for r in chosen:
         for ev, pos in _expand(r["events"], events).items():
             for p in pos:

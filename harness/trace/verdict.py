@@ -24,6 +24,11 @@ def findings(tl: Timeline, file: str, error: str | None = None) -> list[Finding]
         why = error or ("the loader returned no validation tokens to tag" if not tl.val_tokens else
                         "no printed val_bpb could be tied to a score made of validation losses")
         return [_finding("TRACE", "warning", "high", file, f"runtime trace incomplete: {why}", "")]
+    if tl.steps_after_read:
+        return [_finding("TRACE", "warning", "high", file,
+                         f"runtime trace incomplete: {tl.steps_after_read} optimizer steps ran between the last "
+                         f"traced score (event {tl.reported_reads[-1]}) and the printed line {tl.reported_line!r}; "
+                         f"that number comes from code the trace could not follow", "")]
     where = f"reported line: {tl.reported_line!r} (matched by {tl.matched_by}, read-out event " \
             f"{', '.join(map(str, tl.reported_reads))})"
     out: list[Finding] = []
