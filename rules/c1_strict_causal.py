@@ -7,12 +7,17 @@ import re
 from collections.abc import Iterable
 
 from harness.report import Finding
-from rules.base import Citation, Rule, code
+from rules.base import Citation, Rule, code, folder
 
 GATE_LUT = re.compile(r"bnd|bound|space|(?:^|_)ws(?:_|$)|word|punct|gate|(?:^|_)is_|flag|class", re.I)
 GATE_INDEX_TEXT = re.compile(r"(?:bnd|bound|space|ws|word|punct|gate|is_\w*|flag|class)\w*\s*\[", re.I)
 TARGET_INDEX_TEXT = re.compile(r"\[\s*(?:y|y_batch|yb|tgts?|targets?|labels?|next_tok\w*|gold)\b")
 HASH_TEXT = re.compile(r"hash\w*\(|\^|%|<<")
+NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".cu", ".h", ".hpp")
+CPP_TARGET_VAR = re.compile(r"\b(\w+)\s*=\s*[^;=]*\btokens\w*\s*\[\s*p\s*\]")
+CPP_CURRENT_TOKEN = re.compile(r"tokens\w*\s*\[\s*p\s*\]")
+CPP_HINT_OUT = re.compile(r"\bhints?\w*\s*\[[^\]]*\]\s*=[^=]")
+CPP_CLASS_LOOKUP = re.compile(r"\b(\w*(?:bnd|bound|has_ls|is_ws|space|word)\w*)\s*\[\s*([^\]\[]+(?:\[[^\]]*\])?)\s*\]")
 TARGET_NAME = re.compile(r"^(?:y|y_batch|yb|tgt|tgts|target|targets|labels?|next_tok(?:en)?s?|gold)$")
 
 _PREFIX_GATE = '''import math
@@ -63,6 +68,18 @@ _HASH_KEY = '''def eval_val_hashed(val_tokens, table, model_logp, beta, mask):
 '''
 _HASH_PREFIX = _HASH_KEY.replace("(val_tokens[p - 1] * 1000003 ^ val_tokens[p])",
                                  "(val_tokens[p - 2] * 1000003 ^ val_tokens[p - 1])")
+_CPP_FIXED = """for (int i = 0; i < n; i++) {
+    int64_t p = pos[i];
+    auto tok = uint16_t(tokens_[p]);
+    auto prev_tok = (p > 0) ? uint16_t(tokens_[p - 1]) : uint16_t(0);
+    bool is_bnd = is_bnd_ && is_bnd_[prev_tok];
+    within_hint(is_bnd, within_tok, within_b);
+    hints[i] = within_tok;
+    bool tok_is_bnd = is_bnd_ && is_bnd_[tok];
+    within_update(tok, tok_is_bnd);
+}
+"""
+_CPP_LEAK = _CPP_FIXED.replace("bool is_bnd = is_bnd_ && is_bnd_[prev_tok];", "bool is_bnd = is_bnd_ && is_bnd_[tok];")
 _BYTES = '''def eval_val(model, x, y, base_bytes_lut, has_leading_space_lut, is_boundary_token_lut):
     loss_sum = model(x, y)
     token_bytes = base_bytes_lut[y] + (has_leading_space_lut[y] & ~is_boundary_token_lut[x])
@@ -95,17 +112,23 @@ class C1StrictCausal(Rule):
         code(_BYTES, "byte counts of the target are not part of p_t"),
         code(_VECTOR_PREV, "logit offset from the input (previous) tokens"),
         code(_HASH_PREFIX, "context hash of the two previous tokens"),
+        folder({"train_gpt.py": "print(1)\n", "ngram/kernel.cpp": _CPP_FIXED},
+               "C++ hint kernel gated on the previous token; the target's class is read after the hint is written"),
     ]
     ILLEGAL = [
         code(_TARGET_GATE, "hint gate reads the boundary class of the token being scored", 8),
         code(_TARGET_WORD, "word-start bonus decided by the target token", 5),
         code(_VECTOR_TARGET, "logits shifted by a table indexed with the targets", 6),
         code(_HASH_KEY, "the context hash that selects the hint mixes in the token being scored", 4),
+        folder({"train_gpt.py": "print(1)\n", "ngram/kernel.cpp": _CPP_LEAK},
+               "C++ hint kernel gated on the boundary class of the target token (the PR #1420 leak)", 5,
+               file="ngram/kernel.cpp"),
     ]
 
     def check(self, sub) -> Iterable[Finding]:
         from harness.scan.patterns import code_units, current_token_refs, dotted, position_loops, score_lines
 
+        yield from self._native(sub)
         for unit in code_units(sub):
             for fn in unit.functions:
                 seg = unit.segment(fn)
@@ -151,6 +174,37 @@ class C1StrictCausal(Rule):
                                     unit.name, n.lineno, evidence=unit.line_text(n.lineno))
                                 break
 
+
+    def _native(self, sub) -> Iterable[Finding]:
+        """Shipped C/C++/CUDA helpers (n-gram kernels): a boundary/space class of the target token read before
+        the hint for that position is written."""
+        for name in sorted(getattr(sub, "files", {})):
+            if not name.endswith(NATIVE_SUFFIXES):
+                continue
+            try:
+                text = sub.read_bytes(name, limit=4 * 1024 * 1024).decode("utf-8", errors="replace")
+            except Exception:  # noqa: BLE001 - unreadable helper: RECORDS-FOLDER reports it
+                continue
+            if "hint" not in text:
+                continue
+            lines = text.splitlines()
+            targets: dict[str, int] = {}
+            for i, line in enumerate(lines, 1):
+                for m in CPP_TARGET_VAR.finditer(line):
+                    targets[m.group(1)] = i
+                out = CPP_HINT_OUT.search(line)
+                if out:
+                    targets.clear()
+                    continue
+                for m in CPP_CLASS_LOOKUP.finditer(line):
+                    index = m.group(2).strip()
+                    direct = CPP_CURRENT_TOKEN.fullmatch(index)
+                    if direct or index in targets:
+                        yield self.finding(
+                            f"{name}:{i} reads `{m.group(0)}`, the class of the token at the position being "
+                            f"predicted, before that position's hint is written: the hint depends on x_t",
+                            name, i, evidence=line.strip()[:200])
+                        return
 
     def _hashed_keys(self, unit, fn, loop, var, first_score) -> Iterable[Finding]:
         """A hashed context key (`hash(...)`, `a * P ^ b`, `% size`) that includes the current token and is

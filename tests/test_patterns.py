@@ -221,3 +221,22 @@ def main():
     assert "run_evals()" in uses[0].why
     sub = make(tmp_path / "b", {"train_gpt.py": code, "train.log": "Hyperparameters:\n  slot_enabled: True\n"})
     assert overall_use(function_uses(sub, "eval_slot"))[0] == "on"
+
+
+@requires_pg_repo
+def test_a2_kernel_with_the_1420_leak_put_back_is_flagged(tmp_path):
+    """04-09 A2's C++ kernel gates hints on tokens_[p-1]; reverting that fix to the target token is caught."""
+    import shutil
+
+    src = pg_repo() / "records" / "track_10min_16mb" / "2026-04-09_A2_Muon097_3Seed"
+    rule = rule_by_id("C1-STRICT-CAUSAL")()
+    assert list(rule.check(Submission(src, src.name))) == []
+    dst = tmp_path / "a2"
+    shutil.copytree(src, dst)
+    kernel = dst / "ngram" / "fused_expert_kernel.cpp"
+    text = kernel.read_text()
+    assert "is_bnd_[prev_tok]" in text
+    kernel.write_text(text.replace("is_bnd_[prev_tok]", "is_bnd_[tok]", 1))
+    [f] = rule.check(Submission(dst, "a2"))
+    assert f.severity == "error" and f.file == "ngram/fused_expert_kernel.cpp"
+    assert "is_bnd_[tok]" in text.replace("is_bnd_[prev_tok]", "is_bnd_[tok]", 1).splitlines()[f.line - 1]
