@@ -105,8 +105,10 @@ class C1StrictCausal(Rule):
                  "`is_boundary_lut[y]`) that decides a hint, a gate or a logit offset before x_t is scored "
                  "makes p_t depend on x_t (the PR #1420 n-gram expert leak; fixed by reading "
                  "`tokens[p-1]`). The same lookup after the score, to update state, is fine, as are byte "
-                 "counts of the target. The static part sees position loops (`for p in range(...)`) and "
-                 "logits adjusted with a target-indexed table; the flip test (RUNTIME) is the decisive check.")
+                 "counts of the target. The static part sees position loops (`for p in range(...)`), hashed "
+                 "context keys that mix in x_t, logits adjusted with a target-indexed table, and shipped C/C++ "
+                 "hint kernels (a class of `tokens_[p]` read before `hints[i] =`); the flip test (RUNTIME) is "
+                 "the decisive check.")
     LEGAL = [
         code(_PREFIX_GATE, "gate from the previous token; the target's class is read only after scoring, to update"),
         code(_BYTES, "byte counts of the target are not part of p_t"),
