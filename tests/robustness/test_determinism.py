@@ -67,13 +67,16 @@ def test_real_records_report_is_identical_with_one_or_two_jobs(tmp_path):
     assert not [s["path"] for s in one.report["submissions"] if s["verdict"] == "error"]
 
 
-@pytest.mark.parametrize("garbage", ["not json{", "[]", '{"path": 1}', '{"path": "x", "verdict": "legal", '
-                                     '"findings": [{"rule": 1}], "claims": {}, "measured": {}}'])
-def test_damaged_cache_entries_are_misses(mixed_batch, tmp_path, garbage):
+GARBAGE = ["not json{", "[]", '{"path": 1}',
+           '{"path": "x", "verdict": "legal", "findings": [{"rule": 1}], "claims": {}, "measured": {}}']
+
+
+def test_damaged_cache_entries_are_misses(mixed_batch, tmp_path):
     cache = tmp_path / "cache"
     first = _report(mixed_batch, "1", cache=str(cache))
     entries = list(cache.rglob("*.json"))
     assert entries
-    for entry in entries:
-        entry.write_text(garbage)
-    assert _report(mixed_batch, "1", cache=str(cache)) == first
+    for garbage in GARBAGE:
+        for entry in entries:
+            entry.write_text(garbage)
+        assert _report(mixed_batch, "1", cache=str(cache)) == first, garbage

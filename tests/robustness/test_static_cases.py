@@ -446,7 +446,7 @@ PATHOLOGICAL_LOGS = {"one-line": lambda n: "step:1/2 " * (n // 9), "newlines": l
 
 @pytest.mark.parametrize("kind", sorted(PATHOLOGICAL_LOGS))
 def test_pathological_log_is_parsed(batch, kind):
-    case_folder(batch, {"train_seed2.log": PATHOLOGICAL_LOGS[kind](2 * 1024 * 1024) + "\n" + GOOD_LOG})
+    case_folder(batch, {"train_seed2.log": PATHOLOGICAL_LOGS[kind](1024 * 1024) + "\n" + GOOD_LOG})
     run, sub = check_pair(batch)
     assert 1.2 in log_values(sub["measured"], "train_seed2.log")
 
