@@ -28,7 +28,12 @@ for f in sub["findings"]:
 PYEOF
 }
 
-trace 2026-04-06_SP8192_QK5_LegalTTT_1.0828 "$D/datasets/fineweb10B_sp8192" --env DATA_DIR="$D" \
-  --env GPTQ_CALIBRATION_BATCHES=1 --env COMPRESSOR=lzma --env TTT_CHUNK_TOKENS=2048 --env TTT_EPOCHS=1
+R0406=(--env DATA_DIR="$D" --env GPTQ_CALIBRATION_BATCHES=1 --env COMPRESSOR=lzma --env TTT_CHUNK_TOKENS=2048
+       --env TTT_EPOCHS=1)
+trace 2026-04-06_SP8192_QK5_LegalTTT_1.0828 "$D/datasets/fineweb10B_sp8192" "${R0406[@]}"
+# the illegal variant made beforehand by: python -m harness.trace.codemod local/I/records/<name> local/I/records/<name>_train_first
+if [ -d local/I/records/2026-04-06_SP8192_QK5_LegalTTT_1.0828_train_first ]; then
+  trace 2026-04-06_SP8192_QK5_LegalTTT_1.0828_train_first "$D/datasets/fineweb10B_sp8192" "${R0406[@]}"
+fi
 trace 2026-03-17_LoRA_TTT "$D/datasets/fineweb10B_sp1024" --tokenizer "$D/tokenizers/fineweb_1024_bpe.model" \
   --env TTT_BATCH_SIZE=16

@@ -123,7 +123,7 @@ def test_incomplete_trace_is_a_warning_not_a_verdict():
     ("legal_lora_per_doc", "legal", set()),
     ("illegal_train_first", "illegal", {"TTT-SCORE-FIRST"}),
     ("illegal_last_epoch_scoring", "illegal", {"TTT-SCORE-FIRST"}),
-    ("illegal_rescore", "illegal", {"TTT-NO-RESCORE"}),
+    ("illegal_rescore", "illegal", {"TTT-SCORE-FIRST", "TTT-NO-RESCORE"}),
 ])
 def test_examples_get_the_right_runtime_verdict(name, verdict_, rules, val_dir, monkeypatch):
     tl, fs = _trace(name, val_dir, monkeypatch)
@@ -230,3 +230,41 @@ def test_steps_between_the_matched_read_and_the_line_make_the_trace_incomplete()
     )
     fs = verdict.findings(timeline.build(events), "t.py")
     assert [(f.rule, f.severity) for f in fs] == [("TRACE", "warning")] and "1 optimizer steps" in fs[0].message
+
+
+def test_val_shards_read_directly_are_tagged_with_global_positions(val_dir, tmp_path, monkeypatch):
+    """A submission that reads the val shards itself (like per-document LoRA TTT records) is traced too."""
+    d = tmp_path / "data"
+    d.mkdir()
+    write_shard(d / "fineweb_val_000000.bin", np.arange(2, 12))
+    write_shard(d / "fineweb_val_000001.bin", np.arange(12, 22))
+    src = (EXAMPLES / "legal_chunked" / "train_gpt.py").read_text()
+    src = src.replace("tokens = load_validation_tokens(h.val_files, h.seq_len)",
+                      "tokens = torch.cat([load_data_shard(f) for f in sorted(glob.glob(h.val_files))])")
+    script = tmp_path / "sub" / "train_gpt.py"
+    script.parent.mkdir()
+    script.write_text(src)
+    monkeypatch.setenv("VAL_FILES", str(d / "fineweb_val_*.bin"))
+    monkeypatch.setenv("TTT_CHUNK_TOKENS", "8")
+    result = child.trace(script, None)
+    shards = [e for e in result["events"] if e["kind"] == "val_shard"]
+    assert [(e["file"], e["start"], e["n"]) for e in shards] == [
+        ("fineweb_val_000000.bin", 0, 10), ("fineweb_val_000001.bin", 10, 10)]
+    tl = timeline.build(result["events"])
+    assert set(tl.reported_score) == set(range(1, 20))
+    assert decide_verdict(verdict.findings(tl, "train_gpt.py", result["error"])) == "legal"
+
+
+def test_codemod_turns_the_legal_example_illegal(val_dir, tmp_path, monkeypatch):
+    from harness.trace.codemod import CodemodError, make_variant, train_before_score
+
+    script = make_variant(EXAMPLES / "legal_chunked", tmp_path / "variant")
+    monkeypatch.setenv("VAL_FILES", str(val_dir / "fineweb_val_*.bin"))
+    result = child.trace(script, None)
+    tl = timeline.build(result["events"])
+    fs = verdict.findings(tl, "train_gpt.py", result["error"])
+    assert {f.rule for f in fs if f.severity == "error"} == {"TTT-SCORE-FIRST"}
+    # chunks of 32 from position 1; the last chunk (65..96) is scored untrained
+    assert tl.trained_before_reported() == list(range(1, 65))
+    with pytest.raises(CodemodError):
+        train_before_score("def main():\n    for i in range(3):\n        print(i)\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 LOADER_NAMES = ("load_validation_tokens", "load_val_tokens", "load_validation_data")
+SHARD_LOADER_NAMES = ("load_data_shard", "_load_data_shard", "load_shard")
 
 
 class _Tee(io.TextIOBase):
@@ -59,6 +60,40 @@ def _wrap_loader(fn, log, tokens: int | None):
     return loader
 
 
+def _val_offset(path: Path) -> int:
+    """Position of the shard's first token in the sorted concatenation of its folder's val shards."""
+    from harness.data.shards import read_header
+
+    offset = 0
+    for other in sorted(path.parent.glob("fineweb_val_*.bin")):
+        if "_bytes_" in other.name or other.name >= path.name:
+            continue
+        offset += read_header(other).count
+    return offset
+
+
+def _wrap_shard_loader(fn, log):
+    """A submission that reads val shards itself (not through its val loader) gets them tagged here."""
+    import torch
+
+    from harness.trace.provenance import tag_tokens
+
+    def loader(file: Any, *args: Any, **kwargs: Any):
+        out = fn(file, *args, **kwargs)
+        path = Path(str(file))
+        if (isinstance(out, torch.Tensor) and out.dim() == 1 and path.name.startswith("fineweb_val_")
+                and "_bytes_" not in path.name and not hasattr(out, "_ga_pos")):
+            try:
+                start = _val_offset(path)
+            except (OSError, ValueError):
+                return out
+            tag_tokens(out, start)
+            log.add("val_shard", file=path.name, start=start, n=int(out.numel()))
+        return out
+
+    return loader
+
+
 def trace(script: Path, tokens: int | None) -> dict[str, Any]:
     from harness.evaluate.adapter import AdapterError, import_submission
     from harness.trace.provenance import EventLog, ProvenanceMode, add_step_hook
@@ -71,6 +106,10 @@ def trace(script: Path, tokens: int | None) -> dict[str, Any]:
     wrapped = [n for n in LOADER_NAMES if callable(getattr(mod, n, None))]
     for name in wrapped:
         setattr(mod, name, _wrap_loader(getattr(mod, name), log, tokens))
+    for name in SHARD_LOADER_NAMES:
+        if callable(getattr(mod, name, None)):
+            setattr(mod, name, _wrap_shard_loader(getattr(mod, name), log))
+            wrapped.append(name)
     main = getattr(mod, "main", None)
     if not callable(main):
         return {"events": log.events, "error": f"{script}: no main() to run"}

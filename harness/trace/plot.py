@@ -22,7 +22,7 @@ def plot_timeline(tl: Timeline, path: Path, title: str = "") -> Path:
         if data:
             pos = sorted(data)
             ax.scatter([data[p] for p in pos], pos, s=6, c=color, marker=marker, label=label)
-    bad = set(tl.score_first_violations()) | set(tl.rescore_violations())
+    bad = set(tl.trained_before_reported())
     if bad:
         pos = sorted(bad)
         ax.scatter([tl.reported_score[p] for p in pos], pos, s=18, facecolors="none", edgecolors="black",

@@ -34,6 +34,10 @@ class Timeline:
     val_tokens: int = 0
     steps_after_read: int = 0     # optimizer steps between the matched read-out and the printed line
 
+    def trained_before_reported(self) -> list[int]:
+        """Reported positions trained on before the reported score of them was taken (TTT-SCORE-FIRST)."""
+        return sorted(p for p, e in self.reported_score.items() if self.first_trained.get(p, e) < e)
+
     def score_first_violations(self) -> list[int]:
         """Reported positions trained on before any score of them was taken."""
         return sorted(p for p, e in self.reported_score.items()
@@ -59,7 +63,8 @@ def _expand(tag: dict[str, Any], events: list[dict[str, Any]]) -> dict[int, list
 
 def build(events: list[dict[str, Any]]) -> Timeline:
     tl = Timeline(events=events)
-    tl.val_tokens = sum(e.get("n", 0) for e in events if e["kind"] == "val")
+    tl.val_tokens = (sum(e.get("n", 0) for e in events if e["kind"] == "val")
+                     or sum(e.get("n", 0) for e in events if e["kind"] == "val_shard"))
     prints = [e for e in events if e["kind"] == "print" and _num(_BPB, e["text"]) is not None]
     reads = [e for e in events if e["kind"] == "read"]
     for r in reads:

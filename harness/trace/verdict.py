@@ -32,13 +32,14 @@ def findings(tl: Timeline, file: str, error: str | None = None) -> list[Finding]
     where = f"reported line: {tl.reported_line!r} (matched by {tl.matched_by}, read-out event " \
             f"{', '.join(map(str, tl.reported_reads))})"
     out: list[Finding] = []
-    first = tl.score_first_violations()
+    first = tl.trained_before_reported()
     if first:
         p = first[0]
         out.append(_finding(
             "TTT-SCORE-FIRST", "error", "high", file,
-            f"at run time {_span(first)} of the reported score were trained on before they were scored "
-            f"(position {p}: trained at event {tl.first_trained[p]}, scored at event {tl.reported_score[p]})",
+            f"at run time {_span(first)} of the reported score were trained on before the reported score of "
+            f"them was taken (position {p}: trained at event {tl.first_trained[p]}, reported score taken at "
+            f"event {tl.reported_score[p]})",
             where))
     again = tl.rescore_violations()
     if again:
