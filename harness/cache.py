@@ -48,7 +48,7 @@ def submission_key(root: Path, display_path: str, options_key: str) -> str | Non
     digest.update(code_fingerprint().encode())
     digest.update(options_key.encode())
     digest.update(display_path.encode())
-    digest.update(str(root.resolve()).encode())
+    digest.update(os.fsencode(root.resolve()))
     try:
         if root.is_file():
             entries = [(root.name, root)]
@@ -60,9 +60,9 @@ def submission_key(root: Path, display_path: str, options_key: str) -> str | Non
                     full = Path(dirpath) / name
                     entries.append((full.relative_to(root).as_posix(), full))
         for rel, full in entries:
-            digest.update(rel.encode() + b"\0")
+            digest.update(os.fsencode(rel) + b"\0")
             if full.is_symlink():
-                digest.update(b"L" + os.readlink(full).encode())
+                digest.update(b"L" + os.fsencode(os.readlink(full)))
                 continue
             st = full.stat()
             if not stat.S_ISREG(st.st_mode):  # a FIFO or device: never opened (it could block forever)

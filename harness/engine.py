@@ -25,7 +25,9 @@ def display_path(path: Path) -> str:
         rel = os.path.relpath(path)
     except ValueError:
         rel = str(path)
-    return str(path) if rel.startswith("..") else rel
+    from harness.submission import printable
+
+    return printable(str(path) if rel.startswith("..") else rel)
 
 
 def apply_rules_as_of(sub: Submission, rule, findings: list[Finding]) -> list[Finding]:

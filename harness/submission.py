@@ -86,6 +86,15 @@ def _json_depth_ok(text: str) -> bool:
     return True
 
 
+def printable(name: str) -> str:
+    """A file name as valid UTF-8 text: undecodable bytes (surrogate escapes) become `\\xNN`."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def is_script_name(name: str) -> bool:
     """A top-level name that would be taken for a training script (train*.py)."""
     return "/" not in name and name.startswith("train") and name.endswith(".py")
@@ -123,7 +132,7 @@ class Submission:
 
         def walk_error(exc: OSError) -> None:
             rel = os.path.relpath(exc.filename, self.root) if exc.filename else "."
-            where = "." if rel == "." else Path(rel).as_posix()
+            where = "." if rel == "." else printable(Path(rel).as_posix())
             self.problems.append(LoadProblem(where, f"{where}: cannot be read: {exc.strerror or exc}"))
 
         for dirpath, dirnames, filenames in os.walk(self.root, onerror=walk_error, followlinks=False):
@@ -131,14 +140,14 @@ class Submission:
             if dirpath == str(self.root):
                 for d in dirnames:  # `train_gpt.py/` is a folder where the script should be
                     if is_script_name(d):
-                        self.problems.append(LoadProblem(d, f"{d}: is a directory, not a file"))
+                        self.problems.append(LoadProblem(printable(d), f"{printable(d)}: is a directory, not a file"))
             for d in list(dirnames):
                 if os.path.islink(os.path.join(dirpath, d)):
-                    self.symlinks.append(os.path.relpath(os.path.join(dirpath, d), self.root))
+                    self.symlinks.append(printable(os.path.relpath(os.path.join(dirpath, d), self.root)))
                     dirnames.remove(d)
             for name in sorted(filenames):
                 full = Path(dirpath) / name
-                rel = full.relative_to(self.root).as_posix()
+                rel = printable(full.relative_to(self.root).as_posix())
                 try:
                     mode = full.lstat().st_mode
                 except OSError as exc:

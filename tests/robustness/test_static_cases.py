@@ -7,6 +7,7 @@ folder audited in the same batch still comes out `legal`. docs/security.md tabul
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -466,3 +467,19 @@ def test_log_parse_time_does_not_grow_with_line_count():
     size = 1024 * 1024
     one_line, newlines = timed(PATHOLOGICAL_LOGS["one-line"](size)), timed(PATHOLOGICAL_LOGS["newlines"](size))
     assert newlines <= 3 * one_line + 0.25, (newlines, one_line)
+
+
+def test_undecodable_file_and_folder_names(batch):
+    folder = case_folder(batch, {}, name="case")
+    (folder / "train_seed9\udcff.log").write_text("final_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.25\n")
+    os.symlink("/etc/passwd", folder / "link\udcfe.log")
+    odd = case_folder(batch, {}, name="odd\udcffdir")
+    assert odd.is_dir()
+    run = run_check(batch, "case", "odd\udcffdir", "good", env={"PYTHONIOENCODING": "utf-8:strict"},
+                    extra=("--jobs", "1", "--output", "report.json"))
+    assert run.rc == 0, run.stderr
+    text = (batch / "report.json").read_bytes().decode("utf-8")   # valid UTF-8, whatever the names
+    assert "odd\\\\xffdir" in text and "link\\\\xfe.log" in text
+    sub = json.loads(text)["submissions"]
+    case = next(s for s in sub if s["path"] == "case")
+    assert 1.25 in log_values(case["measured"], "train_seed9\\xff.log")
