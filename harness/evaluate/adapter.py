@@ -328,20 +328,21 @@ class SubmissionAdapter:
                 "lines": [body[i].lineno for i in indices]}
 
     def _main_load_target(self) -> tuple[list[ast.stmt], int, list[str]]:
-        fn = slicing.find_function(self.tree, lambda f: "load_state_dict" in slicing.calls_named(f)
-                                   and any("dequantize" in c for c in slicing.calls_named(f)))
-        if fn is None:
-            raise _needs(self.script, "no function that dequantizes and loads a state dict")
-        body = fn.body
-        first_deq = next(i for i, st in enumerate(body) if any("dequantize" in c for c in slicing.calls_named(st)))
-        target = next((i for i in range(first_deq, len(body)) if "load_state_dict" in slicing.calls_named(body[i])),
-                      None)
-        if target is None:
-            raise _needs(self.script, "no load_state_dict after the dequantize call")
-        names = _read_file_names(body, first_deq)
-        if not names:
-            raise _needs(self.script, "cannot tell which file the artifact is read from")
-        return body, target, names
+        """(function body, index of the load_state_dict statement, artifact file names it reads): the
+        first `load_state_dict` after the first statement that opens a `.ptz` file for reading."""
+        def reads_ptz(st: ast.stmt, body: list[ast.stmt]) -> bool:
+            return any("r" in mode and (_const_str(arg, body) or "").endswith(".ptz") for arg, mode in _open_calls(st))
+
+        for fn in (n for n in self.tree.body if isinstance(n, ast.FunctionDef)):
+            body = fn.body
+            read = next((i for i, st in enumerate(body) if reads_ptz(st, body)), None)
+            if read is None:
+                continue
+            target = next((i for i in range(read, len(body)) if "load_state_dict" in slicing.calls_named(body[i])),
+                          None)
+            if target is not None:
+                return body, target, _read_file_names(body, target)
+        raise _needs(self.script, "no function that reads a .ptz artifact and then calls load_state_dict")
 
     def _load_via_main(self, path: Path) -> Any:
         body, target, names = self._main_load_target()
@@ -372,16 +373,12 @@ class SubmissionAdapter:
             ser(self.h, model, self.source)
             q = [a for a in attrs if "quant" in a] or attrs
             return Path(getattr(self.h, q[0]))
-        fn = slicing.find_function(self.tree, lambda f: "load_state_dict" in slicing.calls_named(f)
-                                   and any("dequantize" in c for c in slicing.calls_named(f)))
+        fn = next((f for f in self.tree.body if isinstance(f, ast.FunctionDef)
+                   and any(_writes_artifact(st, f.body) for st in f.body)), None)
         if fn is None:
-            raise _needs(self.script, "no serialisation code found")
+            raise _needs(self.script, "no statement that writes a .ptz artifact")
         body = fn.body
-        first_q = next(i for i, st in enumerate(body)
-                       if any("quantize" in c and not c.startswith("de") for c in slicing.calls_named(st)))
-        target = next((i for i in range(first_q, len(body)) if _writes_artifact(body[i], body)), None)
-        if target is None:
-            raise _needs(self.script, "no artifact write after the quantize call")
+        target = next(i for i, st in enumerate(body) if _writes_artifact(st, body))
         ns = self._provided(base_model=model)
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
         with _chdir(out_dir):
