@@ -268,3 +268,8 @@ def test_codemod_turns_the_legal_example_illegal(val_dir, tmp_path, monkeypatch)
     assert tl.trained_before_reported() == list(range(1, 65))
     with pytest.raises(CodemodError):
         train_before_score("def main():\n    for i in range(3):\n        print(i)\n")
+
+
+def test_no_disagreement_is_claimed_when_the_static_check_did_not_run():
+    runtime = [_f("TTT-NO-RESCORE", "error", "high")]
+    assert combine(None, runtime, "t.py") == runtime

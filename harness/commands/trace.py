@@ -14,7 +14,9 @@ HELP = "run a submission's own eval/TTT with position provenance and prove (or r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="records folder (or its train_gpt.py)")
-    parser.add_argument("--artifact", type=Path, help="a compressed model file to place beside the script")
+    parser.add_argument("--artifact", type=Path,
+                        help="a compressed model file copied into the run's working folder (a script that "
+                             "trains first writes its own there)")
     parser.add_argument("--data", type=Path, required=True, help="folder of fineweb_val_*.bin shards")
     parser.add_argument("--tokenizer", type=Path, help="SentencePiece .model (passed as TOKENIZER_PATH)")
     parser.add_argument("--tokens", type=int, help="keep only the first N+1 validation tokens")
@@ -51,12 +53,10 @@ def run(args: argparse.Namespace) -> int:
         if not cands:
             return usage_error(f"{folder}: no train_gpt.py (or train*.py) to trace")
         script = cands[0]
-    if args.artifact is not None:
-        env.setdefault("ARTIFACT_PATH", str(args.artifact.resolve()))
     from harness.trace.runner import trace_submission
 
     sub, _ = trace_submission(folder, script, args.data, args.tokenizer, args.tokens, env, args.plot,
-                              static=not args.no_static, timeout=args.timeout)
+                              static=not args.no_static, timeout=args.timeout, artifact=args.artifact)
     from harness import __version__ as version
 
     return emit(Report(tool="golfaudit", version=version, ruleset="trace", submissions=(sub,)), args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ class TraceRun:
 
 
 def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | None, env: dict[str, str],
-              timeout: float = 600.0) -> TraceRun:
+              timeout: float = 600.0, artifact: Path | None = None) -> TraceRun:
     """Run `harness.trace.child` on `script` in a scratch working folder; never raises on its failure."""
     inherited = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     full = {**inherited, **DEFAULT_ENV, "DATA_PATH": str(data.resolve()),
@@ -43,6 +44,8 @@ def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | No
     full.update(env)
     with tempfile.TemporaryDirectory(prefix="golfaudit-trace-") as tmp:
         out = Path(tmp) / "events.json"
+        if artifact is not None:      # where a script that loads it by name from its working folder finds it
+            shutil.copy2(artifact, Path(tmp) / artifact.name)
         cmd = [sys.executable, "-m", "harness.trace.child", str(script.resolve()), str(out)]
         if tokens is not None:
             cmd += ["--tokens", str(tokens)]
@@ -65,7 +68,7 @@ def static_findings(folder: Path) -> list[Finding]:
     return list(rep.findings)
 
 
-def combine(static: list[Finding], runtime: list[Finding], file: str) -> list[Finding]:
+def combine(static: list[Finding] | None, runtime: list[Finding], file: str) -> list[Finding]:
     """Both sets, static ones marked; a static low-confidence error is suppressed by a runtime proof of the
     same rule, and a static error the run contradicts (or a runtime error the scanner missed) is flagged."""
     proved = {f.rule for f in runtime if f.severity == "info" and f.category == "legality"}
@@ -74,6 +77,8 @@ def combine(static: list[Finding], runtime: list[Finding], file: str) -> list[Fi
     broken = {f.rule for f in runtime if f.severity == "error"}
     out: list[Finding] = []
     disagree: list[str] = []
+    if static is None:          # the static check did not run: nothing to compare
+        return list(runtime)
     for f in static:
         f = replace(f, message="[static] " + f.message)
         if f.severity == "error" and not f.suppressed and f.rule in proved:
@@ -95,12 +100,13 @@ def combine(static: list[Finding], runtime: list[Finding], file: str) -> list[Fi
 
 def trace_submission(folder: Path, script: Path, data: Path, tokenizer: Path | None = None,
                      tokens: int | None = None, env: dict[str, str] | None = None, plot: Path | None = None,
-                     static: bool = True, timeout: float = 600.0) -> tuple[SubmissionReport, tl_mod.Timeline]:
-    run = run_child(script, data, tokenizer, tokens, env or {}, timeout)
+                     static: bool = True, timeout: float = 600.0,
+                     artifact: Path | None = None) -> tuple[SubmissionReport, tl_mod.Timeline]:
+    run = run_child(script, data, tokenizer, tokens, env or {}, timeout, artifact)
     tl = tl_mod.build(run.events)
     name = script.name
     runtime = verdict.findings(tl, name, run.error)
-    findings = combine(static_findings(folder) if static else [], runtime, name)
+    findings = combine(static_findings(folder) if static else None, runtime, name)
     measured: dict[str, Any] = {"trace": {
         "events": len(run.events), "val_tokens": tl.val_tokens, "reported_line": tl.reported_line,
         "reported_bpb": tl.reported_bpb, "scored_positions": len(tl.reported_score),

@@ -63,6 +63,7 @@ def _expand(tag: dict[str, Any], events: list[dict[str, Any]]) -> dict[int, list
 
 def build(events: list[dict[str, Any]]) -> Timeline:
     tl = Timeline(events=events)
+    # tokens the val loader returned (after --tokens); else those of the val shards read directly
     tl.val_tokens = (sum(e.get("n", 0) for e in events if e["kind"] == "val")
                      or sum(e.get("n", 0) for e in events if e["kind"] == "val_shard"))
     prints = [e for e in events if e["kind"] == "print" and _num(_BPB, e["text"]) is not None]
