@@ -9,8 +9,8 @@ Everything here is a frozen value: rules produce `Finding`s, the engine folds th
 - `legal`: otherwise (warnings and info findings never change the verdict);
 - `error`: the input could not be read (set by the loader, with a hygiene finding naming the file).
 
-Eligibility (record leaderboard) is separate: `False` on any unsuppressed eligibility error or when the
-verdict is illegal/error, `None` when it does not apply (non-record track) or is unknown, else `True`.
+Eligibility (record leaderboard) is separate: `False` on any unsuppressed eligibility or hygiene error or
+when the verdict is illegal/error, `None` when it does not apply (non-record track) or is unknown, else `True`.
 """
 
 from __future__ import annotations
@@ -163,6 +163,10 @@ def decide_eligibility(verdict: Verdict, findings: tuple[Finding, ...] | list[Fi
         return None
     active = [f for f in findings if not f.suppressed and f.category == "eligibility"]
     if any(f.severity == "error" for f in active):
+        return False
+    # A folder that breaks the submission process (no script, unparsable code, broken JSON) is not accepted
+    # as a record either: "Broken scripts will not be accepted" (README).
+    if any(f.severity == "error" and f.category == "hygiene" and not f.suppressed for f in findings):
         return False
     if any(f.severity == "warning" for f in active):
         return None
