@@ -40,6 +40,10 @@ def parse_source(text: str, name: str = "<string>") -> Parsed:
         if len(text) > LIBCST_MAX_CHARS:  # libcst needs ~15 s per MB: no fallback for giant files
             raise ParseFailure(f"{first.msg} (line {first.lineno}); {len(text)} characters is too large for the "
                                "Python 3.12 syntax fallback", first.lineno, (first.text or "").strip()[:200]) from None
+        reason = _no_fallback_reason(text, first)
+        if reason:
+            raise ParseFailure(f"{first.msg} (line {first.lineno}); {reason}", first.lineno,
+                               (first.text or "").strip()[:200]) from None
         try:
             rewritten = _rewrite_fstrings_with_libcst(text)
         except ParseFailure:
@@ -52,6 +56,28 @@ def parse_source(text: str, name: str = "<string>") -> Parsed:
                                (second.text or "").strip()[:200]) from None
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
         raise ParseFailure(f"cannot be parsed: {type(exc).__name__}: {exc}") from None
+
+
+FSTRING_PREFIX = re.compile(r"(?<![\w])(?:[rRbB]?[fF]|[fF][rR])['\"]")
+BRACKETS = re.compile(r"[()\[\]{}]")
+MAX_BRACKET_DEPTH = 200  # Python's own parser limit (3.11 and 3.12 alike)
+
+
+def _no_fallback_reason(text: str, error: SyntaxError) -> str | None:
+    """Why the libcst fallback must not run: it only helps with 3.12 f-strings, and libcst's native parser
+    overflows the C stack (killing the interpreter) on nesting that `ast` refuses with a clean error."""
+    if "too many nested" in (error.msg or ""):
+        return "nesting deeper than Python's parser allows"
+    if not FSTRING_PREFIX.search(text):
+        return "no f-string, so newer-Python f-string syntax cannot be the cause"
+    depth = peak = 0
+    for match in BRACKETS.finditer(text):
+        depth += 1 if match.group() in "([{" else -1
+        if depth > peak:
+            peak = depth
+            if peak > MAX_BRACKET_DEPTH:
+                return f"brackets nested more than {MAX_BRACKET_DEPTH} deep"
+    return None
 
 
 def _rewrite_fstrings_with_libcst(text: str) -> str:

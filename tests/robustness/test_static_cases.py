@@ -120,16 +120,15 @@ def test_empty_train_gpt(batch):
 
 
 # -- nesting: RecursionError / MemoryError are caught, never a crashed interpreter ------------------------
-SEGFAULT = pytest.mark.xfail(strict=True, reason="helper B (harness/parse.py): after ast's 'too many nested "
-                             "parentheses' SyntaxError, libcst's native parser overflows the C stack and the "
-                             "interpreter dies with SIGSEGV, killing the whole batch")
+# (was an xfail: libcst's native parser overflowed the C stack after ast's 'too many nested' error;
+# harness/parse.py no longer falls back to libcst there)
 
 
 @pytest.mark.parametrize("kind", [
-    pytest.param("parens", marks=SEGFAULT),
-    pytest.param("brackets", marks=SEGFAULT),
-    pytest.param("braces", marks=SEGFAULT),
-    pytest.param("calls", marks=SEGFAULT),
+    "parens",
+    "brackets",
+    "braces",
+    "calls",
     "unary",
     "binop",
     "attrs",
