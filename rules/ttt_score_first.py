@@ -207,6 +207,7 @@ class TTTScoreFirst(TTTRule):
     ]
 
     def check(self, sub) -> Iterable[Finding]:
+        yield from self.unreadable_code(sub)
         for j, severity, note in self.judged(sub):
             if j.kind == "proof":
                 yield self.located(j, self._proof(j), "info", "high", note, sub)
@@ -224,6 +225,18 @@ class TTTScoreFirst(TTTRule):
                     msg += f" ({j.note})"
                 confidence = "medium" if j.loop is not None else "high"
                 yield self.located(j, msg, severity, confidence, note, sub)
+
+    def unreadable_code(self, sub) -> Iterable[Finding]:
+        """Code the static analysis cannot see (a decompression bomb, packing nested past the cap, exec of a
+        file outside the folder or of a string it cannot resolve): the order cannot be decided, so the
+        submission needs review — never a silent `legal`."""
+        from harness.codeload import load_code
+
+        for problem in load_code(sub).problems:
+            if problem.kind in ("bomb", "dynamic", "outside-folder") or "nested" in problem.message:
+                yield self.finding(f"code that runs cannot be analysed statically ({problem.kind}): "
+                                   f"{problem.message}; {TRACE_HINT}", problem.file, problem.line,
+                                   severity="error", confidence="low")
 
     @staticmethod
     def _proof(j) -> str:

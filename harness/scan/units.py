@@ -109,8 +109,9 @@ def scan_units(sub) -> list[ScanUnit]:
         packed_from = getattr(u, "packed_from", None)
         if packed_from is None and name.endswith("(unpacked)"):
             packed_from = name.replace(" (unpacked)", "")
-        unpacked = None if packed_from else unpack_unit(name, u.tree)
-        out.append(unpacked or ScanUnit(name, u.text, u.tree, packed_from))
+        # harness.codeload has already unpacked whatever it could within its caps; a wrapper it kept is a
+        # bomb or a dynamic exec it reports itself, and is never decoded again here (no caps here).
+        out.append(ScanUnit(name, u.text, u.tree, packed_from))
     try:
         sub._golfaudit_scan_units = out
     except AttributeError:

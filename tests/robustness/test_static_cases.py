@@ -376,7 +376,6 @@ def bomb_run(bomb_batch):
     return run, time.monotonic() - start
 
 
-@pytest.mark.xfail(strict=True, reason=BOMB_OWNER)
 def test_decompression_bomb_is_capped(bomb_run):
     run, took = bomb_run
     assert run is not None, took
@@ -392,7 +391,6 @@ def test_decompression_bomb_unpack_command_names_it(bomb_batch):
     assert run.returncode == 1 and "train_gpt.py" in run.stderr and "bomb" in run.stderr, run.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=CODE_PROBLEMS_OWNER + "; and " + BOMB_OWNER)
 def test_decompression_bomb_draws_a_finding(bomb_run):
     run, took = bomb_run
     assert run is not None, took
@@ -416,14 +414,12 @@ def test_packing_nested_50_deep_is_capped(nested_batch):
     assert unpack.returncode == 1 and "nested" in unpack.stderr and "train_gpt.py" in unpack.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=CODE_PROBLEMS_OWNER)
 def test_packing_nested_50_deep_draws_a_finding(nested_batch):
     run, sub = check_pair(nested_batch)
     assert sub["verdict"] in ("needs-review", "illegal")
     assert _code_problem_findings(sub, "nested")
 
 
-@pytest.mark.xfail(strict=True, reason=CODE_PROBLEMS_OWNER)
 def test_exec_of_a_file_outside_the_folder_draws_a_finding(batch):
     write_folder(batch / "outside", {"payload.py": "print('outside')\n"})
     case_folder(batch, {"train_gpt.py": "exec(open('../outside/payload.py').read())\n"})
