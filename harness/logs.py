@@ -127,12 +127,6 @@ def read_log_text(path: Path, limit: int) -> tuple[str, int, bool]:
     return text, size, truncated
 
 
-def _line_of(text: str, pos: int, starts: list[int]) -> int:
-    import bisect
-
-    return bisect.bisect_right(starts, pos)
-
-
 def _choose_final(finals: list[Hit]) -> Hit | None:
     for family in LABEL_PRIORITY:
         best: Hit | None = None
@@ -164,13 +158,33 @@ def _eval_ms(final: Hit, finals: list[Hit]) -> int | None:
     return None
 
 
-def parse_log_text(text: str, name: str, size: int | None = None, truncated: bool = False) -> ParsedLog:
-    starts = [0]
-    for m in re.finditer(r"\n", text):
-        starts.append(m.end())
+class _LineCounter:
+    """1-based line of a position, counted lazily (no per-line table: a log of 64 MiB of newlines would
+    need gigabytes); positions asked in increasing order cost one pass per pattern."""
 
-    def line(pos: int) -> int:
-        return _line_of(text, pos, starts)
+    def __init__(self, text: str):
+        self.text, self.pos, self.line = text, 0, 1
+
+    def __call__(self, pos: int) -> int:
+        if pos < self.pos:
+            self.pos, self.line = 0, 1
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.line
+
+
+def parse_log_text(text: str, name: str, size: int | None = None, truncated: bool = False) -> ParsedLog:
+    """Parse one log; a number no Python int/float can hold (a hostile log) makes it unparsed, not a crash."""
+    try:
+        return _parse_log_text(text, name, size, truncated)
+    except (ValueError, OverflowError) as exc:
+        return ParsedLog(name=name, size=size if size is not None else len(text), truncated=truncated,
+                         problems=(f"{name}: a number in the log cannot be read ({type(exc).__name__}: "
+                                   f"{str(exc)[:120]}); the log was not used",))
+
+
+def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bool = False) -> ParsedLog:
+    line = _LineCounter(text)
 
     def last(pattern: re.Pattern, cast=int, group: str = "bytes") -> Hit | None:
         hit = None

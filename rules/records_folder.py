@@ -62,6 +62,9 @@ class RecordsFolder(Rule):
                 yield self.finding(f"{link} is a symbolic link; it was not followed", link, severity="warning")
             for problem in sub.problems:
                 yield self.finding(problem.message, problem.file)
+            for parsed in sub.logs:
+                for message in parsed.problems:
+                    yield self.finding(message, parsed.name, severity="warning")
         for name in names:
             try:
                 text = sub.read_source(name)

@@ -16,12 +16,7 @@ NO_SHRINK = settings(CI, phases=[Phase.explicit, Phase.generate])  # a known fai
 HAS_UNPACK = importlib.util.find_spec("harness.unpack") is not None
 HAS_CODELOAD = importlib.util.find_spec("harness.codeload") is not None
 
-LOG_OWNER = ("helper A (harness/logs.py): float()/int() of a matched number escape as ValueError: "
-             "`artifact:1.2.3MB`, `1/2 train_loss: 1 train_time: 1..2m`, and digit runs over Python's 4300-digit "
-             "int() limit in `Total submission size: 999…9 bytes`, `val_tokens:`, `seed_999…9.log`")
 
-
-@pytest.mark.xfail(strict=True, reason=LOG_OWNER)
 @NO_SHRINK
 @given(text=fuzzing.LOG_TEXT, name=fuzzing.LOG_NAME)
 def test_log_parser_never_raises(text, name):
