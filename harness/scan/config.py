@@ -12,7 +12,6 @@ Keys of `resolve_settings`: env names as written (upper-case) and attribute name
 from __future__ import annotations
 
 import ast
-import copy
 import re
 import shlex
 import weakref
@@ -192,7 +191,7 @@ def _declarations(units) -> list[_Decl]:
                     continue
                 declared_in_assign.add(id(stmt))
                 memo: dict[int, Any] = {}
-                convert = copy.deepcopy(value, memo)
+                convert = copy_expr(value, memo)
                 target = memo.get(id(node))
                 convert = _Replace(target).visit(convert) if target is not None else None
                 if convert is not None and not _env_read(node):
@@ -352,6 +351,23 @@ def _log_value(text: str) -> object:
         return t
 
 
+def copy_expr(node: Any, memo: dict[int, Any]) -> Any:
+    """Copy an expression's syntax fields only. `copy.deepcopy` also follows attributes other passes
+    attach to nodes (parent links, caches) and copied whole modules once per setting: minutes per record."""
+    if isinstance(node, ast.AST):
+        new = type(node)()
+        for field, value in ast.iter_fields(node):
+            setattr(new, field, copy_expr(value, memo))
+        for attr in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+            if hasattr(node, attr):
+                setattr(new, attr, getattr(node, attr))
+        memo[id(node)] = new
+        return new
+    if isinstance(node, list):
+        return [copy_expr(item, memo) for item in node]
+    return node
+
+
 def resolve_settings(sub: Any) -> dict[str, Setting]:
     """Every setting the code declares (plus any the run config names), keyed by ENV and attr names."""
     try:
@@ -481,7 +497,7 @@ class _Bind(ast.NodeTransformer):
 def _evaluate(sub: Any, test: ast.expr, which: str) -> tuple[bool | None, list[str]]:
     settings = resolve_settings(sub)
     binder = _Bind(settings, which)
-    bound = binder.visit(copy.deepcopy(test))
+    bound = binder.visit(copy_expr(test, {}))
     if not binder.used:
         return None, []
     value = _eval(bound, binder.values)  # env strings from READMEs are converted via the setting

@@ -9,9 +9,9 @@ command enables is judged, and the message says so.
 from __future__ import annotations
 
 import ast
-import copy
 from dataclasses import dataclass
 
+from harness.scan.config import copy_expr
 from harness.scan.trace import CondRef, Event
 
 
@@ -60,7 +60,7 @@ class _Inline(ast.NodeTransformer):
         value = self.assigns.get(node.id)
         if value is not None and self.depth < 3:
             self.depth += 1
-            out = self.visit(copy.deepcopy(value))
+            out = self.visit(copy_expr(value, {}))
             self.depth -= 1
             return out
         return node
@@ -104,7 +104,7 @@ def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
             continue
         seen.add(c.uid)
         try:
-            test = _bare(_Inline(_single_assigns(c)).visit(copy.deepcopy(c.test)))
+            test = _bare(_Inline(_single_assigns(c)).visit(copy_expr(c.test, {})))
             by_default = config.enabled_by_default(sub, test)
             by_run = config.enabled_by_run(sub, test)
             _, why = config.branch_state(sub, test)
