@@ -13,6 +13,7 @@ import ast
 import posixpath
 from dataclasses import dataclass
 
+from harness.astwalk import walk
 from harness.parse import ParseFailure, parse_source
 from harness.submission import LoadError, Submission
 from harness.unpack import (
@@ -183,7 +184,7 @@ class _Loader:
     def follow_imports(self, name: str, file: str, tree: ast.Module, depth: int) -> None:
         base = posixpath.dirname(file)
         scope = build_scope(tree, file)
-        for node in ast.walk(tree):
+        for node in walk(tree):
             modules: list[str] = []
             if isinstance(node, ast.Import):
                 modules = [a.name for a in node.names]
@@ -219,7 +220,7 @@ class _Loader:
         if not call_qualname(node.func, scope).startswith(LAUNCHERS):
             return []
         out = []
-        for const in ast.walk(node):
+        for const in walk(node):
             if isinstance(const, ast.Constant) and isinstance(const.value, str):
                 for word in const.value.split():
                     path = posixpath.normpath(word.strip("'\""))

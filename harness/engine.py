@@ -7,6 +7,7 @@ Results are cached by content (harness.cache) and computed in parallel with `--j
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -128,9 +129,30 @@ def _well_formed(data: dict) -> bool:
     return True
 
 
+GC_THRESHOLDS = (500_000, 100, 100)
+
+
+def _tune_gc() -> None:
+    """The audit builds large ASTs whose garbage is freed by reference counting; the cyclic collector's
+    default thresholds (700, 10, 10) make CPython rescan that heap thousands of times per batch (measured:
+    ~30% of a cold run over records/). Raised thresholds keep memory bounded (~400 MB for records/)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _weight(path: Path) -> int:
+    """Bytes of the Python files directly in a folder (or the file itself): a cheap proxy for audit time."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.glob("*.py") if p.is_file() and not p.is_symlink())
+    except OSError:
+        return 0
+
+
 def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs: int = 1,
                 use_cache: bool = True) -> Report:
     options = options or AuditOptions()
+    _tune_gc()
     targets: list[Path] = []
     seen: set[Path] = set()
     for p in paths:
@@ -142,8 +164,13 @@ def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs
     targets.sort(key=lambda p: display_path(p))
     work = [(t, options, use_cache) for t in targets]
     if jobs > 1 and len(work) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_audit_cached, work, chunksize=1))
+        # largest folders first (their scripts dominate the time), so no worker is left with a big one at the end
+        order = sorted(range(len(work)), key=lambda i: -_weight(targets[i]))
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_tune_gc) as pool:
+            done = list(pool.map(_audit_cached, [work[i] for i in order], chunksize=1))
+        results = [None] * len(work)
+        for i, result in zip(order, done):
+            results[i] = result
     else:
         results = [_audit_cached(w) for w in work]
     subs = tuple(SubmissionReport.from_json(r) for r in results)

@@ -9,12 +9,19 @@ every embedded expression (format specs included) on its own original line and k
 count and parentheses, and `ast` parses that. Line numbers of every statement and name are those a 3.12
 `ast.parse` gives (checked on the 5 packed records that need 3.12), so nothing falls to `needs-review`
 merely because of syntax. Column offsets inside a rewritten f-string are not preserved.
+
+libcst costs about a second per 50 KB, so it first gets only the top-level block around the line `ast`
+rejects (from the last column-0 line before it to the next one after it); the splice is re-parsed by
+`ast`, which either accepts the whole file or names the next failing line. Only when a block cannot be
+rewritten on its own (a region boundary inside a multi-line string, say) does libcst get the whole file.
+Results are memoised by (name, text): several rules ask for the same file.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 LIBCST_MAX_CHARS = 4 * 1024 * 1024
@@ -33,7 +40,29 @@ class Parsed:
     via: str  # "ast" or "libcst"
 
 
+_MEMO: OrderedDict[tuple[str, str], Parsed | ParseFailure] = OrderedDict()
+_MEMO_SIZE = 8
+MAX_REGION_REWRITES = 50
+
+
 def parse_source(text: str, name: str = "<string>") -> Parsed:
+    """The `ast` tree of `text` (see the module docstring); ParseFailure when neither parser can read it."""
+    key = (name, text)
+    hit = _MEMO.get(key)
+    if hit is None:
+        try:
+            hit = _parse_source(text, name)
+        except ParseFailure as exc:
+            hit = exc
+        _MEMO[key] = hit
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    if isinstance(hit, ParseFailure):
+        raise ParseFailure(hit.message, hit.line, hit.snippet)
+    return hit
+
+
+def _parse_source(text: str, name: str) -> Parsed:
     try:
         return Parsed(ast.parse(text, filename=name), "ast")
     except SyntaxError as first:
@@ -44,6 +73,9 @@ def parse_source(text: str, name: str = "<string>") -> Parsed:
         if reason:
             raise ParseFailure(f"{first.msg} (line {first.lineno}); {reason}", first.lineno,
                                (first.text or "").strip()[:200]) from None
+        regional = _rewrite_failing_regions(text, first, name)
+        if regional is not None:
+            return regional
         try:
             rewritten = _rewrite_fstrings_with_libcst(text)
         except ParseFailure:
@@ -77,6 +109,45 @@ def _no_fallback_reason(text: str, error: SyntaxError) -> str | None:
             peak = depth
             if peak > MAX_BRACKET_DEPTH:
                 return f"brackets nested more than {MAX_BRACKET_DEPTH} deep"
+    return None
+
+
+TOP_LEVEL = re.compile(r"[^\s#)\]}]")
+
+
+def _rewrite_failing_regions(text: str, error: SyntaxError, name: str) -> Parsed | None:
+    """Rewrite only the top-level blocks `ast` rejects, one at a time; None when that does not work out."""
+    lines = text.splitlines(keepends=True)
+    done: set[int] = set()
+    for _ in range(MAX_REGION_REWRITES):
+        if not error.lineno or not 1 <= error.lineno <= len(lines):
+            return None
+        start = error.lineno - 1
+        while start > 0 and not TOP_LEVEL.match(lines[start]):
+            start -= 1
+        if start in done:
+            return None  # the same block again: the boundary guess is wrong
+        done.add(start)
+        end = error.lineno
+        while end < len(lines) and not TOP_LEVEL.match(lines[end]):
+            end += 1
+        region = "".join(lines[start:end])
+        try:
+            rewritten = _rewrite_fstrings_with_libcst(region)
+        except ParseFailure:
+            return None
+        new = rewritten.splitlines(keepends=True)
+        if len(new) != end - start:
+            return None
+        if region.endswith("\n") != rewritten.endswith("\n"):
+            return None
+        lines[start:end] = new
+        try:
+            return Parsed(ast.parse("".join(lines), filename=name), "libcst")
+        except SyntaxError as again:
+            error = again
+        except (ValueError, RecursionError, MemoryError):
+            return None
     return None
 
 

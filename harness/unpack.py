@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.astwalk import walk
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -260,7 +262,22 @@ class Scope:
 
 
 def build_scope(tree: ast.Module, filename: str) -> Scope:
-    """Collect import aliases and names assigned exactly once (anywhere in the file)."""
+    """Collect import aliases and names assigned exactly once (anywhere in the file).
+
+    The tables are computed once per (tree, filename); each call gets its own Scope (fresh memo)."""
+    cached = tree.__dict__.get("_golfaudit_scope")
+    if cached is None or cached.filename != filename:
+        cached = tree.__dict__["_golfaudit_scope"] = _build_scope(tree, filename)
+    return Scope(filename, dict(cached.aliases), dict(cached.bindings), counts=dict(cached.counts))
+
+
+_BINDERS = frozenset({ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For,
+                      ast.AsyncFor, ast.comprehension, ast.With, ast.AsyncWith, ast.FunctionDef,
+                      ast.AsyncFunctionDef, ast.ClassDef, ast.arg, ast.Global, ast.Nonlocal, ast.ExceptHandler,
+                      ast.Delete})
+
+
+def _build_scope(tree: ast.Module, filename: str) -> Scope:
     scope = Scope(filename)
     counts = scope.counts
     conflicts: set[str] = set()
@@ -270,7 +287,9 @@ def build_scope(tree: ast.Module, filename: str) -> Scope:
             conflicts.add(name)  # one name imported as two different things: trust neither
         scope.aliases[name] = target
 
-    for node in ast.walk(tree):
+    for node in walk(tree):
+        if node.__class__ not in _BINDERS:  # most nodes bind nothing: one set lookup instead of ten isinstance
+            continue
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.asname:
@@ -287,13 +306,13 @@ def build_scope(tree: ast.Module, filename: str) -> Scope:
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
-                for sub in ast.walk(t):
+                for sub in walk(t):
                     if isinstance(sub, ast.Name):
                         counts[sub.id] = counts.get(sub.id, 0) + (2 if isinstance(node, ast.AugAssign) else 1)
                         if isinstance(t, ast.Name) and node.value is not None:
                             scope.bindings[sub.id] = node.value
         elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-            for sub in ast.walk(node.target):
+            for sub in walk(node.target):
                 if isinstance(sub, ast.Name):
                     counts[sub.id] = counts.get(sub.id, 0) + 2
         elif isinstance(node, (ast.With, ast.AsyncWith)):
@@ -742,7 +761,7 @@ def find_exec_sites(tree: ast.Module, filename: str, limits: Limits | None = Non
     scope = build_scope(tree, filename)
     ev = Evaluator(scope, limits, spend)
     sites = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if not isinstance(node, ast.Call):
             continue
         fname = _exec_name(node, scope)
@@ -809,7 +828,7 @@ def is_wrapper(tree: ast.Module, site_lines: set[int], filename: str = "<string>
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and stmt.value.lineno in site_lines:
             continue
         if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
-            calls = [n for n in ast.walk(stmt.value) if isinstance(n, ast.Call)]
+            calls = [n for n in walk(stmt.value) if isinstance(n, ast.Call)]
             if all(harmless_call(c) for c in calls):
                 continue
         return False

@@ -6,6 +6,7 @@ import ast
 import math
 from collections.abc import Iterable
 
+from harness.astwalk import walk
 from harness.report import Finding
 from rules.base import Citation, Rule, code
 
@@ -134,7 +135,7 @@ class BpbByteExact(Rule):
         exprs: list[tuple[ast.expr, int]] = []
         for node in unit.walk(fn):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp):
-                names = [n.id if isinstance(n, ast.Name) else n.attr for t in node.targets for n in ast.walk(t)
+                names = [n.id if isinstance(n, ast.Name) else n.attr for t in node.targets for n in walk(t)
                          if isinstance(n, (ast.Name, ast.Attribute))]
                 if any("bpb" in n.lower() for n in names):
                     exprs.append((node.value, node.lineno))
@@ -144,7 +145,7 @@ class BpbByteExact(Rule):
             words = traced_words(expr, values, 1)
             if any("byte" in w.lower() for w in words):
                 continue
-            for n in ast.walk(expr):
+            for n in walk(expr):
                 if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool) \
                         and _is_ratio(float(n.value)):
                     msg = (f"line {line} computes bpb with the constant {n.value} and no byte count: a "
@@ -235,12 +236,12 @@ def _base_name(node: ast.AST) -> str:
 
 
 def _subscript_of(node: ast.AST, word: str) -> bool:
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Subscript) and word in _base_name(n).lower():
             return True
     return False
 
 
 def _words(node: ast.AST) -> list[str]:
-    return [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(node)
+    return [n.id if isinstance(n, ast.Name) else n.attr for n in walk(node)
             if isinstance(n, (ast.Name, ast.Attribute))]

@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterable
 
+from harness.astwalk import walk
 from harness.report import Finding
 from rules.base import Citation, Rule, code, folder
 
@@ -228,9 +229,9 @@ class C1StrictCausal(Rule):
                 continue
             used = None
             if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
-                used = [w.id for w in ast.walk(n.slice) if isinstance(w, ast.Name) and w.id in keys]
+                used = [w.id for w in walk(n.slice) if isinstance(w, ast.Name) and w.id in keys]
             elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and dotted(n.func.value):
-                used = [w.id for a in n.args for w in ast.walk(a) if isinstance(w, ast.Name) and w.id in keys]
+                used = [w.id for a in n.args for w in walk(a) if isinstance(w, ast.Name) and w.id in keys]
             if used:
                 key_line = keys[used[0]]
                 yield self.finding(
@@ -242,7 +243,7 @@ class C1StrictCausal(Rule):
 
 
 def _is_hash(node: ast.AST) -> bool:
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("hash", "hash_tokens", "fnv",
                                                                                          "murmur", "xxhash"):
             return True
@@ -252,14 +253,14 @@ def _is_hash(node: ast.AST) -> bool:
 
 
 def _names(node: ast.AST) -> list[str]:
-    return [n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(node)
+    return [n.id if isinstance(n, ast.Name) else n.attr for n in walk(node)
             if isinstance(n, (ast.Name, ast.Attribute))]
 
 
 def _target_lut(node: ast.AST) -> str | None:
     from harness.scan.patterns import dotted
 
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Subscript) and GATE_LUT.search(dotted(n.value)):
             idx = n.slice
             base = idx

@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterable
 
+from harness.astwalk import walk
 from harness.report import Finding
 from rules.base import Citation, Rule, code, folder
 
@@ -151,7 +152,7 @@ def _mentions_network(text: str) -> bool:
 def _network_imports(tree: ast.Module) -> set[str]:
     """Local names bound to network modules or their functions."""
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith(NET_MODULES) or a.name in NET_MODULES:
@@ -179,7 +180,7 @@ def _network_call(node: ast.Call, net_names: set[str]) -> str | None:
         return f"network call {full}()"
     if name in SHELL_CALLS and (root in ("subprocess", "os", "sp") or full in SHELL_CALLS):
         for arg in node.args[:1]:
-            text = " ".join(str(n.value) for n in ast.walk(arg) if isinstance(n, ast.Constant)
+            text = " ".join(str(n.value) for n in walk(arg) if isinstance(n, ast.Constant)
                             and isinstance(n.value, str))
             m = SHELL_NET.search(text)
             if m:

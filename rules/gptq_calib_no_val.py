@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterable
 
+from harness.astwalk import walk
 from harness.report import Finding
 from rules.base import Citation, Rule, code
 
@@ -260,12 +261,12 @@ def _val_scored_search(loop: ast.For, values: dict) -> str | None:
 
     var = loop.target.id  # type: ignore[union-attr]
     compares = any(isinstance(n, ast.Compare) and any(isinstance(o, (ast.Lt, ast.Gt, ast.LtE, ast.GtE))
-                                                      for o in n.ops) for n in ast.walk(loop))
+                                                      for o in n.ops) for n in walk(loop))
     compares = compares or any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                               and n.func.id in ("min", "max") for n in ast.walk(loop))
+                               and n.func.id in ("min", "max") for n in walk(loop))
     if not compares:
         return None
-    for call in ast.walk(loop):
+    for call in walk(loop):
         if not isinstance(call, ast.Call):
             continue
         args = list(call.args) + [k.value for k in call.keywords]

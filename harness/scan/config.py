@@ -18,6 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from harness.astwalk import walk
 from harness.scan.patterns import code_units
 
 
@@ -106,7 +107,7 @@ def _env_helpers(unit) -> set[str]:
     for node in unit.tree.body:
         if isinstance(node, ast.FunctionDef) and node.args.args:
             first = node.args.args[0].arg
-            for sub in ast.walk(node):
+            for sub in walk(node):
                 if isinstance(sub, ast.Call) and sub.args and isinstance(sub.args[0], ast.Name) \
                         and sub.args[0].id == first and isinstance(sub.func, ast.Attribute) \
                         and sub.func.attr in ("get", "getenv"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from harness.astwalk import walk
 from harness.scan.config import copy_expr
 from harness.scan.trace import CondRef, Event
 
@@ -67,9 +68,17 @@ class _Inline(ast.NodeTransformer):
 
 
 def _single_assigns(cond: CondRef) -> dict[str, ast.expr]:
+    """Names the function assigns exactly once, with their value (computed once per function)."""
     node = cond.func.node
+    cached = node.__dict__.get("_golfaudit_single_assigns")
+    if cached is None:
+        cached = node.__dict__["_golfaudit_single_assigns"] = _count_single_assigns(node)
+    return cached
+
+
+def _count_single_assigns(node: ast.AST) -> dict[str, ast.expr]:
     counts: dict[str, list[ast.expr]] = {}
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Assign):
             for t in n.targets:
                 if isinstance(t, ast.Name):

@@ -27,6 +27,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from harness.astwalk import walk
+
 VAL = "<VAL>"
 VAL_STRING = re.compile(r"fineweb_val|(^|[/_])val_\*|(^|[/_])val_\d{3,}\.bin|_val_\{")
 SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"}
@@ -380,7 +382,7 @@ def _expr_names(node: ast.AST) -> set[str]:
                 inner |= expr_names(g.iter)
                 for c in g.ifs:
                     inner |= expr_names(c)
-                bound |= {t.id for t in ast.walk(g.target) if isinstance(t, ast.Name)}
+                bound |= {t.id for t in walk(g.target) if isinstance(t, ast.Name)}
             elts = [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]
             for e in elts:
                 inner |= expr_names(e)
@@ -437,7 +439,7 @@ def build_deps(body: list[ast.stmt], defs: dict[str, list[tuple[int, set[str]]]]
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             continue
         if isinstance(node, (ast.If, ast.While)):
-            for n in ast.walk(node.test):
+            for n in walk(node.test):
                 if isinstance(n, ast.NamedExpr):
                     add(n.target.id, expr_names(n.value))
         if isinstance(node, ast.stmt):

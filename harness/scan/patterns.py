@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from harness.astwalk import walk
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -26,7 +28,7 @@ class Unit:
     @cached_property
     def nodes(self) -> list[ast.AST]:
         """Every node of the tree, walked once and shared by all rules."""
-        return list(ast.walk(self.tree))
+        return walk(self.tree)
 
     @cached_property
     def parents(self) -> dict[ast.AST, ast.AST]:
@@ -47,11 +49,7 @@ class Unit:
 
     def walk(self, node: ast.AST) -> list[ast.AST]:
         """`ast.walk(node)` as a list, cached per node."""
-        cache = self.__dict__.setdefault("_walk_cache", {})
-        key = id(node)
-        if key not in cache:
-            cache[key] = (node, list(ast.walk(node)))
-        return cache[key][1]
+        return walk(node)
 
     def values(self, fn: ast.AST) -> dict[str, list[ast.expr]]:
         """`local_values(fn)`, cached per function."""
@@ -156,7 +154,7 @@ def call_name(node: ast.Call) -> str:
 def names_in(node: ast.AST) -> set[str]:
     """Every Name id and Attribute attr mentioned under `node`."""
     out: set[str] = set()
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Name):
             out.add(n.id)
         elif isinstance(n, ast.Attribute):
@@ -165,19 +163,19 @@ def names_in(node: ast.AST) -> set[str]:
 
 
 def str_constants(node: ast.AST) -> Iterator[tuple[str, int]]:
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Constant) and isinstance(n.value, str):
             yield n.value, getattr(n, "lineno", 0)
 
 
 def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
             yield n
 
 
 def loops(node: ast.AST) -> Iterator[ast.For | ast.While | ast.AsyncFor]:
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, (ast.For, ast.While, ast.AsyncFor)):
             yield n
 
@@ -191,14 +189,14 @@ def defined_functions(units: Iterable[Unit]) -> dict[str, ast.FunctionDef | ast.
 
 
 def calls_to(tree: ast.AST, name: str) -> Iterator[ast.Call]:
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Call) and call_name(n) == name:
             yield n
 
 
 def mentions_function(tree: ast.AST, name: str) -> Iterator[ast.AST]:
     """Calls of `name` and bare references to it (e.g. `timed_eval('x', eval_fn, ...)`)."""
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load):
             yield n
         elif isinstance(n, ast.Attribute) and n.attr == name:
@@ -217,7 +215,7 @@ def snippet(text: str, line: int | None, width: int = 200) -> str:
 def enclosing_map(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     """child → parent for every node of `tree`."""
     parents: dict[ast.AST, ast.AST] = {}
-    for parent in ast.walk(tree):
+    for parent in walk(tree):
         for child in ast.iter_child_nodes(parent):
             parents[child] = parent
     return parents
@@ -269,17 +267,17 @@ def is_val_word(word: str) -> bool:
 def local_values(fn: ast.AST) -> dict[str, list[ast.expr]]:
     """name → every expression assigned to it inside `fn` (plain, annotated, augmented, for-targets)."""
     out: dict[str, list[ast.expr]] = {}
-    for node in ast.walk(fn):
+    for node in walk(fn):
         if isinstance(node, ast.Assign):
             for t in node.targets:
-                for n in ast.walk(t):
+                for n in walk(t):
                     if isinstance(n, ast.Name):
                         out.setdefault(n.id, []).append(node.value)
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None \
                 and isinstance(node.target, ast.Name):
             out.setdefault(node.target.id, []).append(node.value)
         elif isinstance(node, (ast.For, ast.comprehension)):
-            for n in ast.walk(node.target):
+            for n in walk(node.target):
                 if isinstance(n, ast.Name):
                     out.setdefault(n.id, []).append(node.iter)
         elif isinstance(node, ast.NamedExpr):
@@ -289,7 +287,7 @@ def local_values(fn: ast.AST) -> dict[str, list[ast.expr]]:
 
 def words_of(expr: ast.AST) -> Iterator[str]:
     """Names, attribute names and string constants under `expr`."""
-    for n in ast.walk(expr):
+    for n in walk(expr):
         if isinstance(n, ast.Name):
             yield n.id
         elif isinstance(n, ast.Attribute):
@@ -341,7 +339,7 @@ class Adaptation:
 
 
 def _creates_free_tensor(expr: ast.expr) -> bool:
-    for n in ast.walk(expr):
+    for n in walk(expr):
         if isinstance(n, ast.Attribute) and n.attr == "requires_grad_":
             return True
         if isinstance(n, ast.keyword) and n.arg == "requires_grad" and isinstance(n.value, ast.Constant) \
@@ -374,9 +372,9 @@ def _aliases(var: str, values: dict[str, list[ast.expr]]) -> set[str]:
                 continue
             for e in exprs:
                 if isinstance(e, (ast.Call, ast.Attribute, ast.Name, ast.Subscript)) and \
-                        any(isinstance(n, ast.Name) and n.id in out for n in ast.walk(e)):
+                        any(isinstance(n, ast.Name) and n.id in out for n in walk(e)):
                     # b.detach(), b.clone().clamp_(...), b[None] — still the same tensor's value
-                    if not any(isinstance(n, ast.Call) and call_name(n) in OPTIMIZERS for n in ast.walk(e)):
+                    if not any(isinstance(n, ast.Call) and call_name(n) in OPTIMIZERS for n in walk(e)):
                         out.add(name)
                         grew = True
                         break
@@ -387,7 +385,7 @@ def _aliases(var: str, values: dict[str, list[ast.expr]]) -> set[str]:
 
 def _kind(fn: ast.AST, aliases: set[str]) -> tuple[str, int | None]:
     hidden_line = None
-    for n in ast.walk(fn):
+    for n in walk(fn):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
             left = {w for w in words_of(n.left)}
             right = {w for w in words_of(n.right)}
@@ -397,7 +395,7 @@ def _kind(fn: ast.AST, aliases: set[str]) -> tuple[str, int | None]:
                         return "logit-bias", n.lineno
                     if any(HIDDEN_WORD.search(w) for w in other) or any(
                             isinstance(c, ast.Call) and "hidden" in call_name(c).lower()
-                            for side in (n.left, n.right) for c in ast.walk(side)):
+                            for side in (n.left, n.right) for c in walk(side)):
                         hidden_line = hidden_line or n.lineno
         elif isinstance(n, ast.Call):
             name = call_name(n).lower()
@@ -414,7 +412,7 @@ LOSS_CALLS = {"cross_entropy", "nll_loss", "CrossEntropyLoss", "log_softmax", "k
 
 def _loss_region(fn: ast.AST, values: dict[str, list[ast.expr]]) -> tuple[str, int | None]:
     """Region of the targets in the loss that is back-propagated inside `fn`."""
-    backward = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and call_name(n) == "backward"]
+    backward = [n for n in walk(fn) if isinstance(n, ast.Call) and call_name(n) == "backward"]
     if not backward:
         return "unknown", None
     verdicts: list[tuple[str, int]] = []
@@ -426,7 +424,7 @@ def _loss_region(fn: ast.AST, values: dict[str, list[ast.expr]]) -> tuple[str, i
         for _ in range(4):
             nxt: list[ast.AST] = []
             for e in frontier:
-                for n in ast.walk(e):
+                for n in walk(e):
                     if isinstance(n, ast.Call) and call_name(n) in LOSS_CALLS and len(n.args) >= 2:
                         targets.append(n.args[1])
                     elif isinstance(n, ast.Call) and call_name(n) in LOSS_CALLS:
@@ -585,7 +583,7 @@ def index_offset(node: ast.AST, var: str) -> int | None:
 def current_token_refs(node: ast.AST, var: str) -> list[ast.Subscript]:
     """`tokens[p]`, `tokens[p + 1]`, ... under `node`: the token at (or after) the position being scored."""
     out = []
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Subscript):
             k = index_offset(n.slice, var)
             if k is not None and k >= 0 and _is_token_array(n.value):
@@ -601,7 +599,7 @@ def _is_token_array(node: ast.AST) -> bool:
 def score_lines(loop: ast.AST) -> list[int]:
     """Lines that accumulate a score inside `loop` (`nll += ...`, `loss_sum += ...`, `bits -= ...`)."""
     out = []
-    for n in ast.walk(loop):
+    for n in walk(loop):
         if isinstance(n, ast.AugAssign):
             name = dotted(n.target)
             if name and SCORE_ACC.search(name):
@@ -620,7 +618,7 @@ def token_keyed(expr: ast.AST, values: dict[str, list[ast.expr]] | None = None, 
     for _ in range(depth + 1):
         nxt: list[ast.AST] = []
         for e in frontier:
-            for n in ast.walk(e):
+            for n in walk(e):
                 if isinstance(n, ast.Subscript) and _is_token_array(n.value) and not isinstance(n.slice, ast.Slice):
                     return True
                 if values and isinstance(n, ast.Name) and n.id in values and n.id not in seen:
@@ -634,7 +632,7 @@ def table_updates(loop: ast.AST, values: dict[str, list[ast.expr]] | None = None
     """(table, line, node) for token-keyed writes inside `loop`: `T[key] += ...`, `T[key] = ...`,
     `T.update(tokens...)`. Writes indexed only by positions (`x_batch[i, :n] = ...`) are not caches."""
     out = []
-    for n in ast.walk(loop):
+    for n in walk(loop):
         if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Subscript):
             if token_keyed(n.target.slice, values):
                 out.append((dotted(n.target.value), n.lineno, n))
@@ -650,7 +648,7 @@ def table_updates(loop: ast.AST, values: dict[str, list[ast.expr]] | None = None
 
 def table_reads(loop: ast.AST, tables: set[str]) -> list[tuple[str, int]]:
     out = []
-    for n in ast.walk(loop):
+    for n in walk(loop):
         if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) and dotted(n.value) in tables:
             out.append((dotted(n.value), n.lineno))
         elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in READ_METHODS \
@@ -661,7 +659,7 @@ def table_reads(loop: ast.AST, tables: set[str]) -> list[tuple[str, int]]:
 
 def position_loops(fn: ast.AST) -> Iterator[tuple[ast.For, str]]:
     """`for p in range(...)` loops (and `for p, t in enumerate(...)`) with their position variable."""
-    for n in ast.walk(fn):
+    for n in walk(fn):
         if isinstance(n, ast.For) and isinstance(n.iter, ast.Call) and isinstance(n.iter.func, ast.Name):
             if n.iter.func.id == "range" and isinstance(n.target, ast.Name):
                 yield n, n.target.id

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
+from harness.astwalk import walk
 from harness.scan.model import (
     MAX_DEPTH,
     MAX_EVENTS,
@@ -247,7 +248,7 @@ class Tracer:
             arg = node.args[0]
             if not isinstance(arg, ast.Constant):
                 literal = any(isinstance(c, ast.Constant) and isinstance(c.value, (str, bytes))
-                              and len(c.value) > 64 for c in ast.walk(arg))
+                              and len(c.value) > 64 for c in walk(arg))
                 self.emit("dynamic", node, st, None, "packed" if literal else name)
             return
         if name == "load_state_dict":
@@ -369,7 +370,7 @@ def _zero_inits(func: Func) -> set[str]:
     if cached is not None:
         return cached
     out: set[str] = set()
-    for node in ast.walk(func.node) if not isinstance(func.node, ast.Module) else func.node.body:
+    for node in walk(func.node) if not isinstance(func.node, ast.Module) else func.node.body:
         if isinstance(node, ast.Assign):
             v = node.value
             ok = isinstance(v, ast.Constant) and v.value in (0, 0.0) and not isinstance(v.value, bool)
@@ -380,7 +381,7 @@ def _zero_inits(func: Func) -> set[str]:
             if ok:
                 for t in node.targets:
                     out |= {target_base(x) for x in _flatten_targets(t)} - {None}
-    aliases = [(t.id, n.value.id) for n in ast.walk(func.node) if isinstance(n, ast.Assign)
+    aliases = [(t.id, n.value.id) for n in walk(func.node) if isinstance(n, ast.Assign)
                and isinstance(n.value, ast.Name) for t in n.targets if isinstance(t, ast.Name)]
     changed = True
     while changed:  # `acc = total` where total is a zero accumulator: acc is the same accumulator

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from harness.astwalk import walk
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace
 
@@ -100,7 +101,7 @@ def assigned_in(node: ast.AST) -> frozenset[str]:
     if cached is None:
         names: set[str] = set()
         if isinstance(node, (ast.For, ast.AsyncFor)):
-            names |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+            names |= {n.id for n in walk(node.target) if isinstance(n, ast.Name)}
         deps, _ = build_deps(list(getattr(node, "body", [])))
         names |= set(deps)
         cached = frozenset(names)
@@ -121,7 +122,7 @@ def own_names(outer: LoopRef, inner: LoopRef | None) -> frozenset[str]:
     assigns: list[tuple[set[str], ast.expr | None, bool]] = []
     varying: set[str] = set()
     if isinstance(outer.node, (ast.For, ast.AsyncFor)):
-        varying |= {n.id for n in ast.walk(outer.node.target) if isinstance(n, ast.Name)}
+        varying |= {n.id for n in walk(outer.node.target) if isinstance(n, ast.Name)}
     stack = list(getattr(outer.node, "body", []))
     while stack:
         node = stack.pop()
@@ -131,10 +132,10 @@ def own_names(outer: LoopRef, inner: LoopRef | None) -> frozenset[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = {target_base(t) for tt in targets for t in _flatten_targets(tt)} - {None}
             opaque = isinstance(node, ast.AugAssign) or any(
-                isinstance(c, ast.Call) and _call_name(c) not in PURE_CALLS for c in ast.walk(node.value))
+                isinstance(c, ast.Call) and _call_name(c) not in PURE_CALLS for c in walk(node.value))
             assigns.append((names, node.value, opaque))
         elif isinstance(node, (ast.For, ast.AsyncFor)):
-            assigns.append(({n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}, node.iter, False))
+            assigns.append(({n.id for n in walk(node.target) if isinstance(n, ast.Name)}, node.iter, False))
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func,
                                                                                              ast.Attribute):
             base = target_base(node.value.func.value)
@@ -160,7 +161,7 @@ def _call_name(c: ast.Call) -> str:
 
 
 def _contains(tree: ast.AST, node: ast.AST) -> bool:
-    return any(n is node for n in ast.walk(tree))
+    return any(n is node for n in walk(tree))
 
 
 def depends_on(ev: Event, loop: LoopRef, names: frozenset[str]) -> bool:
@@ -182,7 +183,7 @@ def _guard(grad: Event, loop: LoopRef) -> CondRef | None:
     depth = grad.loops.index(loop) + 1
     for c in grad.conds:
         if c.frame == loop.frame and c.depth >= depth:
-            test_names = {n.id for n in ast.walk(c.test) if isinstance(n, ast.Name)}
+            test_names = {n.id for n in walk(c.test) if isinstance(n, ast.Name)}
             if test_names & names:
                 return c
     for c in grad.conds:  # a guard inside a helper called from the loop

@@ -15,6 +15,7 @@ import lzma
 import zlib
 from dataclasses import dataclass
 
+from harness.astwalk import walk
 from harness.parse import ParseFailure, parse_source
 
 MAX_UNPACKED = 32 * 1024 * 1024
@@ -30,15 +31,15 @@ class ScanUnit:
 
 def _dotted_names(node: ast.AST) -> set[str]:
     return {n.attr if isinstance(n, ast.Attribute) else n.id
-            for n in ast.walk(node) if isinstance(n, (ast.Attribute, ast.Name))}
+            for n in walk(node) if isinstance(n, (ast.Attribute, ast.Name))}
 
 
 def packed_payload(tree: ast.Module) -> tuple[ast.Call, str, set[str]] | None:
     """The `exec(...)` call of a packed wrapper, its string literal and the decode/decompress names used."""
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "exec" and node.args:
             arg = node.args[0]
-            strings = [n.value for n in ast.walk(arg) if isinstance(n, ast.Constant)
+            strings = [n.value for n in walk(arg) if isinstance(n, ast.Constant)
                        and isinstance(n.value, (str, bytes)) and len(n.value) > 64]
             if strings:
                 value = strings[0]
