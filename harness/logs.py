@@ -4,11 +4,17 @@ Logs begin with a dump of the script's source, may hold several appended runs, m
 timestamp prefix, and print diagnostic scores beside the reported one. Every pattern is anchored at the
 start of a line (after the optional timestamp) and the **last** match wins. Binary junk (NUL bytes,
 invalid UTF-8) is tolerated; huge logs are read head and tail only.
+
+Parse time is linear in the log's size whatever its line count: each pattern is tried only at the start of
+lines that hold its keyword (found with `str.find`), never at every line start, and line numbers come from
+a monotone table of checkpoints instead of one counting pass per pattern.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +53,43 @@ TRAIN_DATASET = re.compile(TS + r"train_loader:dataset:(?P<path>\S+)", re.M)
 VARIANT = re.compile(r"fineweb10B_(?P<v>sp\d+|byte\d+)(?P<caseops>_lossless_caps_caseops\w*)?|"
                      r"fineweb_(?P<tv>\d+)_bpe(?P<tcase>_lossless_caps_caseops\w*)?\.model|(?P<byte>pure_byte_260)")
 MAX_WALL = re.compile(TS + r"max_wallclock_seconds: ?(?P<s>[\d.]+)", re.M)
+
+# A literal that every match of the pattern contains (one of them, for alternations): lines without it are
+# never tried, so a log of a million empty lines costs one `str.find` per keyword, not a regex per line.
+KEYWORDS: dict[re.Pattern, tuple[str, ...]] = {
+    FINAL: ("val_bpb:",), TOTAL: ("Total submission size",), MODEL: ("Serialized model",),
+    CODE: ("Code size",), ALT_ARTIFACT: ("artifact:",), STOP: ("stopping_early: wallclock_cap",),
+    VAL_OLD: ("val_bpb:",), STEP_OLD: ("step:",), STEP_NEW: (" train_loss: ",),
+    VALTOK: ("val_tokens: ", "val_loader:shards pattern="), TRAIN_SHARDS: ("train_shards",),
+    TOTAL_EVAL: ("total_eval_time:",), GPTQ_RESERVE: ("gptq:reserving ",), GPTQ_HESS: ("GPTQ:collected ",),
+    ARTIFACT_WALL: ("artifact_production_wallclock: ",), HPARAM_HEAD: ("Hyperparameters:",),
+    SEED_LINE: ("seed:",), TOKENIZER_LINE: ("val_bpb:enabled ",), VAL_PATTERN: ("val_loader:shards pattern=",),
+    TRAIN_DATASET: ("train_loader:dataset:",), MAX_WALL: ("max_wallclock_seconds:",),
+}
+
+
+def scan(pattern: re.Pattern, text: str) -> Iterator[re.Match]:
+    """`pattern.finditer(text)` for a line-anchored pattern of KEYWORDS, in time linear in len(text).
+
+    Every match lies within one line and holds a keyword, so trying the pattern once at the start of each
+    line holding a keyword finds exactly the matches finditer would, in the same order.
+    """
+    keywords = KEYWORDS[pattern]
+    starts: set[int] = set()
+    for keyword in keywords:
+        pos = text.find(keyword)
+        while pos >= 0:
+            start = text.rfind("\n", 0, pos) + 1
+            starts.add(start)
+            end = text.find("\n", pos)
+            if end < 0:
+                break
+            pos = text.find(keyword, end)
+    for start in sorted(starts):
+        match = pattern.match(text, start)
+        if match:
+            yield match
+
 
 # Score lines that are never the reported score: the failed, unreported TTT line of 04-04.
 IGNORED_LABELS = ("final_int6_ttt",)
@@ -160,17 +203,26 @@ def _eval_ms(final: Hit, finals: list[Hit]) -> int | None:
 
 class _LineCounter:
     """1-based line of a position, counted lazily (no per-line table: a log of 64 MiB of newlines would
-    need gigabytes); positions asked in increasing order cost one pass per pattern."""
+    need gigabytes). Newlines are counted from the nearest known position below: the last answer, or one of
+    the checkpoints left by the furthest answers so far. Questions in increasing order (one pattern's matches)
+    cost at most one pass; a later pattern starts from the checkpoints, not from the top."""
 
     def __init__(self, text: str):
-        self.text, self.pos, self.line = text, 0, 1
+        self.text = text
+        self.positions, self.lines = [0], [1]       # increasing: appended only past the last one
+        self.pos, self.line = 0, 1
 
     def __call__(self, pos: int) -> int:
-        if pos < self.pos:
-            self.pos, self.line = 0, 1
-        self.line += self.text.count("\n", self.pos, pos)
-        self.pos = pos
-        return self.line
+        i = bisect.bisect_right(self.positions, pos) - 1
+        base, line = self.positions[i], self.lines[i]
+        if base < self.pos <= pos:
+            base, line = self.pos, self.line
+        line += self.text.count("\n", base, pos)
+        self.pos, self.line = pos, line
+        if pos > self.positions[-1]:
+            self.positions.append(pos)
+            self.lines.append(line)
+        return line
 
 
 def parse_log_text(text: str, name: str, size: int | None = None, truncated: bool = False) -> ParsedLog:
@@ -188,7 +240,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
 
     def last(pattern: re.Pattern, cast=int, group: str = "bytes") -> Hit | None:
         hit = None
-        for m in pattern.finditer(text):
+        for m in scan(pattern, text):
             hit = m
         if hit is None:
             return None
@@ -200,7 +252,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
 
     finals: list[Hit] = []
     losses: dict[int, float] = {}
-    for m in FINAL.finditer(text):
+    for m in scan(FINAL, text):
         label = m.group("label").strip()
         if label.startswith(("diagnostic", "DIAGNOSTIC", "pre-quantization")):
             continue
@@ -214,7 +266,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
         losses[ln] = loss
     final = _choose_final(finals)
     eval_ms = _eval_ms(final, finals) if final is not None else None
-    last_stop = max((line(m.start()) for m in STOP.finditer(text)), default=0)
+    last_stop = max((line(m.start()) for m in scan(STOP, text)), default=0)
     phases = []
     for hit in finals:
         m = EVAL_TIME.search(hit.text)
@@ -223,13 +275,13 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
 
     total = None
     total_fmt = ""
-    for m in TOTAL.finditer(text):
+    for m in scan(TOTAL, text):
         fmt = m.group("fmt") or ""
         if fmt or total is None or not total_fmt:
             total = Hit(int(m.group("bytes")), line(m.start()), m.group(0).strip())
             total_fmt = fmt
     code_c = code_u = code_plain = None
-    for m in CODE.finditer(text):
+    for m in scan(CODE, text):
         hit = Hit(int(m.group("bytes")), line(m.start()), m.group(0).strip())
         kind = m.group("kind")
         if kind == "compressed":
@@ -239,7 +291,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
         else:
             code_plain = hit
     alt = None
-    for m in ALT_ARTIFACT.finditer(text):
+    for m in scan(ALT_ARTIFACT, text):
         alt = m
     if total is None and alt is not None:
         total = Hit(int(float(alt.group("mb")) * 1e6), line(alt.start()), alt.group(0).strip()[:300])
@@ -248,7 +300,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
             code_plain = Hit(int(alt.group("code")), line(alt.start()), alt.group(0).strip()[:300])
 
     stop = None
-    for m in STOP.finditer(text):
+    for m in scan(STOP, text):
         stop = m
     train_ms = stop_step = None
     if stop is not None:
@@ -256,20 +308,20 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
         stop_step = int(stop.group("step")) if stop.group("step") else None
     last_step = None
     for pattern in (VAL_OLD, STEP_OLD):
-        for m in pattern.finditer(text):
+        for m in scan(pattern, text):
             ms = m.groupdict().get("ms") or m.groupdict().get("t")
             if ms is not None and (last_step is None or line(m.start()) > last_step.line):
                 last_step = Hit(int(ms), line(m.start()), m.group(0).strip()[:200])
-    for m in STEP_NEW.finditer(text):
+    for m in scan(STEP_NEW, text):
         ms = int(float(m.group("min")) * 60000)
         if last_step is None or line(m.start()) > last_step.line:
             last_step = Hit(ms, line(m.start()), m.group(0).strip()[:200])
 
     val_tokens = None
-    for m in VALTOK.finditer(text):
+    for m in scan(VALTOK, text):
         val_tokens = Hit(int(m.group("n1") or m.group("n2")), line(m.start()), m.group(0).strip())
     shards = None
-    for m in TRAIN_SHARDS.finditer(text):
+    for m in scan(TRAIN_SHARDS, text):
         shards = Hit(int(m.group("n1") or m.group("n2")), line(m.start()), m.group(0).strip())
 
     hyper, hyper_line = _hyperparams(text, line)
@@ -279,7 +331,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
     except ValueError:
         seed_log = None
     if seed_log is None:
-        for m in SEED_LINE.finditer(text):
+        for m in scan(SEED_LINE, text):
             seed_log = int(m.group("n"))
     base = name.rsplit("/", 1)[-1]
     sm = SEED_NAME.search(base) or SEED_NAME_LOOSE.search(base)
@@ -287,8 +339,9 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
     paths = _data_paths(text, hyper, hyper_line, line)
     variant, variant_source = _variant(paths, hyper)
 
-    runs = max(len(STOP.findall(text)), len([f for f in finals if f.label.startswith("final_int8_zlib_roundtrip")
-                                             and not f.label.endswith("_exact")]) and 1)
+    stops = sum(1 for _ in scan(STOP, text))
+    runs = max(stops, len([f for f in finals if f.label.startswith("final_int8_zlib_roundtrip")
+                           and not f.label.endswith("_exact")]) and 1)
     return ParsedLog(
         name=name,
         size=size if size is not None else len(text),
@@ -327,7 +380,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
 def _reserve(pattern: re.Pattern, text: str, line) -> Hit | None:
     """`gptq:reserving 12s, effective=588000ms` or `gptq:reserving 14000ms from training budget, ...` (s)."""
     found = None
-    for m in pattern.finditer(text):
+    for m in scan(pattern, text):
         found = m
     if found is None:
         return None
@@ -337,7 +390,7 @@ def _reserve(pattern: re.Pattern, text: str, line) -> Hit | None:
 
 def _hyperparams(text: str, line) -> tuple[dict[str, str], int | None]:
     """The last `Hyperparameters:` block printed by the run (indented `key: value` lines after it)."""
-    heads = list(HPARAM_HEAD.finditer(text))
+    heads = list(scan(HPARAM_HEAD, text))
     for head in reversed(heads):
         block: dict[str, str] = {}
         for raw in text[head.end() + 1: head.end() + 40000].split("\n"):
@@ -358,7 +411,7 @@ def _data_paths(text: str, hyper: dict[str, str], hyper_line: int | None, line) 
             out.append(Hit(0, hyper_line or 0, hyper[key], key))
     for pattern, label in ((TOKENIZER_LINE, "tokenizer_path"), (VAL_PATTERN, "val_files"),
                            (TRAIN_DATASET, "train_dataset")):
-        for m in pattern.finditer(text):
+        for m in scan(pattern, text):
             out.append(Hit(0, line(m.start()), m.group("path"), label))
     return out
 
