@@ -59,9 +59,9 @@ def read_header(path: Path) -> ShardHeader:
     words = np.frombuffer(raw, dtype="<i4")
     header = ShardHeader(int(words[0]), int(words[1]), int(words[2]), tuple(int(w) for w in words))
     if header.magic != MAGIC:
-        raise ShardError(f"{path}: magic {header.magic}, expected {MAGIC}")
+        raise ShardError(f"{path}: bad header: magic {header.magic}, expected {MAGIC}")
     if header.version != VERSION:
-        raise ShardError(f"{path}: version {header.version}, expected {VERSION}")
+        raise ShardError(f"{path}: bad header: version {header.version}, expected {VERSION}")
     if size != HEADER_BYTES + 2 * header.count:
         raise ShardError(f"{path}: size {size} does not match header count {header.count} "
                          f"(expected {HEADER_BYTES + 2 * header.count})")

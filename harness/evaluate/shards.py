@@ -1,4 +1,7 @@
-"""Read parameter-golf token shards (256 x int32 header, magic 20240520, version 1, uint16 body)."""
+"""Validation data for the reference eval: token shards and CaseOps byte sidecars of a data folder.
+
+The shard format itself (read, write, header checks) lives in harness.data.shards; it is re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-MAGIC = 20240520
-HEADER_INTS = 256
-HEADER_BYTES = HEADER_INTS * 4
+from harness.data.shards import HEADER_BYTES, HEADER_INTS, MAGIC, ShardError, read_shard, write_shard
 
-
-class ShardError(Exception):
-    """A shard is missing or malformed; the message names the file."""
-
-
-def read_shard(path: Path) -> np.ndarray:
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
-    except OSError as exc:
-        raise ShardError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if header.size < HEADER_INTS:
-        raise ShardError(f"{path}: shorter than the 1024-byte header")
-    if int(header[0]) != MAGIC or int(header[1]) != 1:
-        raise ShardError(f"{path}: bad header (magic {int(header[0])}, version {int(header[1])}); "
-                         f"expected magic {MAGIC}, version 1")
-    n = int(header[2])
-    if size != HEADER_BYTES + 2 * n:
-        raise ShardError(f"{path}: size {size} does not match header ({HEADER_BYTES} + 2*{n} bytes)")
-    return np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
-
-
-def write_shard(path: Path, tokens: np.ndarray) -> None:
-    """Write a shard in the challenge format (used by tests and benchmarks to make small data)."""
-    tokens = np.asarray(tokens)
-    if tokens.size and (tokens.min() < 0 or tokens.max() > 65535):
-        raise ValueError("token ids must fit uint16")
-    header = np.zeros(HEADER_INTS, dtype="<i4")
-    header[:3] = (MAGIC, 1, tokens.size)
-    with open(path, "wb") as fh:
-        fh.write(header.tobytes())
-        fh.write(tokens.astype("<u2").tobytes())
+__all__ = ["HEADER_BYTES", "HEADER_INTS", "MAGIC", "ShardError", "load_tokens", "read_shard", "val_files",
+           "write_shard"]
 
 
 def val_files(data: Path, split: str = "val") -> tuple[list[Path], list[Path]]:

@@ -73,7 +73,7 @@ def test_bad_inputs_are_named(tmp_path, folder, data, case):
         expect = "no fineweb_val_*.bin shards"
     elif case == "bad-val":
         (data / "fineweb_val_000000.bin").write_bytes(b"\1" * 3000)
-        expect = "fineweb_val_000000.bin: magic"
+        expect = "fineweb_val_000000.bin: bad header: magic"
     elif case == "bad-train":
         with open(data / "fineweb_train_000000.bin", "ab") as handle:
             handle.write(b"\0")
