@@ -167,6 +167,67 @@ TRAIN_ONLY = PRELUDE + '''def main():
     print(eval_val(model, load_shards(args.val_files)))
 ''' + MAIN
 
+SLICE_LOOP = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, ctx):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    for ci in range(1, n - 1):
+        a = ci * chunk
+        b = a + chunk
+        x = tokens[a:b + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+        y = tokens[{train}]
+        loss = F.cross_entropy(model(y[:-1]), y[1:])
+        opt.zero_grad()
+        loss.backward()  # TRAIN
+        opt.step()
+    return loss_sum.item()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens, 256))
+''' + MAIN
+SLICE_AHEAD = SLICE_LOOP.replace("{train}", "a:b + chunk + 1")
+SLICE_NEXT = SLICE_LOOP.replace("{train}", "b:b + chunk + 1")
+SLICE_CONTEXT = SLICE_LOOP.replace("{train}", "a - ctx:b + 1")
+
+# library-style code: nothing in the file loads validation data, the parameter's name says what it is
+BY_NAME = '''import torch
+import torch.nn.functional as F
+
+
+def score_tokens(model, x):
+    return F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+
+
+def ttt_eval(model, val_tokens, chunk=2048):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    total = torch.zeros(())
+    n = (val_tokens.numel() - 1) // chunk
+{body}
+    return total.item()
+'''
+BY_NAME_TRAIN_FIRST = BY_NAME.replace("{body}", '''    for i in range(n):
+        x = val_tokens[i * chunk:(i + 1) * chunk + 1]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+    with torch.no_grad():
+        for i in range(n):
+            total += score_tokens(model, val_tokens[i * chunk:(i + 1) * chunk + 1])''')
+BY_NAME_SCORE_FIRST = BY_NAME.replace("{body}", '''    for i in range(n):
+        x = val_tokens[i * chunk:(i + 1) * chunk + 1]
+        with torch.no_grad():
+            total += score_tokens(model, x)
+        if i < n - 1:
+            F.cross_entropy(model(x[:-1]), x[1:]).backward()
+            opt.step()''')
+BY_NAME_EVAL_ONLY = BY_NAME.replace("{body}", '''    with torch.no_grad():
+        for i in range(n):
+            total += score_tokens(model, val_tokens[i * chunk:(i + 1) * chunk + 1])''')
+
 
 class TTTScoreFirst(TTTRule):
     ID = "TTT-SCORE-FIRST"
@@ -190,6 +251,9 @@ class TTTScoreFirst(TTTRule):
         code(WHILE_HELPER, "score-first loop written as a while loop, scoring inside a helper function"),
         code(PER_DOC_CLOSURE, "per-document LoRA TTT, training through a lambda after each chunk is scored"),
         code(TRAIN_ONLY, "training on the train shards, then scoring validation: no TTT"),
+        code(SLICE_CONTEXT, "trains on the scored chunk plus earlier, already-scored context (`tokens[a - ctx:b]`)"),
+        code(BY_NAME_SCORE_FIRST, "library-style score-first loop over a parameter named `val_tokens` (info proof)"),
+        code(BY_NAME_EVAL_ONLY, "library-style eval over a parameter named `val_tokens`, no training"),
     ]
     ILLEGAL = [
         code(ADAPT_THEN_SCORE, "adapts on all validation tokens, then scores them (#398 shape)",
@@ -204,6 +268,12 @@ class TTTScoreFirst(TTTRule):
                "off by default and not enabled: reported as a warning", line_of(OFF_BY_DEFAULT, "# TRAIN"),
                file="train_gpt.py", severity="warning"),
         code(DYNAMIC, "exec of a computed string: cannot decide (needs-review)", line_of(DYNAMIC, "# DYNAMIC")),
+        code(SLICE_AHEAD, "scores `tokens[a:b]`, then trains on `tokens[a:b + chunk]`: past the scored tokens",
+             line_of(SLICE_AHEAD, "# TRAIN")),
+        code(SLICE_NEXT, "scores chunk ci, then trains on chunk ci + 1 (`tokens[b:b + chunk]`), not yet scored",
+             line_of(SLICE_NEXT, "# TRAIN")),
+        code(BY_NAME_TRAIN_FIRST, "library-style code: trains on a parameter named `val_tokens` before scoring "
+             "it; nothing binds it to val, so needs-review", line_of(BY_NAME_TRAIN_FIRST, "# TRAIN")),
     ]
 
     def check(self, sub) -> Iterable[Finding]:

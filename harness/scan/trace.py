@@ -10,9 +10,11 @@ call chain, so two events can be compared: same loop iteration or not, exclusive
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field, replace
 
 from harness.astwalk import walk
+from harness.scan.bounds import Frame, region
 from harness.scan.model import (
     MAX_DEPTH,
     MAX_EVENTS,
@@ -21,6 +23,7 @@ from harness.scan.model import (
     SAVE_EXCLUDE,
     Closure,
     Func,
+    VAL,
     Program,
     _flatten_targets,
     _is_nograd_expr,
@@ -30,6 +33,9 @@ from harness.scan.model import (
 )
 
 MAX_STEPS = 400_000
+# parameters taken as validation data by their name alone, when no val source in the folder reaches them
+VAL_PARAM = re.compile(r"^(val|valid|validation|heldout|held_out)_?(tokens?|toks|ids|data|dataset|set|seqs?|"
+                       r"stream|inputs?|batch(es)?)$", re.I)
 
 
 class TraceBudget(Exception):
@@ -73,6 +79,8 @@ class Event:
     chain: tuple[tuple[str, int, str], ...]
     nograd: bool
     detail: str = ""
+    region: tuple | None = field(default=None, compare=False, hash=False, repr=False)
+    by_name: str = ""  # the val-named parameter this event was traced from when no flow reaches it
 
     def deps_at(self, frame: int) -> frozenset[str]:
         return self.frame_deps[frame] if 0 <= frame < len(self.frame_deps) else frozenset()
@@ -87,6 +95,7 @@ class _Up:
     closure: Closure
     params: dict[str, frozenset[str]]
     callee_locals: frozenset[str]
+    args: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,8 @@ class Tracer:
         self.events: list[Event] = []
         self.steps = 0
         self.seq = 0
+        self.entered: dict[int, set[str]] = {}  # id(func) -> parameters entered with val data
+        self.by_name = ""
 
     # -- entry ----------------------------------------------------------------------------------
     def run(self) -> list[Event]:
@@ -118,6 +129,32 @@ class Tracer:
                        stack=(id(mod),))
             self.block(mod.body(), st)
         return self.events
+
+    def run_by_name(self) -> list[tuple[int, int]]:
+        """Trace each top-level function or method with a val-named parameter that no val data reached in
+        `run()`, that parameter seeded as val. Returns the (first, last) event index of each such run."""
+        runs = []
+        cands = [f for f in self.program.all_funcs() if isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and f.parent is not None and (f.parent.parent is None or isinstance(f.parent.node, ast.ClassDef))]
+        for f in sorted(cands, key=lambda f: (f.unit, f.line)):
+            names = [p for p in f.params if VAL_PARAM.match(p)]
+            if not names or self.entered.get(id(f)):
+                continue
+            mod = next(m for m in self.program.modules if m.unit == f.unit)
+            start = len(self.events)
+            self.by_name = names[0]
+            st = State(f, Closure(self.program, f, {p: {VAL} for p in names}), 1,
+                       chain=((f.unit, 0, "<module>"), (f.unit, 0, f.name)),
+                       ups=(_Up(Closure(self.program, mod, {}), {}, frozenset(f.local_names)),),
+                       stack=(id(mod), id(f)), nograd=f.nograd_decorated)
+            self.entered.setdefault(id(f), set()).update(names)
+            try:
+                self.block(f.body(), st)
+            finally:
+                self.by_name = ""
+            if len(self.events) > start:
+                runs.append((start, len(self.events)))
+        return runs
 
     # -- emission -------------------------------------------------------------------------------
     def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "") -> None:
@@ -136,8 +173,9 @@ class Tracer:
             cur = frozenset(mapped)
             deps.append(cur)
         self.seq += 1
+        where = region(value, _frames(st)) if kind in ("grad", "score") else None
         self.events.append(Event(kind, st.func.unit, getattr(node, "lineno", 0), self.seq, st.loops, st.conds,
-                                 tuple(reversed(deps)), st.chain, st.nograd, detail))
+                                 tuple(reversed(deps)), st.chain, st.nograd, detail, where, self.by_name))
 
     # -- statements -----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt], st: State) -> None:
@@ -307,11 +345,13 @@ class Tracer:
         cl = st.closure
         seeds: dict[str, set[str]] = {}
         mapping: dict[str, frozenset[str]] = {}
+        arg_exprs: dict[str, ast.expr] = {}
         fn_params: list[tuple[str, Func]] = []
 
         def bind(pname: str, arg: ast.expr) -> None:
             deps = cl.data_deps(arg)
             mapping[pname] = mapping.get(pname, frozenset()) | deps
+            arg_exprs[pname] = arg
             if cl.tainted_expr(arg):
                 seeds.setdefault(pname, set()).add("<VAL>")
             fn = self._resolve_value(arg, st)
@@ -340,12 +380,22 @@ class Tracer:
                 outer = s.closure
                 break
         closure = Closure(self.program, target, seeds, outer)
+        self.entered.setdefault(id(target), set()).update(seeds)
         new = State(target, closure, st.frame + 1, st.loops, st.conds,
                     st.nograd or target.nograd_decorated,
                     st.chain + ((target.unit, node.lineno, target.name),),
-                    st.ups + (_Up(cl, mapping, frozenset(target.local_names)),),
+                    st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs),),
                     st.stack + (id(target),), tuple(fn_params), outer_states)
         self.block(target.body(), new)
+
+
+def _frames(st: State) -> list[Frame]:
+    """The call frames around an event, innermost first, for harness.scan.bounds.region."""
+    ups = st.ups
+    out = [Frame(st.func, st.closure, ups[-1].args if ups else {}, st.chain)]
+    for i in range(len(ups) - 1, -1, -1):
+        out.append(Frame(ups[i].closure.func, ups[i].closure, ups[i - 1].args if i > 0 else {}, st.chain[:i + 1]))
+    return out
 
 
 def _dotted(node: ast.AST) -> str:
@@ -398,4 +448,12 @@ def trace(program: Program) -> list[Event]:
     return Tracer(program).run()
 
 
-__all__ = ["CondRef", "Event", "LoopRef", "TraceBudget", "trace", "_flatten_targets"]
+def trace_by_name(program: Program) -> tuple[list[Event], list[list[Event]]]:
+    """The flow trace, then one trace per function whose val-named parameter no val source reaches."""
+    tracer = Tracer(program)
+    events = list(tracer.run())
+    runs = tracer.run_by_name()
+    return events, [tracer.events[a:b] for a, b in runs]
+
+
+__all__ = ["CondRef", "Event", "LoopRef", "TraceBudget", "VAL_PARAM", "trace", "trace_by_name", "_flatten_targets"]

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 from harness.astwalk import walk
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
-from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace
+from harness.scan.bounds import beyond
+from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
 
 
 @dataclass(frozen=True)
@@ -230,8 +231,14 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
                 continue
             out.append(Judgement("multi-epoch", g, s, lc, lo, conds=g.conds + s.conds,
                                  note="the data scored and trained inside does not change with this loop"))
-        out.append(Judgement("proof", g, s, lc, guard=_guard(g, lc), shape=_shape(g, lc, outer_dep),
-                             conds=g.conds + s.conds))
+        ahead = beyond(g.region, s.region)
+        if ahead is not None:
+            out.append(Judgement("score-after-train", g, s, lc, conds=g.conds + s.conds,
+                                 note=f"each iteration of the loop at line {lc.line} scores `{ahead[1].text}` but "
+                                      f"trains on `{ahead[0].text}`, which reaches past the scored tokens"))
+        else:
+            out.append(Judgement("proof", g, s, lc, guard=_guard(g, lc), shape=_shape(g, lc, outer_dep),
+                                 conds=g.conds + s.conds))
         for s2 in scores:
             if s2.seq > g.seq and not exclusive(s2, g) and lc not in s2.loops and lc.uid not in \
                     {x.uid for x in s2.loops}:
@@ -284,12 +291,32 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
     return out
 
 
+ILLEGAL_KINDS = ("score-after-train", "prequant", "multi-epoch", "rescore")
+
+
+def judge_events(events: list[Event]) -> list[Judgement]:
+    """Every grad event of one trace, judged against that trace's scores, saves and restores."""
+    scores = [e for e in events if e.kind == "score"]
+    saves = [e for e in events if e.kind == "save"]
+    restores = [e for e in events if e.kind == "restore"]
+    discards = [e for e in events if e.kind == "discard"]
+    return [j for g in events if g.kind == "grad" for j in judge_grad(g, scores, saves, restores, discards)]
+
+
+def drop_contradicted_proofs(judgements: list[Judgement]) -> list[Judgement]:
+    """No proof for a gradient or a score that some TTT rule judges illegal (an epoch loop around the proven
+    chunk loop, a re-score after it, training past the scored slice): the file would read both "legal order
+    proven" and "illegal" about the same lines."""
+    bad = {e.seq for j in judgements if j.kind in ILLEGAL_KINDS for e in (j.grad, j.score) if e is not None}
+    return [j for j in judgements if j.kind != "proof" or not ({j.grad.seq, j.score.seq} & bad)]
+
+
 def analyse_units(units: list) -> Analysis:
     packed = {u.name: u.packed_from for u in units if getattr(u, "packed_from", None)}
     texts = {u.name: u.text for u in units}
     try:
         program = Program(units)
-        events = trace(program)
+        events, by_name = trace_by_name(program)
     except (TraceBudget, RecursionError) as exc:
         return Analysis([], [Judgement("undecided", None, note=f"the program could not be traced: {exc}")],
                         packed, str(exc), texts)
@@ -297,14 +324,10 @@ def analyse_units(units: list) -> Analysis:
         note = f"the scanner failed on this code ({type(exc).__name__}: {exc})"
         return Analysis([], [Judgement("undecided", None, note=note)], packed, str(exc), texts)
     analysis = Analysis(events, packed=packed, texts=texts)
-    scores = [e for e in events if e.kind == "score"]
-    saves = [e for e in events if e.kind == "save"]
-    restores = [e for e in events if e.kind == "restore"]
-    discards = [e for e in events if e.kind == "discard"]
     seen: set[tuple] = set()
-    for g in (e for e in events if e.kind == "grad"):
-        for j in judge_grad(g, scores, saves, restores, discards):
-            key = (j.kind, g.unit, g.line, j.score.line if j.score else None)
+    for group in [events, *by_name]:
+        for j in drop_contradicted_proofs(judge_events(group)):
+            key = (j.kind, j.grad.unit, j.grad.line, j.score.line if j.score else None)
             if key in seen:
                 continue
             seen.add(key)

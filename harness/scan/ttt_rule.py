@@ -53,6 +53,14 @@ def line_of(source: str, marker: str) -> int:
     raise ValueError(f"marker {marker!r} not in example")
 
 
+def by_name_note(ev, review: bool = True) -> str:
+    """Why a finding rests on a parameter's name rather than on data flow."""
+    func = ev.chain[1][2] if len(ev.chain) > 1 else "the function"
+    return (f"the parameter `{ev.by_name}` of {func}() is taken as validation data by its name, because nothing "
+            f"in the folder binds it to the validation shards (library-style code, or the caller lives "
+            f"elsewhere)" + (": review by hand" if review else ""))
+
+
 class TTTRule(Rule):
     """Base of the TTT order rules: `judged(sub)` yields (judgement, severity-or-None, note)."""
 
@@ -76,6 +84,10 @@ class TTTRule(Rule):
                                           source_line(a.texts, j.save)) if x)
         if note:
             message = f"{message}; {note}"
+        if j.grad is not None and j.grad.by_name:
+            message += "; " + by_name_note(j.grad, review=severity != "info")
+            if severity == "error":
+                confidence = "low"
         message += packed_note(ev, a.packed)
         return self.finding(message, ev.unit if ev else None, ev.line if ev else None, severity=severity,
                             confidence=confidence, evidence=evidence)
