@@ -130,3 +130,49 @@ def test_cli_errors_are_clean(tmp_path, capsys):
 def test_load_tokenizer_missing_is_value_error(tmp_path):
     with pytest.raises(ValueError):
         load_tokenizer(Path(tmp_path / "none.model"))
+
+
+CASEOPS = TOKENIZERS / "fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model"
+
+
+@pytest.mark.skipif(not CASEOPS.is_file(), reason="shared CaseOps tokenizer missing")
+def test_sidecar_byte_counts_follow_the_pieces():
+    from harness.data.sidecars import sidecar_tables, token_byte_counts
+
+    sp = load_tokenizer(CASEOPS)
+    tables = sidecar_tables(CASEOPS, sp)
+    text = "\ue001the cat\ue002 sat. \u00e9t\u00e9 42"
+    ids = [BOS_ID] + sp.encode(text)
+    counts = token_byte_counts(np.array(ids), tables).tolist()
+    assert counts[0] == 0                                          # BOS
+    pieces = [sp.id_to_piece(i) for i in ids]
+    for k, piece in enumerate(pieces[1:], 1):
+        if piece in ("\ue001", "\ue002"):
+            assert counts[k] == 0, piece                           # a CaseOps operator stands for no byte
+    # every byte of the text but the operators is counted exactly once
+    assert sum(counts) == len(text.replace("\ue001", "").replace("\ue002", "").encode("utf-8"))
+
+
+@needs_tokenizer
+def test_decoy_sidecars_describe_the_decoy_tokens(tmp_path):
+    from harness.data.sidecars import make_decoy_sidecars, sidecar_files, sidecar_tables
+
+    sp = load_tokenizer(TOKENIZER)
+    real_dir, decoy_dir = tmp_path / "real", tmp_path / "decoy"
+    tokens = encode_stream(sp, documents("val"), max_tokens=3000)
+    write_shard(real_dir / "fineweb_val_000000.bin", tokens)
+    write_shard(real_dir / "fineweb_val_bytes_000000.bin", np.full(tokens.size, 7))
+    make_decoys([real_dir / "fineweb_val_000000.bin"], decoy_dir, sp)
+    made = make_decoy_sidecars(sidecar_files(real_dir), decoy_dir, sidecar_tables(TOKENIZER, sp))
+    side = read_shard(decoy_dir / "fineweb_val_bytes_000000.bin")
+    decoy = read_shard(decoy_dir / "fineweb_val_000000.bin")
+    assert made[0].real_count == made[0].decoy_count == side.size == decoy.size == tokens.size
+    starts = [int(i) for i in np.flatnonzero(decoy == BOS_ID)] + [decoy.size]
+    assert len(starts) >= 3                                 # at least two documents
+    for a, b in zip(starts, starts[1:]):                     # each document: its decoded text's bytes
+        text = sp.decode(decoy[a + 1: b].tolist())
+        assert int(side[a: b].sum()) == len(text.encode("utf-8")), (a, b)
+    assert made[0].decoy_bytes == int(side.sum())
+    with pytest.raises(ValueError, match="without a val shard"):
+        write_shard(real_dir / "fineweb_val_bytes_000009.bin", [0, 1])
+        make_decoy_sidecars(sidecar_files(real_dir), decoy_dir, sidecar_tables(TOKENIZER, sp))

@@ -114,7 +114,8 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         "gpus": opts.gpus,
         "flash_attn_interface": prep.fa3,
         "data": {"folder": str(prep.data_folder), "train_shards": len(prep.train_files),
-                 "val": "decoys", "decoys": [d.__dict__ for d in prep.decoys]},
+                 "val": "decoys", "decoys": [d.__dict__ for d in prep.decoys],
+                 "decoy_sidecars": [d.__dict__ for d in prep.decoy_sidecars]},
     }
     if train_end is not None:
         run["train_wall_s"] = Measured(round(train_end, 3), "reproduced",

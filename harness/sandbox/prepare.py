@@ -3,7 +3,8 @@
 Host layout under the run's work folder (kept after the run):
 
     run/                         writable copy of the submission folder (owned by the sandbox uid)
-    data/datasets/<variant>/     decoy val shards (same names, headers, counts) + mount points for train
+    data/datasets/<variant>/     decoy val shards (same names, headers, counts), decoy CaseOps byte sidecars
+                                 (`fineweb_val_bytes_*`, when the real data has them) + mount points for train
     data/tokenizers/<model>      a copy of the tokenizer
     console.log                  everything the run printed
 
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from harness.data.decoys import DecoyFile, make_decoys
 from harness.data.shards import read_header, shard_files
+from harness.data.sidecars import DecoySidecar, make_decoy_sidecars, sidecar_files, sidecar_tables
 from harness.data.tokenize import load_tokenizer
+from harness.evaluate.bytes import TokenizerError
 from harness.sandbox.launch import LaunchPlan, launch_plan
 from harness.sandbox.runner import Bind, SandboxSpec, interpreter_binds, sandbox_available, system_binds
 from harness.submission import Submission
@@ -62,6 +65,7 @@ class Prepared:
     decoys: list[DecoyFile]
     fa3: str                         # "real module", "stand-in (harness/compat)"
     env_settings: dict[str, str]
+    decoy_sidecars: list[DecoySidecar] = field(default_factory=list)   # CaseOps byte sidecars, decoyed
 
 
 class PrepareError(ValueError):
@@ -145,6 +149,12 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
     _chown_tree(run_dir, uid)
     variant = data_dir / "datasets" / folder.name
     decoys = make_decoys(real_val, variant, sp, opts.decoy_val_tokens)
+    real_sidecars = sidecar_files(folder)
+    try:
+        sidecars = make_decoy_sidecars(real_sidecars, variant, sidecar_tables(opts.tokenizer, sp)) \
+            if real_sidecars else []
+    except (ValueError, TokenizerError) as exc:       # ShardError included: names the file
+        raise PrepareError(str(exc)) from None
     for path in train:
         (variant / path.name).touch()                 # mount points; the real shards are bound read-only
     (data_dir / "tokenizers").mkdir(parents=True)
@@ -197,4 +207,4 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
         budget_s=opts.train_budget + opts.eval_budget, grace_s=opts.grace,
         max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
         rlimit_as=opts.gpus == 0 if opts.rlimit_as is None else opts.rlimit_as, devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid)
-    return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings)
+    return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings, sidecars)
