@@ -1,9 +1,14 @@
 """Runtime proof of score-before-update: run a submission's own evaluation (main with training cut to a
-minimum) on a slice of validation data with position provenance, and judge the scoring/training order."""
+minimum) on a slice of validation data with position provenance, and judge the scoring/training order.
+
+The traced process runs inside the sandbox (no network, private /tmp, scrubbed env, unprivileged uid, a
+wall-clock budget); `--no-sandbox` runs it as a plain subprocess, for debugging only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.commands._common import add_output_arguments, emit, usage_error
@@ -23,9 +28,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", action="append", default=[], metavar="K=V",
                         help="extra environment for the run (repeatable), e.g. TTT_EPOCHS=1")
     parser.add_argument("--plot", type=Path, help="write the timeline PNG here")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds for the traced run (default 600)")
+    parser.add_argument("--budget", "--timeout", dest="budget", type=float, default=600.0, metavar="S",
+                        help="wall-clock seconds for the traced run (default 600); SIGTERM, then SIGKILL 10 s later")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="pass the GPUs through to the sandbox (N >= 1: /dev/nvidia*, CUDA_VISIBLE_DEVICES); "
+                             "the traced run is one process either way")
+    parser.add_argument("--workdir", type=Path,
+                        help="host folder of the sandboxed run: its copy, events.json and console.log are kept "
+                             "there (default out/trace-runs/<name>-<pid>-<time>)")
+    parser.add_argument("--max-memory", type=_size, metavar="SIZE",
+                        help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on CPU, 4/5 of RAM with GPUs)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="debugging only: run the traced process as a plain subprocess with the host's "
+                             "environment, network and files (no isolation, no limits but --budget)")
     parser.add_argument("--no-static", action="store_true", help="skip the static TTT check")
     add_output_arguments(parser)
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b")
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 8g, 512m)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +66,19 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"--data: {args.data} holds no fineweb_val_*.bin shard")
     if args.tokens is not None and args.tokens < 1:
         return usage_error("--tokens must be at least 1")
+    if args.budget <= 0 or args.gpus < 0:
+        return usage_error("--budget must be > 0 and --gpus >= 0")
+    sandbox = None
+    if not args.no_sandbox:
+        from harness.sandbox.runner import sandbox_available
+        from harness.trace.sandboxed import SandboxOptions
+
+        reason = sandbox_available()
+        if reason:
+            return usage_error(f"the trace runs in the sandbox, which is unavailable here: {reason} "
+                               f"(--no-sandbox runs it as a plain subprocess, for debugging only)")
+        sandbox = SandboxOptions(budget=args.budget, gpus=args.gpus, workdir=args.workdir,
+                                 max_memory=args.max_memory)
     env: dict[str, str] = {}
     for item in args.env:
         key, sep, value = item.partition("=")
@@ -56,7 +95,20 @@ def run(args: argparse.Namespace) -> int:
     from harness.trace.runner import trace_submission
 
     sub, _ = trace_submission(folder, script, args.data, args.tokenizer, args.tokens, env, args.plot,
-                              static=not args.no_static, timeout=args.timeout, artifact=args.artifact)
+                              static=not args.no_static, timeout=args.budget, artifact=args.artifact,
+                              sandbox=sandbox)
+    _summary(sub.measured)
     from harness import __version__ as version
 
     return emit(Report(tool="golfaudit", version=version, ruleset="trace", submissions=(sub,)), args)
+
+
+def _summary(measured: dict) -> None:
+    """One stderr line on where and under which limits the trace ran, so a text report still shows it."""
+    box = measured.get("sandbox")
+    if not isinstance(box, dict):
+        print(f"trace: {box}", file=sys.stderr)
+        return
+    limits = ", ".join(box["isolation"]["limits"])
+    print(f"trace: sandbox exit={box['exit_code']} wall={box['wall_s']}s budget={box['budget_s']:.0f}s "
+          f"killed_for={box['killed_for']} limits: {limits}; log={box['log']}", file=sys.stderr)

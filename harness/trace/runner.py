@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.report import Finding, SubmissionReport, judge
+from harness.trace import sandboxed, verdict
 from harness.trace import timeline as tl_mod
-from harness.trace import verdict
+from harness.trace.sandboxed import SandboxOptions
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC_RULES = ("TTT-SCORE-FIRST", "TTT-NO-RESCORE")
@@ -31,6 +32,34 @@ class TraceRun:
     events: list[dict[str, Any]]
     error: str | None
     output: str
+    sandbox: dict[str, Any] | None = None     # isolation, limits, budget, log path (None: --no-sandbox)
+
+
+def run_child_sandboxed(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
+                        env: dict[str, str], opts: SandboxOptions, artifact: Path | None = None,
+                        whole_folder: bool = True) -> TraceRun:
+    """Run `harness.trace.child` on a copy of the submission inside the sandbox; never raises on its failure."""
+    from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
+
+    try:
+        lay = sandboxed.layout(script, data, tokenizer, tokens, env, artifact, opts, free_uid(), DEFAULT_ENV,
+                               whole_folder)
+        result = run_sandboxed(lay.spec)
+    except (SandboxError, OSError) as exc:
+        return TraceRun([], f"{script}: cannot run the trace in the sandbox: {exc}", "")
+    summary = sandboxed.sandbox_summary(result, lay)
+    if result.killed_for:
+        limit = f"the {opts.budget:.0f} s budget" if result.over_budget else f"its {result.killed_for} limit"
+        return TraceRun([], f"{script}: the traced run passed {limit} and was killed by the sandbox "
+                            f"(log {result.log_path})", "", summary)
+    if not lay.events.is_file():
+        return TraceRun([], f"{script}: the traced process failed in the sandbox (status {result.exit_code}): "
+                            f"{sandboxed.console_tail(result.log_path)} (log {result.log_path})", "", summary)
+    try:
+        events, error = sandboxed.read_events(lay.events)
+    except (OSError, ValueError) as exc:
+        return TraceRun([], f"{script}: {exc}", "", summary)
+    return TraceRun(events, error, "", summary)
 
 
 def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | None, env: dict[str, str],
@@ -100,9 +129,15 @@ def combine(static: list[Finding] | None, runtime: list[Finding], file: str) -> 
 
 def trace_submission(folder: Path, script: Path, data: Path, tokenizer: Path | None = None,
                      tokens: int | None = None, env: dict[str, str] | None = None, plot: Path | None = None,
-                     static: bool = True, timeout: float = 600.0,
-                     artifact: Path | None = None) -> tuple[SubmissionReport, tl_mod.Timeline]:
-    run = run_child(script, data, tokenizer, tokens, env or {}, timeout, artifact)
+                     static: bool = True, timeout: float = 600.0, artifact: Path | None = None,
+                     sandbox: SandboxOptions | None = None) -> tuple[SubmissionReport, tl_mod.Timeline]:
+    """Trace `script` (inside the sandbox when `sandbox` is given, else as a plain subprocess for debugging)
+    and judge the order; the report keeps the sandbox's limits and the run's log path."""
+    if sandbox is not None:
+        run = run_child_sandboxed(script, data, tokenizer, tokens, env or {}, sandbox, artifact,
+                                  whole_folder=script.parent.resolve() == folder.resolve())
+    else:
+        run = run_child(script, data, tokenizer, tokens, env or {}, timeout, artifact)
     tl = tl_mod.build(run.events)
     name = script.name
     runtime = verdict.findings(tl, name, run.error)
@@ -113,6 +148,9 @@ def trace_submission(folder: Path, script: Path, data: Path, tokenizer: Path | N
         "trained_positions": len(tl.first_trained),
         "train_events": sum(1 for e in run.events if e["kind"] == "train"),
         "optimizer_steps": sum(1 for e in run.events if e["kind"] == "step")}}
+    if run.sandbox is not None:
+        measured["trace"]["log"] = run.sandbox["log"]
+    measured["sandbox"] = run.sandbox or "not used (--no-sandbox: a plain subprocess, for debugging only)"
     if plot is not None and tl.reported_score:
         try:
             from harness.trace.plot import plot_timeline
