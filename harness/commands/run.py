@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory", type=_size, help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on "
                         "CPU, 4/5 of RAM with GPUs)")
     parser.add_argument("--max-tasks", type=int, help="process+thread limit (default 4096 CPU, 16384 GPU)")
+    parser.add_argument("--disk-limit", type=_size, metavar="SIZE",
+                        help="bytes the run may write to its folder, e.g. 20g (per file and in all; default 8g; "
+                        "0: no cap)")
     parser.add_argument("--decoy-val-tokens", type=int, metavar="N",
                         help="shrink the decoy val set to about N tokens (default: same counts as the real shards)")
     add_output_arguments(parser)
@@ -58,12 +61,14 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not key.isidentifier():
             return usage_error(f"--env wants KEY=VALUE, got {item!r}")
         env[key] = value
+    if args.disk_limit is not None and args.disk_limit < 0:
+        return usage_error("--disk-limit must be >= 0")
     if args.gpus < 0 or args.train_budget <= 0 or args.eval_budget <= 0:
         return usage_error("--gpus must be >= 0 and the budgets > 0")
     opts = RunOptions(data=args.data, tokenizer=args.tokenizer, gpus=args.gpus, train_budget=args.train_budget,
                       eval_budget=args.eval_budget, grace=args.grace, env=env, workdir=args.workdir,
                       python=args.python, max_memory=args.max_memory, max_tasks=args.max_tasks,
-                      decoy_val_tokens=args.decoy_val_tokens)
+                      decoy_val_tokens=args.decoy_val_tokens, disk_limit=args.disk_limit)
     sub = run_submission(args.path, opts)
     _summary(sub)
     from harness import __version__

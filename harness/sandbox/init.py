@@ -123,6 +123,7 @@ def exec_payload(spec: dict) -> None:
         if ctypes.CDLL(None).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             fail("prctl(no_new_privs) failed")
         os.umask(0o022)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)     # this Python ignores it; the payload gets the default
         os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
     except OSError as exc:
         fail(f"cannot start {spec['argv'][0]}: {exc}")

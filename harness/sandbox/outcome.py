@@ -109,6 +109,9 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         "peak_memory_bytes": result.peak_rss,
         "task_limit_hit": result.task_limit_hit,
         "memory_limit_hit": result.memory_limit_hit,
+        "disk_limit_hit": result.disk_limit_hit,
+        "disk_written_bytes": result.disk_written,
+        "largest_file_bytes": result.largest_file,
         "leftover_processes_killed": result.leftovers_killed,
         "log_truncated": result.log_truncated,
         "gpus": opts.gpus,
@@ -177,9 +180,9 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         findings.append(_finding("EVAL-TIME-600S", strict, f"evaluation took {eval_s:.1f}s after training, over the "
                                  f"{opts.eval_budget:.0f}s budget {where}"))
     findings += wallclock_findings(sub, prep, log)
-    if result.memory_limit_hit or result.task_limit_hit:
-        what = " and ".join(w for w, hit in (("memory", result.memory_limit_hit),
-                                              ("process", result.task_limit_hit)) if hit)
+    if result.memory_limit_hit or result.task_limit_hit or result.disk_limit_hit:
+        what = " and ".join(w for w, hit in (("memory", result.memory_limit_hit), ("process", result.task_limit_hit),
+                                              ("disk", result.disk_limit_hit)) if hit)
         findings.append(_finding("REPRODUCIBILITY", "warning", f"the run hit the sandbox's {what} limit "
                                  f"({', '.join(result.limits_applied)}); it was contained", confidence="medium"))
     if result.exit_code not in (0, None) and not result.over_budget:

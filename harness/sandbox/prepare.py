@@ -27,7 +27,14 @@ from harness.data.sidecars import DecoySidecar, make_decoy_sidecars, sidecar_fil
 from harness.data.tokenize import load_tokenizer
 from harness.evaluate.bytes import TokenizerError
 from harness.sandbox.launch import LaunchPlan, launch_plan
-from harness.sandbox.runner import Bind, SandboxSpec, interpreter_binds, sandbox_available, system_binds
+from harness.sandbox.runner import (
+    DEFAULT_DISK_LIMIT,
+    Bind,
+    SandboxSpec,
+    interpreter_binds,
+    sandbox_available,
+    system_binds,
+)
 from harness.submission import Submission
 
 COMPAT = Path(__file__).resolve().parent.parent / "compat"
@@ -52,6 +59,7 @@ class RunOptions:
     max_tasks: int | None = None
     decoy_val_tokens: int | None = None
     rlimit_as: bool | None = None          # RLIMIT_AS as well as the cgroup; default: only without GPUs
+    disk_limit: int | None = None          # bytes the run may write to its folder; None: 8 GiB, 0: no cap
 
 
 @dataclass
@@ -206,5 +214,7 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
         argv=argv, env=env, cwd=INSIDE_RUN, binds=binds, workdir=work, log_path=work / "console.log",
         budget_s=opts.train_budget + opts.eval_budget, grace_s=opts.grace,
         max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
-        rlimit_as=opts.gpus == 0 if opts.rlimit_as is None else opts.rlimit_as, devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid)
+        rlimit_as=opts.gpus == 0 if opts.rlimit_as is None else opts.rlimit_as,
+        devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid,
+        disk_limit=DEFAULT_DISK_LIMIT if opts.disk_limit is None else (opts.disk_limit or None))
     return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings, sidecars)

@@ -6,6 +6,11 @@ stdout/stderr line by line into the log (remembering when the training-stop and 
 appeared), and enforces the wall-clock budget: SIGTERM to every process of the namespace at the budget,
 SIGKILL of PID 1 after a short grace, which makes the kernel kill every process left in the namespace,
 including `setsid` children and processes that ignore SIGTERM.
+
+Disk: the run's writable host-backed folders (the copy of the submission) may grow by at most `disk_limit`
+bytes: RLIMIT_FSIZE caps every file the payload writes, and a watchdog thread sums the folders' allocated
+blocks every ~0.2 s and kills the run when they have grown past the limit (a fast writer can overshoot by
+what it writes between two checks). The files written stay on the host, readable after the run.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "
 UID_RANGE = (200_000, 299_999)
 SANDBOX_USER = "golfaudit"
 MAX_LINE = 1 << 20                         # a line longer than this is split (no unbounded reads)
+DEFAULT_DISK_LIMIT = 8 << 30
+DISK_POLL_S = 0.2
 
 
 class SandboxError(RuntimeError):
@@ -61,6 +68,7 @@ class SandboxSpec:
     uid: int | None = None
     use_cgroups: bool = True               # False: rlimits and the watchdog only (as on hosts without cgroups)
     max_log_bytes: int = 256 << 20         # console output beyond this is dropped (and reported)
+    disk_limit: int | None = DEFAULT_DISK_LIMIT   # bytes the run may add to its writable host folders
 
 
 @dataclass
@@ -69,7 +77,7 @@ class SandboxResult:
     wall_s: float
     log_path: str
     uid: int
-    killed_for: str | None = None          # "budget" or "memory"
+    killed_for: str | None = None          # "budget", "memory" or "disk"
     limits_applied: list[str] = field(default_factory=list)
     task_limit_hit: bool = False
     memory_limit_hit: bool = False
@@ -79,6 +87,9 @@ class SandboxResult:
     markers: list[tuple[float, str, str]] = field(default_factory=list)   # (seconds, kind, line)
     namespaces: list[str] = field(default_factory=list)
     log_truncated: bool = False
+    disk_limit_hit: bool = False
+    disk_written: int = 0                  # peak growth of the writable host folders (allocated bytes)
+    largest_file: int = 0                  # bytes of the largest file in them after the run
 
     @property
     def over_budget(self) -> bool:
@@ -190,6 +201,39 @@ def _tree_usage(uid: int) -> tuple[int, int, list[int]]:
     return threads, rss, pids
 
 
+def writable_folders(binds: list[Bind]) -> list[str]:
+    """Host folders the sandbox may write to (read-write binds of directories; device nodes excluded)."""
+    return [b.src for b in binds if not b.ro and os.path.isdir(b.src) and not b.src.startswith("/dev")]
+
+
+def tree_usage(roots: list[str]) -> tuple[int, int]:
+    """(allocated bytes, largest apparent file size) under `roots`; hard links once, symlinks not followed."""
+    seen: set[tuple[int, int]] = set()
+    total = largest = 0
+    stack = list(roots)
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    largest = max(largest, st.st_size)
+    return total, largest
+
+
 def _init_pid(unshare_pid: int) -> int | None:
     try:
         kids = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split()
@@ -222,6 +266,14 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     if spec.rlimit_as and spec.max_memory:
         rlimits["RLIMIT_AS"] = spec.max_memory
         applied.append(f"RLIMIT_AS={spec.max_memory}")
+    disk_roots = writable_folders(spec.binds) if spec.disk_limit else []
+    if spec.disk_limit:
+        rlimits["RLIMIT_FSIZE"] = spec.disk_limit
+        applied.append(f"RLIMIT_FSIZE={spec.disk_limit} (every file the run writes)")
+    if disk_roots:
+        applied.append(f"disk-watchdog={spec.disk_limit} bytes written under {', '.join(disk_roots)} "
+                       f"(checked every ~{DISK_POLL_S}s)")
+    disk_base, base_largest = tree_usage(disk_roots) if disk_roots else (0, 0)
     binds = list(spec.binds) + _identity_files(spec.workdir, uid)
     env = {"USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER, **spec.env}
     init_spec = {
@@ -266,6 +318,24 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    done = threading.Event()
+
+    def disk_watch() -> None:
+        assert spec.disk_limit is not None
+        while not done.is_set():
+            started = time.monotonic()
+            written = tree_usage(disk_roots)[0] - disk_base
+            result.disk_written = max(result.disk_written, written)
+            if written > spec.disk_limit:
+                result.disk_limit_hit = True
+                result.killed_for = result.killed_for or "disk"
+                _signal(proc.pid, signal.SIGKILL)
+                return
+            done.wait(max(DISK_POLL_S, 4 * (time.monotonic() - started)))   # a huge tree: check less often
+
+    watcher = threading.Thread(target=disk_watch, daemon=True) if disk_roots else None
+    if watcher:
+        watcher.start()
     term_sent = False
     try:
         while proc.poll() is None:
@@ -289,7 +359,16 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
         if proc.poll() is None:
             _signal(proc.pid, signal.SIGKILL)
         proc.wait()
+        done.set()
         reader.join(timeout=10)
+        if watcher:
+            watcher.join(timeout=30)
+            used, result.largest_file = tree_usage(disk_roots)
+            result.disk_written = max(result.disk_written, used - disk_base)
+            assert spec.disk_limit is not None
+            if (result.largest_file >= spec.disk_limit and result.largest_file > base_largest) \
+                    or result.disk_written > spec.disk_limit:
+                result.disk_limit_hit = True
         result.wall_s = round(time.monotonic() - start, 3)
         result.exit_code = proc.returncode
         result.task_limit_hit = groups.pids_limit_hit() or result.peak_tasks >= spec.max_tasks
@@ -302,4 +381,6 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
         for pid in left:
             _signal(pid, signal.SIGKILL)
         result.leftovers_killed = len(left)
+        if result.disk_limit_hit and result.killed_for is None and result.exit_code != 0:
+            result.killed_for = "disk"        # the payload died of the limit (EFBIG, SIGXFSZ), not of itself
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.data.shards import write_shard
+from harness.sandbox.runner import sandbox_available
 from tests.conftest import TOKENIZERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,10 +55,12 @@ def test_usage_errors_exit_2(tmp_path, folder, data):
     assert done.returncode == 2 and "--env wants KEY=VALUE" in done.stderr
     done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--gpus", "-1")
     assert done.returncode == 2
+    done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--disk-limit", "lots")
+    assert done.returncode == 2 and "--disk-limit" in done.stderr
 
 
 @pytest.mark.parametrize("case", ["no-data", "no-tokenizer", "bad-tokenizer", "no-val", "bad-val", "bad-train",
-                                  "no-script", "busy-workdir"])
+                                  "no-script", "busy-workdir", "orphan-sidecar"])
 def test_bad_inputs_are_named(tmp_path, folder, data, case):
     tokenizer, data_dir, sub, extra = TOKENIZER, data, folder, []
     if case == "no-data":
@@ -82,6 +85,9 @@ def test_bad_inputs_are_named(tmp_path, folder, data, case):
         (folder / "train_gpt.py").unlink()
         (folder / "README.md").write_text("nothing to run\n")
         expect = "no script train_gpt.py to run"
+    elif case == "orphan-sidecar":
+        write_shard(data / "fineweb_val_bytes_000001.bin", [0, 1, 2])
+        expect = "fineweb_val_bytes_000001.bin: byte sidecar without a val shard fineweb_val_000001.bin beside it"
     else:
         busy = tmp_path / "busy"
         busy.mkdir()
@@ -89,3 +95,26 @@ def test_bad_inputs_are_named(tmp_path, folder, data, case):
         extra, expect = ["--workdir", str(busy)], "work folder exists and is not empty"
     done = _audit(str(sub), "--data", str(data_dir), "--tokenizer", str(tokenizer), "--format", "json", *extra)
     assert expect in _error_of(done)
+
+
+@pytest.mark.skipif(sandbox_available() is not None, reason=f"sandbox unavailable: {sandbox_available()}")
+def test_disk_filler_is_stopped_and_reported(tmp_path, folder, data):
+    (folder / "train_gpt.py").write_text(
+        "import os, time\n"
+        "block = os.urandom(1 << 20)\n"
+        "for i in range(90):\n"                      # never more than 90 MiB
+        "    with open(f'fill_{i}.bin', 'wb') as f:\n"
+        "        f.write(block); f.flush(); os.fsync(f.fileno())\n"
+        "    time.sleep(0.02)\n"
+        "print('filler finished')\n")
+    work = tmp_path / "work"
+    done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--format", "json",
+                  "--disk-limit", "32m", "--workdir", str(work), "--train-budget", "60", "--eval-budget", "10")
+    sub = json.loads(done.stdout)["submissions"][0]
+    run = sub["measured"]["run"]
+    assert run["killed_for"] == "disk" and run["disk_limit_hit"] is True
+    assert "RLIMIT_FSIZE=33554432 (every file the run writes)" in run["isolation"]["limits"]
+    assert run["disk_written_bytes"] > 32 << 20
+    assert "filler finished" not in Path(run["log"]).read_text()
+    assert len(list((work / "run").glob("fill_*.bin"))) >= 32          # artifacts stay readable
+    assert any(f["rule"] == "REPRODUCIBILITY" and "disk" in f["message"] for f in sub["findings"])
