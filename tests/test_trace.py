@@ -177,10 +177,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_json_and_plot(val_dir, tmp_path):
+    """The --no-sandbox (debugging) path; tests/test_trace_sandbox.py runs the default, sandboxed one."""
     png = tmp_path / "timeline.png"
     out = tmp_path / "r.json"
     proc = _cli(str(EXAMPLES / "illegal_rescore"), "--data", str(val_dir), "--plot", str(png),
-                "--format", "json", "--output", str(out), "--tokens", "64")
+                "--format", "json", "--output", str(out), "--tokens", "64", "--no-sandbox")
     assert proc.returncode == 1, proc.stderr
     sub = json.loads(out.read_text())["submissions"][0]
     assert sub["verdict"] == "illegal"
@@ -199,7 +200,7 @@ def test_cli_bad_input_is_a_message(tmp_path):
     bad.mkdir()
     (bad / "train_gpt.py").write_text("def main(:\n")
     (tmp_path / "fineweb_val_000000.bin").write_bytes(b"")
-    proc = _cli(str(bad), "--data", str(tmp_path), "--no-static", "--format", "json")
+    proc = _cli(str(bad), "--data", str(tmp_path), "--no-static", "--format", "json", "--no-sandbox")
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)["submissions"][0]
     assert any(f["rule"] == "TRACE" and "SyntaxError" in f["message"] for f in report["findings"])

@@ -155,3 +155,15 @@ def test_cli_without_unshare_names_the_problem_and_the_debug_switch(val_dir):
     proc = _cli(str(EXAMPLES / "legal_chunked"), "--data", str(val_dir), env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "unshare" in proc.stderr and "--no-sandbox" in proc.stderr
+
+
+def test_a_submission_that_cannot_be_imported_is_a_message_not_a_traceback(val_dir, tmp_path):
+    bad = tmp_path / "sub"
+    bad.mkdir()
+    (bad / "train_gpt.py").write_text("def main(:\n")
+    out = tmp_path / "r.json"
+    proc = _cli(str(bad), "--data", str(val_dir), "--no-static", "--format", "json", "--output", str(out),
+                "--workdir", str(tmp_path / "w"))
+    assert "Traceback" not in proc.stderr
+    sub = json.loads(out.read_text())["submissions"][0]
+    assert any(f["rule"] == "TRACE" and "SyntaxError" in f["message"] for f in sub["findings"])

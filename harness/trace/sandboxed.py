@@ -140,6 +140,8 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
         binds.append(Bind(str(tok), owned["TOKENIZER_PATH"]))
     path = [os.path.dirname(opts.python), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin",
             "/bin"]
+    path += [p for p in os.environ.get("PATH", "").split(os.pathsep)     # e.g. the driver's nvidia-smi folder
+             if p and any(p == b.dst or p.startswith(b.dst.rstrip("/") + "/") for b in binds)]
     full = {"HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1", **settings, **owned,
             "PYTHONPATH": os.pathsep.join([INSIDE_SRC, *pythonpath]), "PATH": os.pathsep.join(dict.fromkeys(path))}
