@@ -155,3 +155,26 @@ def test_binary_junk_and_big_logs(tmp_path):
 def test_unfamiliar_roundtrip_label():
     log = parse_log_text("final_INT7_zlib_roundtrip val_loss:2.0784 val_bpb:1.2353\n", "train.log")
     assert log.final.value == pytest.approx(1.2353)
+
+
+def test_keyword_scan_finds_exactly_what_finditer_finds():
+    import random
+
+    from harness.logs import KEYWORDS, scan
+
+    fragments = ["\n", "\n", " ", "1712345678.123 ", "x", "val_bpb:", "step:", " train_loss: ", "seed:", "artifact:",
+                 "final_int8_zlib_roundtrip val_loss:2.1 val_bpb:1.2 eval_time:5ms",
+                 "step:3/10 train_loss:2.0 train_time:100ms step_avg:3ms", "step:3/10 val_loss:2 val_bpb:1.1 train_time:9ms",
+                 "stopping_early: wallclock_cap train_time:5000ms step:3/10", "3/10 train_loss: 2.0 train_time: 1.5m",
+                 "Total submission size int8+zlib: 123 bytes", "Code size (compressed): 55 bytes",
+                 "Serialized model: 77 bytes", "artifact:15.2MB x code:123", "val_tokens: 99", "Hyperparameters:",
+                 "  seed: 4", "seed:7", "max_wallclock_seconds: 600", "train_shards: 3",
+                 "val_loader:shards pattern=/d/fineweb10B_sp1024/v tokens:100", "train_loader:dataset:/d train_shards:2",
+                 "gptq:reserving 12s, effective=588000ms", "GPTQ:collected 5 Hessians in 3.2s", "total_eval_time: 3.5s",
+                 "artifact_production_wallclock: 9.1s", "val_bpb:enabled tokenizer_kind=sp tokenizer_path=/t.model"]
+    rng = random.Random(5)
+    for _ in range(400):
+        text = "".join(rng.choice(fragments) for _ in range(rng.randint(0, 30)))
+        for pattern in KEYWORDS:
+            assert [m.span() for m in scan(pattern, text)] == [m.span() for m in pattern.finditer(text)], \
+                (pattern.pattern, text)
