@@ -188,7 +188,8 @@ SLICE_LOOP = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, ctx):
 def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
-    print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens, 256))
+    score = eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens, 256)
+    print(score)
 ''' + MAIN
 SLICE_AHEAD = SLICE_LOOP.replace("{train}", "a:b + chunk + 1")
 SLICE_NEXT = SLICE_LOOP.replace("{train}", "b:b + chunk + 1")
@@ -203,6 +204,11 @@ def score_tokens(model, x):
     return F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
 
 
+def sgd_step(model, opt, x):
+    F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+    opt.step()
+
+
 def ttt_eval(model, val_tokens, chunk=2048):
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     total = torch.zeros(())
@@ -211,9 +217,7 @@ def ttt_eval(model, val_tokens, chunk=2048):
     return total.item()
 '''
 BY_NAME_TRAIN_FIRST = BY_NAME.replace("{body}", '''    for i in range(n):
-        x = val_tokens[i * chunk:(i + 1) * chunk + 1]
-        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
-        opt.step()
+        sgd_step(model, opt, val_tokens[i * chunk:(i + 1) * chunk + 1])
     with torch.no_grad():
         for i in range(n):
             total += score_tokens(model, val_tokens[i * chunk:(i + 1) * chunk + 1])''')
@@ -222,8 +226,7 @@ BY_NAME_SCORE_FIRST = BY_NAME.replace("{body}", '''    for i in range(n):
         with torch.no_grad():
             total += score_tokens(model, x)
         if i < n - 1:
-            F.cross_entropy(model(x[:-1]), x[1:]).backward()
-            opt.step()''')
+            sgd_step(model, opt, x)''')
 BY_NAME_EVAL_ONLY = BY_NAME.replace("{body}", '''    with torch.no_grad():
         for i in range(n):
             total += score_tokens(model, val_tokens[i * chunk:(i + 1) * chunk + 1])''')

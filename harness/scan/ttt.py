@@ -27,8 +27,8 @@ import ast
 from dataclasses import dataclass, field
 
 from harness.astwalk import walk
-from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.bounds import beyond
+from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
 
 
