@@ -167,3 +167,10 @@ def test_a_submission_that_cannot_be_imported_is_a_message_not_a_traceback(val_d
     assert "Traceback" not in proc.stderr
     sub = json.loads(out.read_text())["submissions"][0]
     assert any(f["rule"] == "TRACE" and "SyntaxError" in f["message"] for f in sub["findings"])
+
+
+def test_cli_refuses_a_used_workdir(val_dir, tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "old.txt").write_text("x")
+    proc = _cli(str(EXAMPLES / "legal_chunked"), "--data", str(val_dir), "--workdir", str(tmp_path / "w"))
+    assert proc.returncode == 2 and "not an empty folder" in proc.stderr and "Traceback" not in proc.stderr

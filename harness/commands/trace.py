@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         return usage_error("--tokens must be at least 1")
     if args.budget <= 0 or args.gpus < 0:
         return usage_error("--budget must be > 0 and --gpus >= 0")
+    used = args.workdir is not None and args.workdir.exists()
+    if used and (not args.workdir.is_dir() or any(args.workdir.iterdir())):
+        return usage_error(f"--workdir: {args.workdir} exists and is not an empty folder")
     sandbox = None
     if not args.no_sandbox:
         from harness.sandbox.runner import sandbox_available
