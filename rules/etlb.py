@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.report import Finding
+from rules._adaptation import Wording, adaptation_findings
 from rules.base import Citation, Rule, code, folder
 
 _HEAD = '''import os
@@ -150,43 +151,15 @@ class Etlb(Rule):
              20, severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        from harness.scan.config import function_uses, overall_use
-        from harness.scan.patterns import adaptations, code_units, is_eval_function, is_val_word, words_of
+    WORDING = Wording(
+        what="{fn}() fits a vocabulary logit bias `{var}` with an optimizer at line {line} and adds it to the "
+             "logits ({where})",
+        unused="it is never called, so it does not affect the score",
+        scored="its loss (line {loss_line}) uses the window's targets including the ones being scored, so each "
+               "score depends on its own target",
+        context="the fit uses only context targets already scored (line {loss_line}) — the causal ETLB variant, "
+                "on which there is no maintainer ruling: review by hand",
+        unclear="could not tell which targets its loss (line {loss_line}) uses: review by hand")
 
-        for a in adaptations(code_units(sub)):
-            if a.kind != "logit-bias":
-                continue
-            fn = a.function
-            if not (is_eval_function(fn.name) or any(is_val_word(w) for w in words_of(fn.args))):
-                continue
-            state, why = overall_use(function_uses(sub, fn.name))
-            what = (f"{fn.name}() fits a vocabulary logit bias `{a.var}` with an optimizer at line {a.line} "
-                    f"and adds it to the logits ({a.where or 'same function'})")
-            evidence = a.unit.line_text(a.line)
-            end = max(a.line, a.loss_line or a.line)
-            if state == "unused":
-                yield self.finding(f"{what}; it is never called, so it does not affect the score",
-                                   a.unit.name, a.line, end_line=end, severity="info", evidence=evidence)
-                continue
-            if state == "off":
-                yield self.finding(f"{what}; the code ships but is switched off: {why}", a.unit.name, a.line,
-                                   end_line=end, severity="warning", evidence=evidence)
-                continue
-            if a.region == "scored":
-                msg = (f"{what}; its loss (line {a.loss_line}) uses the window's targets including the ones "
-                       f"being scored, so each score depends on its own target")
-                conf = "high"
-            elif a.region == "context":
-                msg = (f"{what}; the fit uses only context targets already scored (line {a.loss_line}) — the "
-                       f"causal ETLB variant, on which there is no maintainer ruling: review by hand")
-                conf = "low"
-            else:
-                msg = f"{what}; could not tell which targets its loss (line {a.loss_line}) uses: review by hand"
-                conf = "low"
-            if state == "unknown":
-                conf = "low"
-                msg += f" (whether it runs is unclear: {why})"
-            else:
-                msg += f" ({why})"
-            yield self.finding(msg, a.unit.name, a.line, end_line=end, confidence=conf, evidence=evidence)
+    def check(self, sub) -> Iterable[Finding]:
+        yield from adaptation_findings(self, sub, "logit-bias", self.WORDING)

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from harness.report import Finding
-from harness.scan.ttt_rule import PRELUDE, TTTRule, line_of, where
+from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TRAIN_ONLY, TTTRule, line_of, where
 from rules.base import Citation, code, folder
-
-MAIN = '''
-
-if __name__ == "__main__":
-    main()
-'''
 
 PREQUANT = PRELUDE + '''def prequant_ttt_adapt_adamw(model, val_tokens, epochs):
     """Fine-tune on val data BEFORE quantization."""
@@ -60,39 +51,14 @@ def main():
 OFF = PREQUANT.replace('"TTT_ENABLED", "1"', '"TTT_ENABLED", "0"')
 README_ON = "# r\n\nRun: `TTT_ENABLED=1 torchrun --nproc_per_node=8 train_gpt.py`\n"
 
-LEGAL_AFTER = PRELUDE + '''def eval_val_ttt(model, tokens, chunk):
-    opt = torch.optim.SGD(model.parameters(), lr=0.002)
-    loss_sum = torch.zeros(())
-    n = (tokens.numel() - 1) // chunk
-    for ci in range(n):
-        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
-        with torch.no_grad():
-            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
-        if ci < n - 1:
-            F.cross_entropy(model(x[:-1]), x[1:]).backward()
-            opt.step()
-    return loss_sum.item()
-
-
-def main():
+LEGAL_AFTER = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     torch.save(model.state_dict(), "final_model.pt")
     print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens))
 ''' + MAIN
 
-TRAIN_THEN_SAVE = PRELUDE + '''def main():
-    args = Hyperparameters()
-    model = torch.nn.Linear(8, 8)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    train = load_shards("./data/fineweb_train_*.bin")
-    for i in range(0, train.numel() - 1, 2048):
-        x = train[i:i + 2048]
-        F.cross_entropy(model(x[:-1]), x[1:]).backward()
-        opt.step()
-    torch.save(model.state_dict(), "final_model.pt")
-    print(eval_val(model, load_shards(args.val_files)))
-''' + MAIN
+TRAIN_THEN_SAVE = TRAIN_ONLY.replace("    print(eval_val(", '    torch.save(model.state_dict(), "final_model.pt")\n    print(eval_val(')
 
 GPTQ_ON_TRAIN = PRELUDE + '''def gptq_quantize(model, calib):
     for i in range(0, calib.numel() - 1, 2048):
@@ -137,9 +103,7 @@ class PrequantTTTOnVal(TTTRule):
                line_of(OFF, "# TRAIN"), file="train_gpt.py", severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        for j, severity, note in self.judged(sub):
-            msg = (f"validation tokens are trained on at {where(j.grad)} before the model is "
-                   f"serialized/quantized at {where(j.save)} ({j.save.detail}); they are only scored later at "
-                   f"{where(j.score)}, with the adapted weights (pre-quant TTT on val)")
-            yield self.located(j, msg, severity, "high", note, sub)
+    def message(self, j) -> str:
+        return (f"validation tokens are trained on at {where(j.grad)} before the model is "
+                f"serialized/quantized at {where(j.save)} ({j.save.detail}); they are only scored later at "
+                f"{where(j.score)}, with the adapted weights (pre-quant TTT on val)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.report import Finding
+from rules._adaptation import Wording, adaptation_findings
 from rules.base import Citation, Rule, code, folder
 
 _HEAD = '''import os
@@ -155,43 +156,15 @@ class Slot(Rule):
         code(_SLOT.replace("{default}", "0"), "SLOT shipped but off by default: warning", 18, severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        from harness.scan.config import function_uses, overall_use
-        from harness.scan.patterns import adaptations, code_units, is_eval_function, is_val_word, words_of
+    WORDING = Wording(
+        what="{fn}() optimises a free tensor `{var}` (optimizer at line {line}) that offsets the model's hidden "
+             "states ({where}) inside evaluation",
+        unused="it is never called",
+        scored="the loss it minimises (line {loss_line}) covers the targets being scored, so each scored token's "
+               "distribution depends on that token",
+        context="the fit uses only context positions before the scored slice (line {loss_line}) — causal SLOT, on "
+                "which there is no maintainer ruling: review by hand",
+        unclear="could not tell which targets its loss (line {loss_line}) covers: review by hand")
 
-        for a in adaptations(code_units(sub)):
-            if a.kind != "hidden-delta":
-                continue
-            fn = a.function
-            if not (is_eval_function(fn.name) or any(is_val_word(w) for w in words_of(fn.args))):
-                continue
-            state, why = overall_use(function_uses(sub, fn.name))
-            what = (f"{fn.name}() optimises a free tensor `{a.var}` (optimizer at line {a.line}) that offsets the "
-                    f"model's hidden states ({a.where or 'same function'}) inside evaluation")
-            evidence = a.unit.line_text(a.line)
-            end = max(a.line, a.loss_line or a.line)
-            if state == "unused":
-                yield self.finding(f"{what}; it is never called", a.unit.name, a.line, end_line=end,
-                                   severity="info", evidence=evidence)
-                continue
-            if state == "off":
-                yield self.finding(f"{what}; the code ships but is switched off: {why}", a.unit.name, a.line,
-                                   end_line=end, severity="warning", evidence=evidence)
-                continue
-            if a.region == "scored":
-                msg = (f"{what}; the loss it minimises (line {a.loss_line}) covers the targets being scored, "
-                       f"so each scored token's distribution depends on that token")
-                conf = "high"
-            elif a.region == "context":
-                msg = (f"{what}; the fit uses only context positions before the scored slice (line "
-                       f"{a.loss_line}) — causal SLOT, on which there is no maintainer ruling: review by hand")
-                conf = "low"
-            else:
-                msg = f"{what}; could not tell which targets its loss (line {a.loss_line}) covers: review by hand"
-                conf = "low"
-            if state == "unknown":
-                conf = "low"
-                msg += f" (whether it runs is unclear: {why})"
-            else:
-                msg += f" ({why})"
-            yield self.finding(msg, a.unit.name, a.line, end_line=end, confidence=conf, evidence=evidence)
+    def check(self, sub) -> Iterable[Finding]:
+        yield from adaptation_findings(self, sub, "hidden-delta", self.WORDING)

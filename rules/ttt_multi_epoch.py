@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from harness.report import Finding
-from harness.scan.ttt_rule import PRELUDE, TTTRule, line_of, where
+from harness.scan.ttt_rule import MAIN, PRELUDE, TTTRule, line_of, where
 from rules.base import Citation, code
-
-MAIN = '''
-
-if __name__ == "__main__":
-    main()
-'''
 
 EPOCH_OUTSIDE = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, epochs):
     opt = torch.optim.SGD(model.parameters(), lr=0.002)
@@ -160,11 +152,11 @@ class TTTMultiEpoch(TTTRule):
              line_of(EPOCH_IN_MAIN, "while ep <")),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        for j, severity, note in self.judged(sub):
-            g, s, outer = j.grad, j.score, j.outer
-            msg = (f"the loop at line {outer.line} repeats scoring (at {where(s)}) and training (at {where(g)}) "
-                   f"over the same validation tokens ({j.note}), so later passes score tokens that earlier passes "
-                   f"trained on; the reported score comes from an adapted pass")
-            f = self.located(j, msg, severity, "high", note, sub)
-            yield type(f)(**{**f.__dict__, "line": outer.line, "end_line": max(outer.line, g.line)})
+    def message(self, j) -> str:
+        return (f"the loop at line {j.outer.line} repeats scoring (at {where(j.score)}) and training (at "
+                f"{where(j.grad)}) over the same validation tokens ({j.note}), so later passes score tokens that "
+                f"earlier passes trained on; the reported score comes from an adapted pass")
+
+    def place(self, j, f: Finding) -> Finding:
+        """Findings point at the repeating loop, spanning to the training line."""
+        return type(f)(**{**f.__dict__, "line": j.outer.line, "end_line": max(j.outer.line, j.grad.line)})

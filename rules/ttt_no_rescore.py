@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from harness.report import Finding
-from harness.scan.ttt_rule import PRELUDE, TTTRule, line_of, where
+from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TTTRule, line_of, where
 from rules.base import Citation, code
 
-MAIN = '''
-
-if __name__ == "__main__":
-    main()
-'''
-
-TTT_FN = '''def eval_val_ttt(model, tokens, chunk):
-    opt = torch.optim.SGD(model.parameters(), lr=0.002)
-    loss_sum = torch.zeros(())
-    n = (tokens.numel() - 1) // chunk
-    for ci in range(n):
-        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
-        with torch.no_grad():
-            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
-        if ci < n - 1:
-            loss = F.cross_entropy(model(x[:-1]), x[1:])
-            loss.backward()  # TRAIN
-            opt.step()
-            opt.zero_grad()
-    return loss_sum.item()
-
-
-'''
-
-RESCORE = PRELUDE + TTT_FN + '''def main():
+RESCORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     val_tokens = load_shards(args.val_files)
@@ -41,7 +14,7 @@ RESCORE = PRELUDE + TTT_FN + '''def main():
     print("final_ttt_exact val_bpb:", min(s0, s1))
 ''' + MAIN
 
-TEMPERATURE = PRELUDE + TTT_FN + '''def rescore_with_temperature(model, toks, t):
+TEMPERATURE = PRELUDE + SCORE_FIRST_FN + '''def rescore_with_temperature(model, toks, t):
     total = torch.zeros(())
     with torch.no_grad():
         for i in range(0, toks.numel() - 1, 2048):
@@ -76,7 +49,7 @@ WHILE_RESCORE = PRELUDE + '''def main():
     print("final val_bpb", eval_val(model, toks))
 ''' + MAIN
 
-DIAG_BEFORE = PRELUDE + TTT_FN + '''def main():
+DIAG_BEFORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     val_tokens = load_shards(args.val_files)
@@ -84,7 +57,7 @@ DIAG_BEFORE = PRELUDE + TTT_FN + '''def main():
     print("final_ttt", eval_val_ttt(model, val_tokens, args.chunk_tokens))
 ''' + MAIN
 
-EXCLUSIVE = PRELUDE + TTT_FN + '''def main():
+EXCLUSIVE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     val_tokens = load_shards(args.val_files)
@@ -94,7 +67,7 @@ EXCLUSIVE = PRELUDE + TTT_FN + '''def main():
         print(eval_val(model, val_tokens))
 ''' + MAIN
 
-COPY_BEFORE = PRELUDE + TTT_FN + '''def main():
+COPY_BEFORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     val_tokens = load_shards(args.val_files)
@@ -130,9 +103,7 @@ class TTTNoRescore(TTTRule):
         code(WHILE_RESCORE, "while-loop TTT, then a second pass over val", line_of(WHILE_RESCORE, "# TRAIN")),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        for j, severity, note in self.judged(sub):
-            msg = (f"validation tokens are scored again at {where(j.score)} after test-time training updated "
-                   f"the weights at {where(j.grad)} (the score-first loop at line {j.loop.line} had already "
-                   f"scored them, {j.note}); a second pass with adapted weights (s_1) must not be reported")
-            yield self.located(j, msg, severity, "medium", note, sub)
+    def message(self, j) -> str:
+        return (f"validation tokens are scored again at {where(j.score)} after test-time training updated "
+                f"the weights at {where(j.grad)} (the score-first loop at line {j.loop.line} had already "
+                f"scored them, {j.note}); a second pass with adapted weights (s_1) must not be reported")

@@ -5,14 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.report import Finding
-from harness.scan.ttt_rule import PRELUDE, TRACE_HINT, TTTRule, line_of, where
+from harness.scan.ttt_rule import MAIN, PRELUDE, TRACE_HINT, TRAIN_ONLY, TTTRule, line_of, where
 from rules.base import Citation, code, folder
-
-MAIN = '''
-
-if __name__ == "__main__":
-    main()
-'''
 
 ADAPT_THEN_SCORE = PRELUDE + '''def ttt_adapt(model, tokens, epochs):
     opt = torch.optim.SGD(model.parameters(), lr=0.002)
@@ -155,17 +149,6 @@ def main():
 ''' + MAIN
 
 
-TRAIN_ONLY = PRELUDE + '''def main():
-    args = Hyperparameters()
-    model = torch.nn.Linear(8, 8)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    train = load_shards("./data/fineweb_train_*.bin")
-    for i in range(0, train.numel() - 1, 2048):
-        x = train[i:i + 2048]
-        F.cross_entropy(model(x[:-1]), x[1:]).backward()
-        opt.step()
-    print(eval_val(model, load_shards(args.val_files)))
-''' + MAIN
 
 SLICE_LOOP = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, ctx):
     opt = torch.optim.SGD(model.parameters(), lr=0.002)

@@ -2,35 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from harness.report import Finding
-from harness.scan.ttt_rule import PRELUDE, TTTRule, line_of, where
+from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TTTRule, line_of, where
 from rules.base import Citation, code
 
-MAIN = '''
-
-if __name__ == "__main__":
-    main()
-'''
-
-TTT_FN = '''def eval_val_ttt(model, tokens, chunk):
-    opt = torch.optim.SGD(model.parameters(), lr=0.002)
-    loss_sum = torch.zeros(())
-    n = (tokens.numel() - 1) // chunk
-    for ci in range(n):
-        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
-        with torch.no_grad():
-            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
-        if ci < n - 1:
-            F.cross_entropy(model(x[:-1]), x[1:]).backward()
-            opt.step()
-    return loss_sum.item()
-
-
-'''
-
-RESTORE = PRELUDE + TTT_FN + '''def main():
+RESTORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     val_tokens = load_shards(args.val_files)
@@ -44,7 +19,7 @@ RESTORE = PRELUDE + TTT_FN + '''def main():
     print(eval_val_ttt(model, val_tokens, args.chunk_tokens))
 ''' + MAIN
 
-DEL_WARMUP = PRELUDE + TTT_FN + '''def main():
+DEL_WARMUP = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     val_tokens = load_shards(args.val_files)
@@ -59,7 +34,7 @@ DEL_WARMUP = PRELUDE + TTT_FN + '''def main():
     print(eval_val_ttt(model, val_tokens, args.chunk_tokens))
 ''' + MAIN
 
-HELPER_WARMUP = PRELUDE + TTT_FN + '''def compile_warmup(model, toks):
+HELPER_WARMUP = PRELUDE + SCORE_FIRST_FN + '''def compile_warmup(model, toks):
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     snapshot = {k: v.clone() for k, v in model.state_dict().items()}
     loss = F.cross_entropy(model(toks[:-1]), toks[1:])
@@ -76,7 +51,7 @@ def main():
     print(eval_val_ttt(model, data, args.chunk_tokens))
 ''' + MAIN
 
-RANDOM_WARMUP = PRELUDE + TTT_FN + '''def main():
+RANDOM_WARMUP = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
@@ -88,7 +63,7 @@ RANDOM_WARMUP = PRELUDE + TTT_FN + '''def main():
     print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens))
 ''' + MAIN
 
-TRAIN_WARMUP = PRELUDE + TTT_FN + '''def main():
+TRAIN_WARMUP = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
@@ -102,7 +77,7 @@ TRAIN_WARMUP = PRELUDE + TTT_FN + '''def main():
     print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens))
 ''' + MAIN
 
-NO_WARMUP = PRELUDE + TTT_FN + '''def main():
+NO_WARMUP = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
     print(eval_val_ttt(model, load_shards(args.val_files), args.chunk_tokens))
@@ -135,10 +110,8 @@ class TTTWarmupOnVal(TTTRule):
         code(HELPER_WARMUP, "warm-up helper on a val slice", line_of(HELPER_WARMUP, "# WARM"), severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        for j, _severity, note in self.judged(sub):
-            how = "restored" if j.save.kind == "restore" else "discarded"
-            msg = (f"a warm-up runs backward/step on real validation tokens at {where(j.grad)} before they are "
-                   f"scored at {where(j.score)}; the trained state is {how} at {where(j.save)}. Use synthetic "
-                   f"tokens (torch.randint) for compile warm-up")
-            yield self.located(j, msg, "warning", "medium", note, sub)
+    def message(self, j) -> str:
+        how = "restored" if j.save.kind == "restore" else "discarded"
+        return (f"a warm-up runs backward/step on real validation tokens at {where(j.grad)} before they are "
+                f"scored at {where(j.score)}; the trained state is {how} at {where(j.save)}. Use synthetic "
+                f"tokens (torch.randint) for compile warm-up")

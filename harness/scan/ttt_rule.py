@@ -45,6 +45,47 @@ def eval_val(model, tokens):
 '''
 
 
+# the `__main__` guard every example ends with
+MAIN = '''
+
+if __name__ == "__main__":
+    main()
+'''
+
+# a legal score-first TTT function the rules' examples call (score chunk ci, then train on it; last untrained)
+SCORE_FIRST_FN = '''def eval_val_ttt(model, tokens, chunk):
+    opt = torch.optim.SGD(model.parameters(), lr=0.002)
+    loss_sum = torch.zeros(())
+    n = (tokens.numel() - 1) // chunk
+    for ci in range(n):
+        x = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x[:-1]), x[1:], reduction="sum")
+        if ci < n - 1:
+            loss = F.cross_entropy(model(x[:-1]), x[1:])
+            loss.backward()  # TRAIN
+            opt.step()
+            opt.zero_grad()
+    return loss_sum.item()
+
+
+'''
+
+
+# no TTT: training on the train shards, then scoring validation
+TRAIN_ONLY = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train = load_shards("./data/fineweb_train_*.bin")
+    for i in range(0, train.numel() - 1, 2048):
+        x = train[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()
+        opt.step()
+    print(eval_val(model, load_shards(args.val_files)))
+''' + MAIN
+
+
 def line_of(source: str, marker: str) -> int:
     """1-based line of the first line containing `marker` (for example line numbers)."""
     for i, text in enumerate(source.splitlines(), 1):
@@ -65,6 +106,21 @@ class TTTRule(Rule):
     """Base of the TTT order rules: `judged(sub)` yields (judgement, severity-or-None, note)."""
 
     KINDS: tuple[str, ...] = ()
+
+    def message(self, j: Judgement) -> str:
+        """The finding's wording for one judgement (rules using the default `check`)."""
+        raise NotImplementedError
+
+    def check(self, sub) -> Iterable[Finding]:
+        """One finding per judgement of this rule's kinds: error where the path runs (warning otherwise),
+        or the rule's own severity when that is a warning, at the rule's confidence."""
+        for j, severity, note in self.judged(sub):
+            sev = "warning" if self.SEVERITY == "warning" else severity
+            yield self.place(j, self.located(j, self.message(j), sev, self.CONFIDENCE, note, sub))
+
+    def place(self, j: Judgement, finding: Finding) -> Finding:
+        """Where the finding points (default: the training line)."""
+        return finding
 
     def analysis(self, sub) -> Analysis:
         return analyse(sub)
@@ -93,4 +149,4 @@ class TTTRule(Rule):
                             confidence=confidence, evidence=evidence)
 
 
-__all__ = ["PRELUDE", "TRACE_HINT", "TTTRule", "line_of", "where"]
+__all__ = ["MAIN", "PRELUDE", "SCORE_FIRST_FN", "TRACE_HINT", "TRAIN_ONLY", "TTTRule", "by_name_note", "line_of", "where"]
