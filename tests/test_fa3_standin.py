@@ -197,3 +197,23 @@ def test_first_call_inside_fullgraph_compile_in_a_fresh_process():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ok (10, 4, 8)" in done.stdout
+
+
+def test_eval_adapter_installs_this_same_standin():
+    """One implementation: the eval adapter's `fa_compat` registers harness/compat's module itself."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from harness.evaluate import fa_compat\n"
+        "import harness.compat.flash_attn_interface as compat\n"
+        "first = fa_compat.install()\n"
+        "import flash_attn_interface\n"
+        "assert flash_attn_interface is compat, flash_attn_interface\n"
+        "assert fa_compat.flash_attn_func is compat.flash_attn_func\n"
+        "assert fa_compat.flash_attn_varlen_func is compat.flash_attn_varlen_func\n"
+        "print('ok', first, fa_compat.install())\n")
+    done = subprocess.run([sys.executable, "-c", code, str(PATH.parent.parent.parent)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ok True True" in done.stdout
