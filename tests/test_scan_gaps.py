@@ -179,3 +179,24 @@ def test_region_across_frames_is_not_compared():
 def test_each_ttt_rule_has_three_legal_and_three_illegal_examples(rule_id):
     (rule,) = [r for r in all_rules() if r.ID == rule_id]
     assert len(rule.LEGAL) >= 3 and len(rule.ILLEGAL) >= 3
+
+
+# a score read off the training forward pass ------------------------------------------------------------
+def test_detached_reported_accumulator_is_a_score_per_document_lora():
+    fs = ttt_findings(FIXTURES / "legal_lora_per_doc")
+    assert not errors(fs) and decide_verdict(fs) == "legal"
+    (proof,) = proofs(fs)
+    assert proof.line == 138 and "line 135" in proof.message
+
+
+@pytest.mark.parametrize("reported", [False, True])
+def test_detached_training_loss_does_not_hide_train_first(reported, tmp_path):
+    source = ADAPT_THEN_SCORE.replace("    opt = torch.optim.SGD(model.parameters(), lr=0.002)\n",
+                                      "    opt = torch.optim.SGD(model.parameters(), lr=0.002)\n    track = 0.0\n", 1)
+    source = source.replace("            opt.zero_grad()\n            loss.backward()",
+                            "            track += loss.detach()\n            opt.zero_grad()\n            loss.backward()")
+    if reported:
+        source = source.replace("            opt.step()\n\n", "            opt.step()\n    print(track)\n\n", 1)
+    assert "track += loss.detach()" in source and ("print(track)" in source) == reported
+    fs = findings_of(source, tmp_path)
+    assert decide_verdict(fs) == "illegal", [(f.rule, f.severity, f.line) for f in fs]

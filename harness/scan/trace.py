@@ -263,6 +263,10 @@ class Tracer:
         returned = base in st.closure.of_names(st.func.return_names)
         if (st.nograd and (zero or param)) or (returned and zero):
             self.emit("score", s, st, value, base)
+        elif _detached(value) and base in _zero_made(st.func, self.program) and _reported(st.func, base, s):
+            # `sums[0] += nll.detach().sum()` into a zero accumulator that is later reported: a score read
+            # off the same forward pass as the update that follows (per-document LoRA TTT)
+            self.emit("score", s, st, value, base)
 
     # -- expressions and calls ------------------------------------------------------------------
     def exprs(self, nodes: list[ast.expr], st: State) -> None:
@@ -442,6 +446,52 @@ def _zero_inits(func: Func) -> set[str]:
                 changed = True
     func._zero_cache = out  # type: ignore[attr-defined]
     return out
+
+
+def _detached(value: ast.expr) -> bool:
+    """The accumulated value is cut from the graph (`.detach()`, `.item()`) on its way in."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("detach", "item")
+               for n in walk(value))
+
+
+def _zero_made(func: Func, program: Program) -> set[str]:
+    """Zero accumulators, including those made by a user function returning zeros (`sums = new_sums()` with
+    `return [torch.zeros(()), 0]`)."""
+    out = set(_zero_inits(func))
+    for node in walk(func.node) if not isinstance(func.node, ast.Module) else func.node.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.Call) and not node.value.args:
+            maker = program.resolve(node.value, func)
+            if maker is not None and not isinstance(maker.node, (ast.ClassDef, ast.Module)) and _returns_zeros(maker):
+                out.add(node.targets[0].id)
+    return out
+
+
+def _returns_zeros(func: Func) -> bool:
+    returns = [n.value for n in walk(func.node) if isinstance(n, ast.Return) and n.value is not None]
+    if len(returns) != 1:
+        return False
+    value = returns[0]
+    items = value.elts if isinstance(value, (ast.List, ast.Tuple)) else [value]
+    for item in items:
+        if isinstance(item, ast.Constant):
+            if item.value not in (0, 0.0) or isinstance(item.value, bool):
+                return False
+        elif not (isinstance(item, ast.Call) and _dotted(item.func).split(".")[-1] in _ZERO_CALLS):
+            return False
+    return True
+
+
+def _reported(func: Func, base: str, acc: ast.stmt) -> bool:
+    """The accumulator reaches a call argument (`report(label, sums)`) or the return value of its function."""
+    for node in walk(func.node):
+        if isinstance(node, ast.Return) and node.value is not None and \
+                any(isinstance(n, ast.Name) and n.id == base for n in walk(node.value)):
+            return True
+        if isinstance(node, ast.Call) and node.lineno > acc.lineno and any(
+                isinstance(a, ast.Name) and a.id == base for a in node.args):
+            return True
+    return False
 
 
 def trace(program: Program) -> list[Event]:
