@@ -17,12 +17,12 @@ from harness.sandbox.runner import (
     DEFAULT_DISK_LIMIT,
     Bind,
     SandboxSpec,
+    disk_usage,
     free_uid,
     interpreter_binds,
     run_sandboxed,
     sandbox_available,
     system_binds,
-    tree_usage,
 )
 
 REASON = sandbox_available() if sys.platform == "linux" else "Linux only"
@@ -110,10 +110,27 @@ def test_writes_under_the_cap_are_untouched(tmp_path):
     """, disk_limit=LIMIT))
     assert result.exit_code == 0 and result.killed_for is None and not result.disk_limit_hit
     assert 4 << 20 <= result.disk_written < LIMIT
-    assert tree_usage([str(tmp_path / "run")])[1] == 4 << 20
+    assert disk_usage([str(tmp_path / "run")]).largest == 4 << 20
 
 
 def test_no_cap_when_disabled(tmp_path):
     result = run_sandboxed(_spec(tmp_path, "print('ok')\n", disk_limit=None))
     assert result.exit_code == 0
     assert not any("FSIZE" in lim or "disk" in lim for lim in result.limits_applied)
+
+
+def test_files_hidden_past_path_max_count_as_over_the_limit(tmp_path):
+    result = run_sandboxed(_spec(tmp_path, """
+        import os, time
+        for _ in range(30):                      # 30 x 200 characters: past PATH_MAX (4096) from the run folder
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+        open("hidden.bin", "wb").write(b"z" * (1 << 20))
+        print("hidden", flush=True)
+        time.sleep(20)
+        print("slept", flush=True)
+    """, disk_limit=LIMIT))
+    log = Path(result.log_path).read_text()
+    assert "hidden" in log and "slept" not in log
+    assert result.killed_for == "disk" and result.disk_limit_hit
+    assert result.disk_unmeasured and "File name too long" in result.disk_unmeasured

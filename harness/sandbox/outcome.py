@@ -112,6 +112,7 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         "disk_limit_hit": result.disk_limit_hit,
         "disk_written_bytes": result.disk_written,
         "largest_file_bytes": result.largest_file,
+        "disk_unmeasured": result.disk_unmeasured,
         "leftover_processes_killed": result.leftovers_killed,
         "log_truncated": result.log_truncated,
         "gpus": opts.gpus,

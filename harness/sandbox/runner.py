@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.sandbox.cgroups import RunCgroups
 
@@ -90,6 +91,7 @@ class SandboxResult:
     disk_limit_hit: bool = False
     disk_written: int = 0                  # peak growth of the writable host folders (allocated bytes)
     largest_file: int = 0                  # bytes of the largest file in them after the run
+    disk_unmeasured: str | None = None     # a folder the watchdog could not list (treated as over the limit)
 
     @property
     def over_budget(self) -> bool:
@@ -206,22 +208,39 @@ def writable_folders(binds: list[Bind]) -> list[str]:
     return [b.src for b in binds if not b.ro and os.path.isdir(b.src) and not b.src.startswith("/dev")]
 
 
-def tree_usage(roots: list[str]) -> tuple[int, int]:
-    """(allocated bytes, largest apparent file size) under `roots`; hard links once, symlinks not followed."""
+class DiskUsage(NamedTuple):
+    allocated: int                         # bytes of allocated blocks (sparse holes are free)
+    largest: int                           # apparent size of the largest file
+    unmeasured: str | None = None          # a folder that could not be read (a path past PATH_MAX), if any
+
+
+def disk_usage(roots: list[str]) -> DiskUsage:
+    """What the files under `roots` occupy; hard links once, symlinks not followed.
+
+    A folder that cannot be listed (its path is longer than PATH_MAX: built with relative mkdir/chdir to hide
+    files from a path walk) is named in `unmeasured`; the watchdog treats that as over the limit.
+    """
     seen: set[tuple[int, int]] = set()
     total = largest = 0
+    unmeasured = None
     stack = list(roots)
     while stack:
         folder = stack.pop()
         try:
             entries = os.scandir(folder)
-        except OSError:
+        except FileNotFoundError:
+            continue                       # removed while we walked
+        except OSError as exc:
+            unmeasured = unmeasured or f"{folder[:200]}...: {exc.strerror or exc}"
             continue
         with entries:
             for entry in entries:
                 try:
                     st = entry.stat(follow_symlinks=False)
-                except OSError:
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    unmeasured = unmeasured or f"{entry.path[:200]}...: {exc.strerror or exc}"
                     continue
                 if (st.st_dev, st.st_ino) in seen:
                     continue
@@ -231,7 +250,7 @@ def tree_usage(roots: list[str]) -> tuple[int, int]:
                     stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     largest = max(largest, st.st_size)
-    return total, largest
+    return DiskUsage(total, largest, unmeasured)
 
 
 def _init_pid(unshare_pid: int) -> int | None:
@@ -273,7 +292,7 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     if disk_roots:
         applied.append(f"disk-watchdog={spec.disk_limit} bytes written under {', '.join(disk_roots)} "
                        f"(checked every ~{DISK_POLL_S}s)")
-    disk_base, base_largest = tree_usage(disk_roots) if disk_roots else (0, 0)
+    disk_base, base_largest, _ = disk_usage(disk_roots) if disk_roots else DiskUsage(0, 0)
     binds = list(spec.binds) + _identity_files(spec.workdir, uid)
     env = {"USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER, **spec.env}
     init_spec = {
@@ -324,9 +343,11 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
         assert spec.disk_limit is not None
         while not done.is_set():
             started = time.monotonic()
-            written = tree_usage(disk_roots)[0] - disk_base
+            usage = disk_usage(disk_roots)
+            written = usage.allocated - disk_base
             result.disk_written = max(result.disk_written, written)
-            if written > spec.disk_limit:
+            if written > spec.disk_limit or usage.unmeasured:
+                result.disk_unmeasured = usage.unmeasured
                 result.disk_limit_hit = True
                 result.killed_for = result.killed_for or "disk"
                 _signal(proc.pid, signal.SIGKILL)
@@ -363,11 +384,12 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
         reader.join(timeout=10)
         if watcher:
             watcher.join(timeout=30)
-            used, result.largest_file = tree_usage(disk_roots)
+            used, result.largest_file, unmeasured = disk_usage(disk_roots)
             result.disk_written = max(result.disk_written, used - disk_base)
+            result.disk_unmeasured = result.disk_unmeasured or unmeasured
             assert spec.disk_limit is not None
             if (result.largest_file >= spec.disk_limit and result.largest_file > base_largest) \
-                    or result.disk_written > spec.disk_limit:
+                    or result.disk_written > spec.disk_limit or result.disk_unmeasured:
                 result.disk_limit_hit = True
         result.wall_s = round(time.monotonic() - start, 3)
         result.exit_code = proc.returncode
