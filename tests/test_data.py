@@ -176,3 +176,34 @@ def test_decoy_sidecars_describe_the_decoy_tokens(tmp_path):
     with pytest.raises(ValueError, match="without a val shard"):
         write_shard(real_dir / "fineweb_val_bytes_000009.bin", [0, 1])
         make_decoy_sidecars(sidecar_files(real_dir), decoy_dir, sidecar_tables(TOKENIZER, sp))
+
+
+def test_case_transform_roundtrips_and_keeps_byte_counts():
+    from harness.data.caseops import ALLCAPS, CAPNEXT, ESC, TITLE, decode_case, encode_case
+
+    for text in ["The NASA Launch, iPhone McDonald x A I", "plain text", "X\ue001y", "\u00c9T\u00c9 caf\u00e9",
+                 "", "ABC\ndef Ghi JKL mNo"]:
+        encoded = encode_case(text)
+        assert decode_case(encoded) == text
+        assert not any(ch.isupper() for ch in encoded if ch.isascii())
+        if not any(ch in text for ch in (TITLE, ALLCAPS, CAPNEXT, ESC)):     # operators stand for no byte
+            plain = "".join(ch for ch in encoded if ch not in (TITLE, ALLCAPS, CAPNEXT, ESC))
+            assert len(plain.encode()) == len(text.encode())
+    assert encode_case("X\ue001y") == f"{TITLE}x{ESC}\ue001y"
+    assert encode_case("The NASA iPhone") == f"{TITLE}the {ALLCAPS}nasa i{CAPNEXT}phone"
+
+
+@pytest.mark.skipif(not CASEOPS.is_file(), reason="shared CaseOps tokenizer missing")
+def test_caseops_build_writes_a_matching_byte_sidecar(tmp_path):
+    from harness.data.caseops import VARIANT, decode_case
+
+    manifest = build_dataset(tmp_path, CASEOPS, train_tokens=5000, val_tokens=4000, shard_tokens=5000, caseops=True)
+    folder = tmp_path / "datasets" / VARIANT
+    val, side = read_shard(folder / "fineweb_val_000000.bin"), read_shard(folder / "fineweb_val_bytes_000000.bin")
+    assert manifest["caseops"] and side.size == val.size == manifest["val_tokens"]
+    sp = load_tokenizer(CASEOPS)
+    assert (val == sp.piece_to_id("\ue001")).any()                 # the text went through the case transform
+    starts = [int(i) for i in np.flatnonzero(val == BOS_ID)] + [val.size]
+    for a, b in zip(starts, starts[1:]):                           # each document: its original text's bytes
+        original = decode_case(sp.decode(val[a + 1: b].tolist()))
+        assert int(side[a: b].sum()) == len(original.encode("utf-8")), (a, b)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from harness.data.build import build_dataset
-from harness.data.shards import read_header, read_shard, write_shard
-from harness.data.sidecars import sidecar_tables, token_byte_counts
+from harness.data.caseops import OPERATORS
+from harness.data.shards import read_header, read_shard
 from harness.data.tokenize import load_tokenizer
 from harness.sandbox.prepare import RunOptions
 from harness.sandbox.runner import sandbox_available
@@ -54,12 +54,9 @@ def _piece_bytes(tokens: np.ndarray, sp) -> list[int]:
 @pytest.fixture(scope="module")
 def caseops_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("caseops")
-    build_dataset(out, CASEOPS, train_tokens=20_000, val_tokens=12_000, shard_tokens=20_000)
-    folder = out / "datasets" / VARIANT
-    (out / "datasets" / "fineweb10B_sp8192").rename(folder)
-    sp = load_tokenizer(CASEOPS)
-    real = read_shard(folder / "fineweb_val_000000.bin")
-    write_shard(folder / "fineweb_val_bytes_000000.bin", token_byte_counts(real, sidecar_tables(CASEOPS, sp)))
+    manifest = build_dataset(out, CASEOPS, train_tokens=20_000, val_tokens=12_000, shard_tokens=20_000,
+                             caseops=True)
+    assert manifest["caseops"] and (out / "datasets" / VARIANT / "fineweb_val_bytes_000000.bin").is_file()
     return out
 
 
@@ -96,7 +93,9 @@ def test_caseops_sidecar_inside_is_a_decoy(tmp_path, caseops_data):
     tokens = read_shard(decoy_val)
     assert facts["fineweb_val_000000.bin"]["sha"] == hashlib.sha256(tokens.tobytes()).hexdigest()
     assert not np.array_equal(tokens, read_shard(folder / "fineweb_val_000000.bin"))      # the val is a decoy
-    expected = np.asarray(_piece_bytes(tokens, load_tokenizer(CASEOPS)), dtype="<u2")
+    sp = load_tokenizer(CASEOPS)
+    assert np.isin(tokens, [sp.piece_to_id(op) for op in OPERATORS]).any()    # decoy text in CaseOps form
+    expected = np.asarray(_piece_bytes(tokens, sp), dtype="<u2")
     assert seen["sha"] == hashlib.sha256(expected.tobytes()).hexdigest()                 # bytes of the decoy tokens
     made = report.measured["run"]["data"]["decoy_sidecars"]
     assert made == [{"name": "fineweb_val_bytes_000000.bin", "partner": "fineweb_val_000000.bin",

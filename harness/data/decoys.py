@@ -7,6 +7,7 @@ disjoint from the documents used for train and (local) val shards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +34,18 @@ def decoy_counts(real_counts: list[int], max_tokens: int | None) -> list[int]:
     return [max(2, count * max_tokens // total) for count in real_counts]
 
 
-def decoy_pool(sp, min_tokens: int = 1 << 20) -> np.ndarray:
+def decoy_pool(sp, min_tokens: int = 1 << 20, transform: Callable[[str], str] | None = None) -> np.ndarray:
     """Tokenized decoy-split documents, at least `min_tokens` of them when the split allows."""
-    return encode_stream(sp, documents("decoy"), max_tokens=min_tokens)
+    return encode_stream(sp, documents("decoy"), max_tokens=min_tokens, transform=transform)
 
 
-def make_decoys(real_files: list[Path], out_dir: Path, sp, max_tokens: int | None = None) -> list[DecoyFile]:
-    """Write one decoy per real val shard into `out_dir` (same file name); returns what was written."""
+def make_decoys(real_files: list[Path], out_dir: Path, sp, max_tokens: int | None = None,
+                transform: Callable[[str], str] | None = None) -> list[DecoyFile]:
+    """Write one decoy per real val shard into `out_dir` (same file name); returns what was written.
+    `transform` rewrites the decoy text before tokenizing (CaseOps data: harness.data.caseops.encode_case)."""
     headers = [read_header(p) for p in real_files]
     counts = decoy_counts([h.count for h in headers], max_tokens)
-    pool = decoy_pool(sp, min(sum(counts), 1 << 20))
+    pool = decoy_pool(sp, min(sum(counts), 1 << 20), transform)
     if pool.size == 0:
         raise ValueError("the decoy text source produced no tokens")
     stream = np.resize(pool, sum(counts))    # repeats the pool when more tokens are needed

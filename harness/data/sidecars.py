@@ -7,7 +7,8 @@ gets a decoy twin: same name and header layout, one entry per token of the decoy
 number, each entry the byte count of that decoy token by the tokenizer's pieces (EVAL_INTERNALS §2: piece
 bytes without the leading "▁", 1 for a byte-fallback piece, 0 for control/unknown/unused, plus the space
 unless the previous token is a boundary). CaseOps operator characters (private use, U+E000..U+F8FF) stand
-for no original byte and count 0.
+for no original byte and count 0 (so does an escaped literal one, which the real sidecar counts: such
+characters do not occur in the local text).
 """
 
 from __future__ import annotations

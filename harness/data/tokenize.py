@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +51,17 @@ def train_tokenizer(docs: Iterable[Document], vocab_size: int, out_prefix: Path,
     return out_prefix.with_suffix(".model")
 
 
-def encode_stream(sp, docs: Iterable[Document], max_tokens: int | None = None, cycle: bool = False) -> np.ndarray:
-    """Concatenate [BOS] + ids(doc) for each document, up to `max_tokens` (cycling the docs if asked)."""
+def encode_stream(sp, docs: Iterable[Document], max_tokens: int | None = None, cycle: bool = False,
+                  transform: Callable[[str], str] | None = None) -> np.ndarray:
+    """Concatenate [BOS] + ids(doc) for each document, up to `max_tokens` (cycling the docs if asked);
+    `transform` rewrites each text first (the CaseOps case operators)."""
     chunks: list[np.ndarray] = []
     total = 0
     pool = list(docs) if cycle else docs
     while True:
         added = 0
         for doc in pool:
-            ids = np.asarray([BOS_ID] + sp.encode(doc.text), dtype=np.uint16)
+            ids = np.asarray([BOS_ID] + sp.encode(transform(doc.text) if transform else doc.text), dtype=np.uint16)
             chunks.append(ids)
             total += ids.size
             added += ids.size

@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data.caseops import encode_case
 from harness.data.decoys import DecoyFile, make_decoys
 from harness.data.shards import read_header, shard_files
 from harness.data.sidecars import DecoySidecar, make_decoy_sidecars, sidecar_files, sidecar_tables
@@ -156,8 +157,9 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
         shutil.copytree(sub.root, run_dir, symlinks=True)
     _chown_tree(run_dir, uid)
     variant = data_dir / "datasets" / folder.name
-    decoys = make_decoys(real_val, variant, sp, opts.decoy_val_tokens)
     real_sidecars = sidecar_files(folder)
+    caseops = bool(real_sidecars) or "caseops" in folder.name      # decoy text in the data's own case form
+    decoys = make_decoys(real_val, variant, sp, opts.decoy_val_tokens, encode_case if caseops else None)
     try:
         sidecars = make_decoy_sidecars(real_sidecars, variant, sidecar_tables(opts.tokenizer, sp)) \
             if real_sidecars else []
