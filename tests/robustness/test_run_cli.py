@@ -118,3 +118,16 @@ def test_disk_filler_is_stopped_and_reported(tmp_path, folder, data):
     assert "filler finished" not in Path(run["log"]).read_text()
     assert len(list((work / "run").glob("fill_*.bin"))) >= 32          # artifacts stay readable
     assert any(f["rule"] == "REPRODUCIBILITY" and "disk" in f["message"] for f in sub["findings"])
+
+
+@pytest.mark.skipif(sandbox_available() is not None, reason=f"sandbox unavailable: {sandbox_available()}")
+def test_infinite_loop_is_killed_at_the_budget(tmp_path, folder, data):
+    (folder / "train_gpt.py").write_text("print('spinning', flush=True)\nwhile True:\n    pass\n")
+    done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--format", "json",
+                  "--workdir", str(tmp_path / "work"), "--train-budget", "1", "--eval-budget", "1", "--grace", "1")
+    sub = json.loads(done.stdout)["submissions"][0]
+    run = sub["measured"]["run"]
+    assert run["killed_for"] == "budget" and run["over_budget"] is True
+    assert 2 <= run["wall_s"]["value"] < 20
+    assert "spinning" in Path(run["log"]).read_text()
+    assert {"TRAIN-TIME-600S", "EVAL-TIME-600S"} & {f["rule"] for f in sub["findings"]}
