@@ -200,3 +200,17 @@ def test_detached_training_loss_does_not_hide_train_first(reported, tmp_path):
     assert "track += loss.detach()" in source and ("print(track)" in source) == reported
     fs = findings_of(source, tmp_path)
     assert decide_verdict(fs) == "illegal", [(f.rule, f.severity, f.line) for f in fs]
+
+
+def test_per_epoch_training_loss_meter_is_not_a_score(tmp_path):
+    """A meter reset inside the epoch loop and logged per epoch (the seed PRs' shape) keeps the deciding
+    TTT-SCORE-FIRST error on the backward line."""
+    source = ADAPT_THEN_SCORE.replace("    for _ in range(epochs):\n", "    for _ in range(epochs):\n"
+                                      "        meter = torch.zeros(())\n", 1)
+    source = source.replace("            opt.step()\n\n", "            opt.step()\n            meter += loss.detach()\n"
+                            "        print(meter.item())\n\n", 1)
+    assert "meter += loss.detach()" in source and "print(meter.item())" in source
+    fs = findings_of(source, tmp_path)
+    deciding = [(f.rule, f.confidence) for f in errors(fs)]
+    assert deciding == [("TTT-SCORE-FIRST", "high")], [(f.rule, f.line, f.message) for f in fs]
+    assert "loss.backward()" in source.splitlines()[errors(fs)[0].line - 1]

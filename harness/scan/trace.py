@@ -263,9 +263,11 @@ class Tracer:
         returned = base in st.closure.of_names(st.func.return_names)
         if (st.nograd and (zero or param)) or (returned and zero):
             self.emit("score", s, st, value, base)
-        elif _detached(value) and base in _zero_made(st.func, self.program) and _reported(st.func, base, s):
-            # `sums[0] += nll.detach().sum()` into a zero accumulator that is later reported: a score read
-            # off the same forward pass as the update that follows (per-document LoRA TTT)
+        elif _detached(value) and _whole_pass(st, base, _zero_made(st.func, self.program)) \
+                and _reported(st.func, base, s):
+            # `sums[0] += nll.detach().sum()` into a zero accumulator made once, outside every loop around the
+            # accumulation, and reported afterwards: a score read off the forward pass of the update that
+            # follows (per-document LoRA TTT). A per-epoch training-loss meter is reset inside the loop.
             self.emit("score", s, st, value, base)
 
     # -- expressions and calls ------------------------------------------------------------------
@@ -454,17 +456,33 @@ def _detached(value: ast.expr) -> bool:
                for n in walk(value))
 
 
-def _zero_made(func: Func, program: Program) -> set[str]:
-    """Zero accumulators, including those made by a user function returning zeros (`sums = new_sums()` with
-    `return [torch.zeros(()), 0]`)."""
-    out = set(_zero_inits(func))
+def _zero_made(func: Func, program: Program) -> dict[str, list[int]]:
+    """Zero accumulators and the lines that (re)set them, including those made by a user function returning
+    zeros (`sums = new_sums()` with `return [torch.zeros(()), 0]`)."""
+    zero = _zero_inits(func)
+    out: dict[str, list[int]] = {}
     for node in walk(func.node) if not isinstance(func.node, ast.Module) else func.node.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and isinstance(node.value, ast.Call) and not node.value.args:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        if name not in zero and isinstance(node.value, ast.Call) and not node.value.args:
             maker = program.resolve(node.value, func)
-            if maker is not None and not isinstance(maker.node, (ast.ClassDef, ast.Module)) and _returns_zeros(maker):
-                out.add(node.targets[0].id)
+            if maker is None or isinstance(maker.node, (ast.ClassDef, ast.Module)) or not _returns_zeros(maker):
+                continue
+        elif name not in zero:
+            continue
+        out.setdefault(name, []).append(node.lineno)
     return out
+
+
+def _whole_pass(st: State, base: str, inits: dict[str, list[int]]) -> bool:
+    """`base` is a zero accumulator set only outside every loop of this function around the accumulation."""
+    lines = inits.get(base)
+    if not lines:
+        return False
+    spans = [(lo.node.lineno, getattr(lo.node, "end_lineno", lo.node.lineno)) for lo in st.loops
+             if lo.func is st.func]
+    return not any(a <= ln <= b for ln in lines for a, b in spans)
 
 
 def _returns_zeros(func: Func) -> bool:
