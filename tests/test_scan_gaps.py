@@ -208,8 +208,8 @@ def test_per_epoch_training_loss_meter_is_not_a_score(tmp_path):
     source = ADAPT_THEN_SCORE.replace("    for _ in range(epochs):\n", "    for _ in range(epochs):\n"
                                       "        meter = torch.zeros(())\n", 1)
     source = source.replace("            opt.step()\n\n", "            opt.step()\n            meter += loss.detach()\n"
-                            "        print(meter.item())\n\n", 1)
-    assert "meter += loss.detach()" in source and "print(meter.item())" in source
+                            "        print(\"epoch loss\", meter)\n\n", 1)
+    assert "meter += loss.detach()" in source and "print(\"epoch loss\", meter)" in source
     fs = findings_of(source, tmp_path)
     deciding = [(f.rule, f.confidence) for f in errors(fs)]
     assert deciding == [("TTT-SCORE-FIRST", "high")], [(f.rule, f.line, f.message) for f in fs]
