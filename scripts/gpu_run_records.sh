@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 PY=${PY:-python3}
 LOCAL=${LOCAL:-local/F}
 RECORDS=${*:-baseline varlen}
-if [[ " $RECORDS " == *" varlen "* ]] && ls "$LOCAL"/whl/*.whl >/dev/null 2>&1; then   # brotli, pyminify for 04-10
+if [[ " $RECORDS " == *" varlen "* || " $RECORDS " == *" parres "* ]] && ls "$LOCAL"/whl/*.whl >/dev/null 2>&1; then   # brotli, pyminify for 04-10
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /opt/golf-site \
       "$LOCAL"/whl/*.whl && export PYTHONPATH=/opt/golf-site
 fi
@@ -38,8 +38,10 @@ for record in $RECORDS; do
   case $record in
     baseline) run_record 2026-03-17_NaiveBaseline fineweb_1024_bpe.model --train-budget 120 --eval-budget 25 \
                   --grace 3 --env MAX_WALLCLOCK_SECONDS=30 ;;
+    parres)   run_record 2026-04-08_SP8192_ParallelResid_ScoreFirstTTT fineweb_8192_bpe.model --train-budget 240 \
+                  --eval-budget 240 --grace 10 --env MAX_WALLCLOCK_SECONDS=30 ;;
     varlen)   run_record 2026-04-10_VarLenAttn fineweb_8192_bpe.model --train-budget 240 --eval-budget 180 \
                   --grace 10 --env MAX_WALLCLOCK_SECONDS=30 ;;
-    *) echo "unknown record key $record (baseline, varlen)" ;;
+    *) echo "unknown record key $record (baseline, parres, varlen)" ;;
   esac
 done
