@@ -2,19 +2,27 @@
 """Our reference eval vs a submission's own eval loops: same weights, same tokens, same process.
 
 For a records folder: build the model with random weights, write and reload the artifact with the
-record's own code, tokenise a text corpus into a val shard, then time (warm, second call)
-- the record's own `eval_val_sliding` and ours (fast mode, with and without torch.compile; exact mode);
-- where the record has one, its own chunked TTT (`eval_val_sliding_ttt`/`eval_val_ttt`) and ours, on a
-  reduced token count.
-Prints BPB differences, throughput ratios and MFU (bf16 dense peak of the card, default H100 989 TFLOP/s).
+record's own code, tokenise a text corpus into a val shard, then
+- sliding: the record's own `eval_val_sliding` (warm-up call, then a timed call), ours in `--exact` mode
+  (the record's own compiled `forward_logits`, its batching and window layout) and ours in fast mode
+  (compiled gather + forward + scored-positions-only loss, padded static batches), warm then timed;
+- TTT, where the record has `eval_val_sliding_ttt`/`eval_val_ttt`: its own and ours (fast; exact) on
+  `--ttt-tokens` tokens with the record's hyperparameters, each on a fresh copy of the loaded model,
+  a warm-up run before the timed run.
+Prints one table (BPB, difference to the record's own, seconds, targets/s, speed ratio, MFU) and writes
+`--json`. MFU counts the model FLOPs the task needs: the body forward over every window position plus the
+head only on scored positions (attention counted causal, i.e. half of the square), for TTT plus 3x the
+forward FLOPs per trained token (forward + backward); FLOPs from torch's FlopCounterMode on one window.
+Peak: `--peak-tflops` (989 = H100/H200 dense bf16).
 
     python benchmarks/bench_eval.py local/records/2026-03-23_LeakyReLU_LegalTTT_ParallelMuon \
-        --corpus local/bench_corpus.txt --tokenizer local/tokenizers/fineweb_1024_bpe.model
+        --corpus local/bench_corpus.txt --tokenizer local/tokenizers/fineweb_1024_bpe.model --json out/a.json
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import inspect
 import json
@@ -23,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,14 +47,13 @@ def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n
     text = corpus.read_text(encoding="utf-8", errors="replace")
     docs = [d for d in text.split("\n\n\n") if d.strip()] or [text]
     ids: list[int] = []
-    for d in docs:
-        ids.append(sp.bos_id())
-        ids.extend(sp.encode(d))
-        if len(ids) > n_tokens + 1:
-            break
+    while len(ids) <= n_tokens + 1:
+        for d in docs:
+            ids.append(sp.bos_id())
+            ids.extend(sp.encode(d))
+            if len(ids) > n_tokens + 1:
+                break
     arr = np.array(ids[: n_tokens + 1], dtype=np.int64)
-    if arr.size < n_tokens + 1:
-        arr = np.resize(arr, n_tokens + 1)
     data = root / "datasets" / f"fineweb10B_sp{vocab}"
     data.mkdir(parents=True, exist_ok=True)
     write_shard(data / "fineweb_val_000000.bin", arr)
@@ -58,7 +66,7 @@ def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n
 
 
 def call_by_names(fn, mod, h, model, device, stride: int):
-    """Call one of the record's eval functions, filling its parameters by name."""
+    """Call one of the record's eval functions, filling its parameters by name; (result, seconds)."""
     import sentencepiece as spm
     import torch
 
@@ -111,16 +119,69 @@ def call_by_names(fn, mod, h, model, device, stride: int):
     return out, time.perf_counter() - t
 
 
-def flops_per_token(model, vocab: int, seq_len: int) -> float:
-    """2 x matmul params (head included, embedding lookup excluded) + attention 2*T*d per layer."""
-    mat = 0
-    for name, p in model.named_parameters():
-        if p.dim() >= 2 and "emb" not in name:
-            mat += p.numel()
+def function_source(source: str, name: str) -> str:
+    """The source text of top-level function `name` in the (decoded) script, '' when absent."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.get_source_segment(source, node) or ""
+    return ""
+
+
+def detect_layout(fn_source: str) -> str:
+    """The record's window layout (see harness.evaluate.sliding) read off its eval function's source."""
+    flat = "".join(fn_source.split())
+    if "context_size<total" in flat or "+context_size<" in flat:
+        return "single"
+    if ">=strideorws==0" in flat:
+        return "style-a-ttt"
+    if "-ws>=1]" in flat:
+        return "style-a"
+    return "single"
+
+
+class FnScorer:
+    """A `Scorer` over a plain logits function (the record's own, compiled as the record compiles it)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def logits(self, x, start: int = 0):
+        out = self.fn(x)
+        return out[:, start:] if start else out
+
+
+def window_flops(model, logits_fn, seq_len: int, vocab: int, device) -> dict[str, float]:
+    """FLOPs of one [1, seq_len] forward: matmul (incl. head), attention (causal: half the square) and
+    the head's share per position."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, seq_len, dtype=torch.int64, device=device)
+    counter = FlopCounterMode(display=False)
+    # grad mode on: the counter's module tracker breaks on parameters used under no_grad
+    with counter, torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits_fn(x)
+    attn = other = 0.0
+    for op, n in counter.get_flop_counts().get("Global", {}).items():
+        if "attention" in str(op):
+            attn += n
+        else:
+            other += n
     dim = model.tok_emb.weight.shape[1]
-    mat += vocab * dim
-    layers = len(getattr(model, "blocks", [])) or 1
-    return 2.0 * mat + 2.0 * seq_len * dim * layers
+    return {"matmul": other, "attention_causal": attn / 2, "total": other + attn / 2,
+            "head_per_position": 2.0 * vocab * dim}
+
+
+def timed(fn, *a, **k):
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    out = fn(*a, **k)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t
 
 
 def _fast_compressors() -> None:
@@ -139,19 +200,45 @@ def _fast_compressors() -> None:
         pass
 
 
+def row(label: str, bpb: float, own: float | None, seconds: float, tokens: int, own_s: float | None,
+        flops: float, peak: float) -> dict[str, Any]:
+    return {"label": label, "bpb": bpb, "diff": None if own is None else bpb - own, "seconds": seconds,
+            "tokens_per_s": tokens / seconds, "ratio": None if own_s is None else own_s / seconds,
+            "mfu": flops / seconds / (peak * 1e12)}
+
+
+def print_table(res: dict[str, Any]) -> None:
+    print(f"\n== {res['record']} | {res['device']} | torch {res['torch']} | sp{res['vocab']} | L={res['seq_len']} "
+          f"stride={res['stride']} | layout sliding={res['layout']} ttt={res.get('ttt_layout')} | "
+          f"attention: {res['attention']}")
+    print(f"{'run':34s} {'val_bpb':>12s} {'diff vs own':>12s} {'seconds':>8s} {'tok/s':>10s} {'ratio':>6s} "
+          f"{'MFU':>6s}")
+    for r in res["rows"]:
+        diff = "" if r["diff"] is None else f"{r['diff']:+.2e}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        print(f"{r['label']:34s} {r['bpb']:12.8f} {diff:>12s} {r['seconds']:8.3f} {r['tokens_per_s']:10.0f} "
+              f"{ratio:>6s} {100 * r['mfu']:5.1f}%")
+    print(flush=True)
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("record", type=Path)
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--tokenizer", type=Path, required=True)
     ap.add_argument("--tokens", type=int, default=262144)
     ap.add_argument("--ttt-tokens", type=int, default=131072)
+    ap.add_argument("--batch-seqs", type=int, default=64, help="windows per forward in fast mode")
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--seq-len", type=int, help="override the record's eval seq_len (smoke tests)")
+    ap.add_argument("--seq-len", type=int, help="override the record's seq_len and TTT chunk (smoke tests)")
+    ap.add_argument("--no-ttt", action="store_true")
     a = ap.parse_args()
     a.record, a.corpus, a.tokenizer = a.record.resolve(), a.corpus.resolve(), a.tokenizer.resolve()
+    if a.json:
+        a.json = a.json.resolve()
+        a.json.parent.mkdir(parents=True, exist_ok=True)
 
     import sentencepiece as spm
 
@@ -160,6 +247,9 @@ def main() -> int:
     data = write_corpus_shards(a.corpus, a.tokenizer, tmp / "data", vocab, a.tokens)
     os.environ.update(DATA_DIR=str(tmp / "data") + "/", DATA_PATH=str(data), TOKENIZER_PATH=str(a.tokenizer),
                       GPTQ_CALIBRATION_BATCHES="2", GPTQ_RESERVE_SECONDS="0")
+    if a.seq_len:
+        os.environ.update(TRAIN_SEQ_LEN=str(a.seq_len), EVAL_SEQ_LEN=str(a.seq_len),
+                          TTT_CHUNK_TOKENS=str(4 * a.seq_len), ROPE_TRAIN_SEQ_LEN=str(a.seq_len))
     os.chdir(tmp)
     _fast_compressors()
     import torch
@@ -167,8 +257,14 @@ def main() -> int:
     from harness.evaluate.adapter import SubmissionAdapter
     from harness.evaluate.bytes import build_byte_tables
     from harness.evaluate.shards import load_tokens
-    from harness.evaluate.sliding import sliding_eval, target_bytes
+    from harness.evaluate.sliding import plan_windows, sliding_eval, target_bytes
     from harness.evaluate.ttt import TTTConfig, ttt_eval
+
+    for knob in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(torch._dynamo.config, knob):
+            setattr(torch._dynamo.config, knob, 256)
+    torch.backends.cuda.matmul.allow_tf32 = True       # as the records' main() sets it
+    torch.backends.cudnn.allow_tf32 = True
 
     script = a.record / "train_gpt.py"
     ad = SubmissionAdapter(script, a.device)
@@ -182,60 +278,120 @@ def main() -> int:
                 p.add_(torch.randn_like(p) * 0.02)
     art = ad.serialize(model, tmp / "art")
     model = ad.load_artifact(art).eval()
+    if int(getattr(h, "num_loops", 0) or 0) > 0 and hasattr(model, "looping_active"):
+        model.looping_active = True      # the record's main() does this after deserialize()
     st = ad.eval_settings()
-    L, stride = a.seq_len or st["seq_len"], st["stride"]
-    res: dict = {"record": a.record.name, "vocab": vocab, "seq_len": L, "stride": stride,
-                 "artifact_bytes": art.stat().st_size, "device": torch.cuda.get_device_name() if a.device == "cuda" else a.device}
+    L, stride = st["seq_len"], st["stride"]
+    fa = sys.modules.get("flash_attn_interface")
+    res: dict[str, Any] = {
+        "record": a.record.name, "vocab": vocab, "seq_len": L, "stride": stride,
+        "artifact_bytes": art.stat().st_size, "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else a.device,
+        "attention": "SDPA stand-in for FA3" if getattr(fa, "__golfaudit_standin__", False) else "flash_attn_interface",
+        "peak_tflops": a.peak_tflops, "batch_seqs_fast": a.batch_seqs, "rows": []}
 
-    # the same tokens the record's loader returns (truncated to whole sequences)
+    own_sliding = getattr(mod, "eval_val_sliding", None)
+    layout = detect_layout(function_source(ad.source, "eval_val_sliding"))
+    res["layout"] = layout
     toks_np, _, _ = load_tokens(data)
-    seqs = (toks_np.size - 1) // L
-    toks_np = toks_np[: seqs * L + 1]
+    toks_np = toks_np[: ((toks_np.size - 1) // L) * L + 1]      # the records' loader truncation
     tbytes = target_bytes(toks_np, build_byte_tables(a.tokenizer, vocab), None)
-    fpt = flops_per_token(model, vocab, L)
-    n_windows = len(range(0, toks_np.size - 1, stride))
-    useful = fpt * n_windows * L
-    res["tokens"] = int(toks_np.size - 1)
+    fl = window_flops(model, model.forward_logits, L, vocab, device)
+    res["flops_per_window"] = fl
 
-    own_fn = getattr(mod, "eval_val_sliding", None)
-    if own_fn is not None:
-        call_by_names(own_fn, mod, h, model, device, stride)                 # warm-up (compile)
-        (own_loss, own_bpb), own_t = call_by_names(own_fn, mod, h, model, device, stride)
-        res["own"] = {"val_loss": own_loss, "val_bpb": own_bpb, "seconds": own_t,
-                      "mfu": useful / own_t / (a.peak_tflops * 1e12)}
-    variants = [("ours_fast", {"compile": False}), ("ours_fast_compiled", {"compile": True})]
-    for label, kw in variants[: 2 if a.device == "cuda" else 1]:
-        sc = ad.scorer(model, head_slice=not kw.get("exact", False), compile=kw["compile"])
-        for _ in range(2):  # the first call warms up (compile, autotune); the second is timed
-            r = sliding_eval(sc, toks_np, tbytes, L, stride, 32, a.device, exact=kw.get("exact", False))
-        res[label] = {"val_loss": r.val_loss, "val_bpb": r.val_bpb, "seconds": r.seconds, "tokens": r.tokens,
-                      "bytes": r.bytes, "head_slice": sc.head_slice,
-                      "mfu": useful / r.seconds / (a.peak_tflops * 1e12)}
-        if "own" in res:
-            res[label]["bpb_diff_vs_own"] = r.val_bpb - res["own"]["val_bpb"]
-            res[label]["speedup_vs_own"] = res["own"]["seconds"] / r.seconds
-        print(label, json.dumps(res[label]), flush=True)
-    if "own" in res:
-        print("own", json.dumps(res["own"]), flush=True)
+    def need_flops(windows) -> float:
+        return sum(fl["total"] - (L - (w.wlen - w.s)) * fl["head_per_position"] for w in windows)
 
-    ttt_fn = getattr(mod, "eval_val_sliding_ttt", None) or getattr(mod, "eval_val_ttt", None)
-    if ttt_fn is not None:
+    windows = plan_windows(toks_np.size - 1, L, stride, layout)
+    sl_flops = need_flops(windows)
+    res["sliding_targets"] = int(sum(w.wlen - w.s for w in windows))
+
+    own_bpb = own_s = None
+    if own_sliding is not None:
+        call_by_names(own_sliding, mod, h, model, device, stride)                 # warm-up (compile)
+        (_, own_bpb), own_s = call_by_names(own_sliding, mod, h, model, device, stride)
+        res["rows"].append(row("sliding: own eval_val_sliding", own_bpb, None, own_s, res["sliding_targets"],
+                               None, sl_flops, a.peak_tflops))
+        print("own", res["rows"][-1], flush=True)
+
+    exact_sc = FnScorer(torch.compile(model.forward_logits, dynamic=False, fullgraph=True))
+    model.eval()
+    for _ in range(2):
+        r, r_s = timed(sliding_eval, exact_sc, toks_np, tbytes, L, stride, st["batch_seqs"], a.device,
+                       exact=True, layout=layout)
+    res["rows"].append(row("sliding: ours --exact", r.val_bpb, own_bpb, r_s, r.tokens, own_s, sl_flops,
+                           a.peak_tflops))
+    print("exact", res["rows"][-1], r.extra, flush=True)
+    fast_sc = ad.scorer(model, head_slice=True, compile=False)
+    res["head_slice"] = fast_sc.head_slice
+    model.eval()
+    for _ in range(2):      # the first call compiles (one graph per batch kind), the second is timed
+        r, r_s = timed(sliding_eval, fast_sc, toks_np, tbytes, L, stride, a.batch_seqs, a.device,
+                       layout=layout, compile=True, pad=True)
+    res["rows"].append(row(f"sliding: ours fast (compiled, B={a.batch_seqs})", r.val_bpb, own_bpb, r_s,
+                           r.tokens, own_s, sl_flops, a.peak_tflops))
+    print("fast", res["rows"][-1], r.extra, flush=True)
+    print_table(res)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2))
+
+    ttt_name = next((n for n in ("eval_val_sliding_ttt", "eval_val_ttt") if callable(getattr(mod, n, None))), None)
+    if ttt_name is not None and not a.no_ttt:
+        ttt_fn = getattr(mod, ttt_name)
+        src = function_source(ad.source, ttt_name)
+        tl = detect_layout(src)
+        res["ttt_layout"] = tl
+        res["ttt_own_compiles_scoring"] = "torch.compile" in src
         n = a.ttt_tokens
         data2 = write_corpus_shards(a.corpus, a.tokenizer, tmp / "data_ttt", vocab, n)
-        for attr in ("val_files",):
-            setattr(h, attr, str(data2 / "fineweb_val_*.bin"))
+        h.val_files = str(data2 / "fineweb_val_*.bin")
         cfg = TTTConfig(**ad.ttt_settings())
         Lt = cfg.train_seq_len or L
-        t2 = toks_np[: ((min(n, toks_np.size - 1)) // Lt) * Lt + 1]
-        m1 = copy.deepcopy(model)
-        (own_loss, own_bpb), own_t = call_by_names(ttt_fn, mod, h, m1, device, stride)
-        m2 = copy.deepcopy(model)
-        r = ttt_eval(ad.scorer(m2), m2, lambda x, y: ad.train_loss(m2, x, y), t2, tbytes[: t2.size - 1], cfg,
-                     seq_len=Lt, stride=stride, device=a.device)
-        res["ttt"] = {"own_bpb": own_bpb, "own_seconds": own_t, "ours_bpb": r.val_bpb, "ours_seconds": r.seconds,
-                      "bpb_diff": r.val_bpb - own_bpb, "speedup_vs_own": own_t / r.seconds, "tokens": r.tokens,
-                      "chunks": r.extra["ttt_chunks"], "steps": r.extra["ttt_steps"], "config": ad.ttt_settings()}
-        print("ttt", json.dumps(res["ttt"]), flush=True)
+        if "eval_seq_len" in "".join(src.split()).split("total_tokens")[0]:
+            Lt = L                                     # 04-0x packed records score and train at eval_seq_len
+        cfg = TTTConfig(**{**ad.ttt_settings(), "train_seq_len": Lt})
+        t2 = toks_np[: (min(n, toks_np.size - 1) // Lt) * Lt + 1]
+        res["ttt_config"] = ad.ttt_settings() | {"train_seq_len": Lt, "tokens": int(t2.size - 1)}
+        tw = plan_windows(t2.size - 1, Lt, stride, tl)
+        n_chunks = max(1, (t2.size - 1 + cfg.chunk_tokens - 1) // cfg.chunk_tokens)
+        trained = sum(cfg.epochs * ((min((ci + 1) * cfg.chunk_tokens, t2.size - 1) - ci * cfg.chunk_tokens) // Lt)
+                      * Lt for ci in range(n_chunks - 1))
+        ttt_flops = need_flops(tw) + 3 * trained * fl["total"] / L
+        ttt_targets = int(sum(w.wlen - w.s for w in tw))
+
+        def own_run():
+            m = copy.deepcopy(model)
+            return call_by_names(ttt_fn, mod, h, m, device, stride)
+
+        own_run()
+        (_, own_t_bpb), own_t_s = own_run()
+        res["rows"].append(row(f"TTT: own {ttt_name}", own_t_bpb, None, own_t_s, ttt_targets, None, ttt_flops,
+                               a.peak_tflops))
+        print("own ttt", res["rows"][-1], flush=True)
+
+        def ours(exact: bool):
+            m = copy.deepcopy(model)
+            if exact:
+                fn = (torch.compile(m.forward_logits, dynamic=False, fullgraph=True)
+                      if res["ttt_own_compiles_scoring"] else m.forward_logits)
+                sc, bs = FnScorer(fn), cfg.batch_seqs
+            else:
+                sc, bs = ad.scorer(m, head_slice=True, compile=False), a.batch_seqs
+            return timed(ttt_eval, sc, m, lambda x, y: ad.train_loss(m, x, y), t2, tbytes[: t2.size - 1], cfg,
+                         seq_len=Lt, stride=stride, batch_seqs=bs, device=a.device, exact=exact, layout=tl,
+                         compile=not exact, pad=not exact)
+
+        ours(False)
+        rt, rt_s = ours(False)
+        res["rows"].append(row(f"TTT: ours fast (compiled, B={a.batch_seqs})", rt.val_bpb, own_t_bpb, rt_s,
+                               rt.tokens, own_t_s, ttt_flops, a.peak_tflops))
+        print("fast ttt", res["rows"][-1], flush=True)
+        re_, re_s = ours(True)
+        res["rows"].append(row("TTT: ours --exact (1 run, incl. compile)", re_.val_bpb, own_t_bpb, re_s,
+                               re_.tokens, own_t_s, ttt_flops, a.peak_tflops))
+        res["ttt_steps"] = rt.extra["ttt_steps"]
+        print("exact ttt", res["rows"][-1], flush=True)
+    print_table(res)
     print("BENCH " + json.dumps(res), flush=True)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))

@@ -114,6 +114,95 @@ def test_ttt_trains_and_changes_score_but_not_first_chunk():
     assert not torch.equal(after["blocks.1.linear1.weight"], before["blocks.1.linear1.weight"])
 
 
+def record_style_a(n: int, L: int, stride: int, ttt: bool) -> list[tuple[int, int]]:
+    """Scored ranges of the 03-19..03-31 records' loops, written from EVAL_INTERNALS §2 (Style A)."""
+    out = []
+    for ws in range(0, n, stride):
+        wlen = min(ws + L, n) - ws
+        if wlen < 1 or (ttt and wlen < stride and ws != 0):
+            continue
+        s = 0 if ws == 0 else max(wlen - stride, 0)
+        out.append((ws + s, ws + wlen))
+    return out
+
+
+@pytest.mark.parametrize("n,L,stride", [(300, 64, 16), (257, 32, 32), (100, 128, 8), (205, 48, 16)])
+def test_style_a_layouts_match_the_records_loops(n, L, stride):
+    for layout, ttt in (("style-a", False), ("style-a-ttt", True)):
+        assert [w.scored for w in plan_windows(n, L, stride, layout)] == record_style_a(n, L, stride, ttt)
+    with pytest.raises(ValueError, match="unknown window layout"):
+        plan_windows(n, L, stride, "style-c")
+
+
+@pytest.mark.parametrize("layout", ["single", "style-a", "style-a-ttt"])
+@pytest.mark.parametrize("batch_seqs", [1, 3, 5])
+def test_fast_padded_equals_exact_and_direct(layout, batch_seqs):
+    """Head slicing, grouped batches padded to `batch_seqs` and device-side accumulation give the exact
+    mode's numbers; every target counted once (Style A: plus the records' rescored tail)."""
+    model = tiny()
+    n, L, stride = 205, 48, 16
+    toks = tokens(n)
+    b = np.random.default_rng(4).integers(1, 5, n)
+    exact = sliding_eval(model, toks, b, seq_len=L, stride=stride, batch_seqs=4, exact=True, layout=layout)
+    fast = sliding_eval(model, toks, b, seq_len=L, stride=stride, batch_seqs=batch_seqs, layout=layout, pad=True)
+    assert fast.extra["padded"] and not exact.extra["padded"]
+    assert fast.val_bpb == pytest.approx(exact.val_bpb, rel=1e-6)
+    assert fast.tokens == exact.tokens == n + fast.extra["rescored_positions"]
+    assert fast.bytes == exact.bytes
+    # independent: one unbatched, unpadded forward per window of the records' loops
+    t = torch.as_tensor(toks.astype(np.int64))
+    want_loss, want_bytes = 0.0, 0
+    for w in plan_windows(n, L, stride, layout):
+        with torch.no_grad():
+            lp = torch.log_softmax(model.forward_logits(t[w.ws:w.ws + w.wlen][None]).float(), -1)[0]
+        for p in range(w.s, w.wlen):
+            want_loss -= lp[p, t[w.ws + p + 1]].item()
+            want_bytes += int(b[w.ws + p])
+    assert fast.val_loss * fast.tokens == pytest.approx(want_loss, rel=1e-5)
+    assert fast.bytes == want_bytes
+    if layout == "single":
+        assert fast.extra["rescored_positions"] == 0
+        assert want_loss == pytest.approx(direct_nll(model, toks, L, stride).sum(), rel=1e-5)
+    else:
+        assert fast.extra["rescored_positions"] > 0
+
+
+def test_padded_batches_score_every_target_once():
+    """A scorer that records the (row, position) pairs its loss reads: each target exactly once."""
+    from harness.evaluate.sliding import WindowScorer, batches
+    from harness.evaluate.ttt import ScoreLedger
+
+    n, L, stride = 150, 32, 8
+    toks = tokens(n)
+    ledger = ScoreLedger(n)
+    wsc = WindowScorer(tiny(), toks, np.ones(n, dtype=np.int64), L, ledger=ledger, pad_to=4, stride=stride)
+    seen = np.zeros(n, dtype=int)
+    shapes = set()
+    for batch in batches(plan_windows(n, L, stride), 4, group_first=True):
+        plan = wsc._plan(batch)
+        shapes.add(tuple(plan.shape))
+        ws, s, wlen = (plan[i].numpy() for i in range(3))
+        for j in range(plan.shape[1]):
+            seen[ws[j] + s[j]: ws[j] + wlen[j]] += 1
+        wsc.score(batch)
+    assert (seen == 1).all() and shapes == {(3, 4)}
+    ledger.require_complete()
+
+
+def test_ttt_zero_epochs_equals_sliding_fast_and_style_a():
+    model = tiny()
+    toks = tokens(300)
+    b = np.random.default_rng(5).integers(1, 4, 300)
+    cfg = TTTConfig(chunk_tokens=64, epochs=0)
+    for layout in ("single", "style-a-ttt"):
+        plain = sliding_eval(model, toks, b, seq_len=32, stride=8, batch_seqs=4, exact=True, layout=layout)
+        ttt = ttt_eval(model, model, model, toks, b, cfg, seq_len=32, stride=8, batch_seqs=3, layout=layout,
+                       pad=True)
+        assert ttt.val_bpb == pytest.approx(plain.val_bpb, rel=1e-6)
+        assert ttt.tokens == plain.tokens and ttt.bytes == plain.bytes
+        assert ttt.chunks[-1]["running_bpb"] == pytest.approx(ttt.val_bpb, rel=1e-9)
+
+
 def test_train_before_score_trips_guard():
     model = tiny()
     toks = tokens(200)

@@ -1,9 +1,20 @@
-"""Sliding-window BPB: every target scored exactly once, with as much left context as the window allows.
+"""Sliding-window BPB: every target scored with as much left context as the window allows.
 
 Positions: for tokens t[0..N], position p (0 <= p < N) means "predict t[p+1] from t[0..p]". A window that
-starts at `ws` feeds t[ws : ws+L] and scores positions [ws+s, ws+wlen): the first window scores all of
-its L positions, later ones only their last `stride` (s = L - stride), the tail window whatever is left.
-This is the single-coverage layout of the newer records (EVAL_INTERNALS §2, "Style B").
+starts at `ws` feeds t[ws : ws+L] and scores positions [ws+s, ws+wlen). Layouts (EVAL_INTERNALS §2):
+- "single" (Style B, 04-01 onward): the first window scores all of its L positions, later ones their last
+  `stride` (s = L - stride), the tail window whatever is left: each target exactly once;
+- "style-a" (03-19 to 03-31 `eval_val_sliding`): windows at every multiple of `stride` with at least one
+  target, each scoring its last `stride` valid targets, so the tail windows rescore [N-stride, N);
+- "style-a-ttt" (03-23 `eval_val_sliding_ttt`): the same, but tail windows need >= `stride` targets.
+The Style A layouts exist to reproduce those records' numbers; the ledger counts their double scores.
+
+Fast mode batches `batch_seqs` windows per forward (every batch padded to that size, so shapes stay
+static), asks the model for the scored positions only (head, softcap and loss on `stride` positions per
+window), gathers the inputs on the device from a window plan sent once, and accumulates the loss on the
+device (no host sync per batch); with `compile`, gather + forward + loss run as one torch.compile graph
+per (batch, start) shape. Exact mode feeds full windows in the records' batching (unpadded, full logits,
+loss on all positions) so the submission's own compiled forward gives the same numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 LN2 = math.log(2.0)
+LAYOUTS = ("single", "style-a", "style-a-ttt")
 
 
 class Scorer(Protocol):
@@ -36,17 +48,24 @@ class Window:
         return self.ws + self.s, self.ws + self.wlen
 
 
-def plan_windows(n_targets: int, seq_len: int, stride: int) -> list[Window]:
-    """Windows that score each of the `n_targets` positions exactly once (see module docstring)."""
+def plan_windows(n_targets: int, seq_len: int, stride: int, layout: str = "single") -> list[Window]:
+    """Windows over `n_targets` positions in one of `LAYOUTS` (see module docstring)."""
     if seq_len < 1 or stride < 1 or stride > seq_len:
         raise ValueError(f"need 1 <= stride <= seq_len (got seq_len={seq_len}, stride={stride})")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown window layout {layout!r} (one of {', '.join(LAYOUTS)})")
     ctx = seq_len - stride
     out: list[Window] = []
     for ws in range(0, max(n_targets, 1), stride):
-        if ws > 0 and ws + ctx >= n_targets:
-            break
         wlen = min(ws + seq_len, n_targets) - ws
-        s = 0 if ws == 0 else ctx
+        if layout == "single":
+            if ws > 0 and ws + ctx >= n_targets:
+                break
+            s = 0 if ws == 0 else ctx
+        else:
+            if wlen < 1 or (layout == "style-a-ttt" and wlen < stride and ws != 0):
+                continue
+            s = 0 if ws == 0 else max(wlen - stride, 0)
         out.append(Window(ws, s, wlen))
     return out
 
@@ -64,24 +83,28 @@ def target_bytes(tokens: np.ndarray, tables: Any | None, sidecar: np.ndarray | N
 
 @dataclass
 class Sums:
-    """Float64 accumulators of one eval (or one TTT chunk)."""
+    """Accumulators of one eval (or one TTT chunk). `loss` may be a device tensor (float64) until read."""
 
-    loss: float = 0.0
+    loss: Any = 0.0
     tokens: int = 0
     bytes: int = 0
 
     def add(self, other: Sums) -> None:
-        self.loss += other.loss
+        self.loss = self.loss + other.loss
         self.tokens += other.tokens
         self.bytes += other.bytes
 
     @property
+    def loss_value(self) -> float:
+        return float(self.loss)
+
+    @property
     def val_loss(self) -> float:
-        return self.loss / self.tokens if self.tokens else float("nan")
+        return self.loss_value / self.tokens if self.tokens else float("nan")
 
     @property
     def val_bpb(self) -> float:
-        return self.loss / (LN2 * self.bytes) if self.bytes else float("nan")
+        return self.loss_value / (LN2 * self.bytes) if self.bytes else float("nan")
 
 
 @dataclass
@@ -109,14 +132,25 @@ class EvalResult:
 
 
 def batches(windows: list[Window], batch_seqs: int, group_first: bool) -> Iterator[list[Window]]:
-    """Batches of windows; with `group_first` the first window (s=0) travels alone so every other batch
-    can ask the model for the last `stride` positions only."""
-    rest = windows
-    if group_first and windows and windows[0].s == 0 and windows[0].wlen > 0:
-        yield [windows[0]]
-        rest = windows[1:]
-    for i in range(0, len(rest), batch_seqs):
-        yield rest[i:i + batch_seqs]
+    """Batches of at most `batch_seqs` windows, in order. With `group_first` a batch never mixes regular
+    windows (the largest offset s = L - stride, shared by all) with irregular ones (the first window,
+    Style A tails), so regular batches can ask the model for their last `stride` positions only."""
+    if not group_first:
+        for i in range(0, len(windows), batch_seqs):
+            yield windows[i:i + batch_seqs]
+        return
+    regular = max((w.s for w in windows), default=0)
+    cur: list[Window] = []
+    kind = False
+    for w in windows:
+        k = w.s == regular
+        if cur and (k != kind or len(cur) == batch_seqs):
+            yield cur
+            cur = []
+        kind = k
+        cur.append(w)
+    if cur:
+        yield cur
 
 
 class WindowScorer:
@@ -124,7 +158,8 @@ class WindowScorer:
 
     def __init__(self, scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int,
                  device: str = "cpu", autocast: bool | None = None, head_slice: bool = True,
-                 ledger: Any | None = None):
+                 ledger: Any | None = None, pad_to: int | None = None, compile: bool = False,
+                 stride: int | None = None):
         import torch
 
         self.torch = torch
@@ -134,36 +169,61 @@ class WindowScorer:
         self.autocast = (self.device.type == "cuda") if autocast is None else autocast
         self.head_slice = head_slice
         self.ledger = ledger
+        self.pad_to = pad_to
+        self.regular_s = seq_len - stride if stride else None
+        self.n = int(tokens.size) - 1
         self.tokens = torch.as_tensor(tokens.astype(np.int64), device=self.device)
         self.cum_bytes = np.concatenate([[0], np.cumsum(tbytes, dtype=np.int64)])
+        self.arange = torch.arange(seq_len, device=self.device)
+        self._fn: Callable[..., Any] = self._nll_sum
+        self.compiled = False
+        if compile:
+            self._fn = torch.compile(self._nll_sum, dynamic=False)
+            self.compiled = True
 
-    def score(self, batch: list[Window]) -> Sums:
+    def _plan(self, batch: list[Window]) -> Any:
+        """[3, B] int64 (ws, s, wlen) for the batch, padded with empty windows (wlen 0) to `pad_to`."""
+        rows = [(w.ws, w.s, w.wlen) for w in batch]
+        if self.pad_to and len(rows) < self.pad_to:
+            rows += [(0, 0, 0)] * (self.pad_to - len(rows))
+        arr = np.asarray(rows, dtype=np.int64).T.copy()
+        t = self.torch.from_numpy(arr)
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _nll_sum(self, plan: Any, start: int) -> Any:
+        """Sum (float64) of the NLL of the scored positions of one batch; inputs gathered on the device."""
         torch = self.torch
         import torch.nn.functional as F
 
-        L = self.seq_len
-        bsz = len(batch)
-        x = torch.zeros(bsz, L, dtype=torch.int64, device=self.device)
-        y = torch.zeros(bsz, L, dtype=torch.int64, device=self.device)
-        mask = torch.zeros(bsz, L, dtype=torch.bool, device=self.device)
-        for i, w in enumerate(batch):
-            seg = self.tokens[w.ws:w.ws + w.wlen + 1]
-            x[i, :w.wlen] = seg[:-1]
-            y[i, :w.wlen] = seg[1:]
-            mask[i, w.s:w.wlen] = True
-        start = min(w.s for w in batch) if self.head_slice else 0
+        ws, s, wlen = plan[0][:, None], plan[1][:, None], plan[2][:, None]
+        pos = ws + self.arange[None, :]
+        valid = self.arange[None, :] < wlen
+        scored = valid & (self.arange[None, :] >= s)
+        x = torch.where(valid, self.tokens[pos.clamp(max=self.n - 1)], 0)
+        y = torch.where(valid, self.tokens[(pos + 1).clamp(max=self.n)], 0)
+        logits = self.scorer.logits(x, start)
+        bsz, width = x.size(0), self.seq_len - start
+        if tuple(logits.shape[:2]) != (bsz, width):
+            raise RuntimeError(f"model returned logits of shape {tuple(logits.shape)}, "
+                               f"expected ({bsz}, {width}, vocab)")
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y[:, start:].reshape(-1),
+                              reduction="none")
+        return (nll.double() * scored[:, start:].reshape(-1)).sum()
+
+    def score(self, batch: list[Window]) -> Sums:
+        torch = self.torch
+        s0 = batch[0].s
+        # one start per kind of batch (regular: their shared offset; irregular: 0), so shapes stay few
+        start = s0 if self.head_slice and all(w.s == s0 for w in batch) and s0 == self.regular_s else 0
+        plan = self._plan(batch)
         with torch.no_grad():
             if self.autocast:
                 with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                    logits = self.scorer.logits(x, start)
+                    loss = self._fn(plan, start)
             else:
-                logits = self.scorer.logits(x, start)
-            if logits.shape[:2] != (bsz, L - start):
-                raise RuntimeError(f"model returned logits of shape {tuple(logits.shape)}, "
-                                   f"expected ({bsz}, {L - start}, vocab)")
-            nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y[:, start:].reshape(-1),
-                                  reduction="none").reshape(bsz, L - start)
-            loss = (nll.double() * mask[:, start:]).sum().item()
+                loss = self._fn(plan, start)
         sums = Sums(loss=loss)
         for w in batch:
             a, b = w.scored
@@ -190,18 +250,22 @@ def progress_bar(total: int, label: str, enabled: bool) -> tuple[Callable[[int],
 
 def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int = 2048,
                  stride: int = 64, batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None,
-                 exact: bool = False, progress: bool = False) -> EvalResult:
+                 exact: bool = False, progress: bool = False, layout: str = "single",
+                 compile: bool = False, pad: bool | None = None) -> EvalResult:
     """Sliding-window BPB of `scorer` on `tokens` (uint16/int array), bytes per target in `tbytes`.
 
-    Fast mode asks the model for the scored positions only (head and loss on `stride` positions per
-    window); `exact` feeds full windows in the submission's batching (32 windows, full logits).
+    Fast mode asks the model for the scored positions only and (by default on CUDA) pads every batch to
+    `batch_seqs` windows; `compile` compiles gather + forward + loss. `exact` feeds full windows in the
+    submission's batching (`batch_seqs` windows, unpadded, full logits) and never compiles our wrapper.
     """
     from harness.evaluate.ttt import ScoreLedger
 
     n = int(tokens.size) - 1
-    windows = plan_windows(n, seq_len, stride)
-    ledger = ScoreLedger(n)
-    ws = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger)
+    windows = plan_windows(n, seq_len, stride, layout)
+    ledger = ScoreLedger(n, allow_rescore=layout != "single")
+    pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
+    ws = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
+                      pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride)
     advance, close = progress_bar(len(windows), "sliding eval", progress)
     total = Sums()
     t0 = time.perf_counter()
@@ -209,13 +273,17 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
         for batch in batches(windows, batch_seqs, group_first=not exact):
             total.add(ws.score(batch))
             advance(len(batch))
+        loss = total.loss_value        # the one host sync
     finally:
         close()
     _sync(device)
     seconds = time.perf_counter() - t0
     ledger.require_complete()
-    return EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, seconds, seq_len, stride,
-                      "exact" if exact else "fast", len(windows))
+    res = EvalResult(loss / total.tokens, total.val_bpb, total.tokens, total.bytes, seconds, seq_len, stride,
+                     "exact" if exact else "fast", len(windows))
+    res.extra.update({"layout": layout, "rescored_positions": ledger.rescored, "padded": bool(pad),
+                      "compiled": ws.compiled, "batch_seqs": batch_seqs})
+    return res
 
 
 def _sync(device: str) -> None:

@@ -26,17 +26,22 @@ class TrainBeforeScoreError(RuntimeError):
 
 
 class ScoreLedger:
-    """Positions [0, scored_hi) have been scored, each exactly once and in order."""
+    """Positions [0, scored_hi) have been scored, in order, each exactly once — or, with `allow_rescore`
+    (the Style A layouts of older records), at least once, the repeats counted in `rescored`."""
 
-    def __init__(self, n_targets: int):
+    def __init__(self, n_targets: int, allow_rescore: bool = False):
         self.n = n_targets
         self.scored_hi = 0
+        self.allow_rescore = allow_rescore
+        self.rescored = 0
 
     def mark_scored(self, a: int, b: int) -> None:
-        if a != self.scored_hi:
-            raise RuntimeError(f"scoring positions [{a}, {b}) but positions before {self.scored_hi} "
-                               f"are the only ones scored: a gap or a double count")
-        self.scored_hi = b
+        if a == self.scored_hi or (self.allow_rescore and a < self.scored_hi):
+            self.rescored += max(0, min(b, self.scored_hi) - a)
+            self.scored_hi = max(self.scored_hi, b)
+            return
+        raise RuntimeError(f"scoring positions [{a}, {b}) but positions before {self.scored_hi} "
+                           f"are the only ones scored: a gap or a double count")
 
     def check_train(self, a: int, b: int) -> None:
         """Training on inputs t[a:b] with targets t[a+1:b+1] uses positions [a, b)."""
@@ -76,23 +81,28 @@ def trainable_params(model: Any, freeze_blocks: int) -> list[Any]:
 def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], tokens: np.ndarray,
              tbytes: np.ndarray, cfg: TTTConfig, seq_len: int = 2048, stride: int = 64,
              batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None, exact: bool = False,
-             progress: bool = False, train_first: bool = False) -> EvalResult:
+             progress: bool = False, train_first: bool = False, layout: str = "single",
+             compile: bool = False, pad: bool | None = None) -> EvalResult:
     """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
 
-    `train_first` deliberately trains on each chunk before scoring it (the illegal order); it exists so
-    the guard can be shown to fire, and always ends in `TrainBeforeScoreError`.
+    `layout`, `compile` and `pad` as in `sliding_eval` (they concern the scoring; training steps run the
+    submission's own loss eagerly, as the records do). `train_first` deliberately trains on each chunk
+    before scoring it (the illegal order); it exists so the guard can be shown to fire, and always ends
+    in `TrainBeforeScoreError`.
     """
     import torch
 
     n = int(tokens.size) - 1
     L_train = cfg.train_seq_len or seq_len
-    windows = plan_windows(n, seq_len, stride)
+    windows = plan_windows(n, seq_len, stride, layout)
     num_chunks = max(1, (n + cfg.chunk_tokens - 1) // cfg.chunk_tokens)
     per_chunk: list[list] = [[] for _ in range(num_chunks)]
     for w in windows:
         per_chunk[min(w.scored[0] // cfg.chunk_tokens, num_chunks - 1)].append(w)
-    ledger = ScoreLedger(n)
-    wsc = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger)
+    ledger = ScoreLedger(n, allow_rescore=layout != "single")
+    pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
+    wsc = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
+                       pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride)
     use_autocast = wsc.autocast
     tok = wsc.tokens
     params = trainable_params(model, cfg.freeze_blocks)
@@ -149,9 +159,15 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
             total.add(sums)
             if not train_first and not last:
                 steps += train_chunk(ci)
-            chunks.append({"chunk": ci, "tokens": sums.tokens, "bytes": sums.bytes, "loss": sums.loss,
-                           "bpb": sums.val_bpb, "running_bpb": total.val_bpb})
+            chunks.append({"chunk": ci, "tokens": sums.tokens, "bytes": sums.bytes, "loss": sums.loss})
             advance(1)
+        for c in chunks:        # host syncs after the loop, not per chunk
+            c["loss"] = float(c["loss"])
+        running = Sums()
+        for c in chunks:
+            running.add(Sums(c["loss"], c["tokens"], c["bytes"]))
+            c["bpb"] = Sums(c["loss"], c["tokens"], c["bytes"]).val_bpb
+            c["running_bpb"] = running.val_bpb
     finally:
         close()
         for p in model.parameters():
