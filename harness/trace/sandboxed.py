@@ -16,6 +16,7 @@ Host side, kept after the run under the work folder: run/, out/events.json, cons
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -184,7 +185,8 @@ def sandbox_summary(result: Any, layout_: Layout) -> dict[str, Any]:
             "killed_for": result.killed_for, "over_budget": result.over_budget,
             "isolation": {"namespaces": result.namespaces, "uid": result.uid, "limits": result.limits_applied,
                           "env": "scrubbed", "tmp": "private tmpfs", "source": f"{INSIDE_SRC} (read-only)",
-                          "data": "read-only bind", "devices": layout_.spec.devices},
+                          "data": "read-only bind",
+                          "devices": sorted(p for pattern in layout_.spec.devices for p in glob.glob(pattern))},
             "peak_rss": result.peak_rss, "peak_tasks": result.peak_tasks, "workdir": str(layout_.workdir),
             "log": result.log_path, "log_truncated": result.log_truncated}
 
