@@ -49,6 +49,7 @@ class Layout:
     spec: Any                              # harness.sandbox.runner.SandboxSpec
     workdir: Path
     events: Path                           # host path of the child's events.json
+    data_note: str = "read-only bind of --data"
 
 
 def _memory_total() -> int:
@@ -124,6 +125,9 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
             shutil.copyfile(shard, copy / shard.name)
         _chown_tree(copy, uid)
         data = copy
+        data_note = "read-only bind of a copy of its val shards (the sandbox uid cannot read --data)"
+    else:
+        data_note = "read-only bind of --data"
     binds.append(Bind(str(data), inside_data))
     settings = {**base_env, **env}
     owned = {"DATA_PATH": inside_data, "DATA_DIR": f"{INSIDE_DATA}/",
@@ -160,7 +164,7 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
                        log_path=work / "console.log", budget_s=opts.budget, grace_s=opts.grace,
                        max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
                        rlimit_as=opts.gpus == 0, devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid)
-    return Layout(spec, work, out_dir / "events.json")
+    return Layout(spec, work, out_dir / "events.json", data_note)
 
 
 def read_events(path: Path) -> tuple[list[dict[str, Any]], str | None]:
@@ -185,7 +189,7 @@ def sandbox_summary(result: Any, layout_: Layout) -> dict[str, Any]:
             "killed_for": result.killed_for, "over_budget": result.over_budget,
             "isolation": {"namespaces": result.namespaces, "uid": result.uid, "limits": result.limits_applied,
                           "env": "scrubbed", "tmp": "private tmpfs", "source": f"{INSIDE_SRC} (read-only)",
-                          "data": "read-only bind",
+                          "data": layout_.data_note,
                           "devices": sorted(p for pattern in layout_.spec.devices for p in glob.glob(pattern))},
             "peak_rss": result.peak_rss, "peak_tasks": result.peak_tasks, "workdir": str(layout_.workdir),
             "log": result.log_path, "log_truncated": result.log_truncated}
