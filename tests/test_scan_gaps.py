@@ -214,3 +214,12 @@ def test_per_epoch_training_loss_meter_is_not_a_score(tmp_path):
     deciding = [(f.rule, f.confidence) for f in errors(fs)]
     assert deciding == [("TTT-SCORE-FIRST", "high")], [(f.rule, f.line, f.message) for f in fs]
     assert "loss.backward()" in source.splitlines()[errors(fs)[0].line - 1]
+
+
+def test_a_function_called_in_the_folder_is_judged_by_flow_only(tmp_path):
+    source = BY_NAME_TRAIN_FIRST + '''
+
+def main():
+    ttt_eval(torch.nn.Linear(8, 8), torch.load("./data/fineweb_train_000000.bin"))
+'''
+    assert not findings_of(source, tmp_path)

@@ -119,7 +119,7 @@ class Tracer:
         self.events: list[Event] = []
         self.steps = 0
         self.seq = 0
-        self.entered: dict[int, set[str]] = {}  # id(func) -> parameters entered with val data
+        self.entered: dict[int, set[str]] = {}  # id(func) -> parameters entered with val data (key: called at all)
         self.by_name = ""
 
     # -- entry ----------------------------------------------------------------------------------
@@ -131,14 +131,16 @@ class Tracer:
         return self.events
 
     def run_by_name(self) -> list[tuple[int, int]]:
-        """Trace each top-level function or method with a val-named parameter that no val data reached in
-        `run()`, that parameter seeded as val. Returns the (first, last) event index of each such run."""
+        """Trace each top-level function or method with a val-named parameter that `run()` never called
+        (library-style code, or its caller lives outside the folder) and that may train, that parameter
+        seeded as val. A function the flow trace called is judged by flow only. Returns the (first, last)
+        event index of each such run."""
         runs = []
         cands = [f for f in self.program.all_funcs() if isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))
                  and f.parent is not None and (f.parent.parent is None or isinstance(f.parent.node, ast.ClassDef))]
         for f in sorted(cands, key=lambda f: (f.unit, f.line)):
             names = [p for p in f.params if VAL_PARAM.match(p)]
-            if not names or self.entered.get(id(f)):
+            if not names or id(f) in self.entered or not self._may_train(f, 0, set()):
                 continue
             mod = next(m for m in self.program.modules if m.unit == f.unit)
             start = len(self.events)
@@ -155,6 +157,31 @@ class Tracer:
             if len(self.events) > start:
                 runs.append((start, len(self.events)))
         return runs
+
+    def _may_train(self, f: Func, depth: int, seen: set[int]) -> bool:
+        """Whether `f` or a user function it calls (by name, a few levels deep) has a `.backward()` or
+        `autograd.grad` call: only those are worth a trace by parameter name."""
+        cached = getattr(f, "_golfaudit_may_train", None)
+        if cached is not None:
+            return cached
+        if id(f) in seen or depth > 4:
+            return False
+        seen.add(id(f))
+        found = False
+        for n in walk(f.node):
+            if not isinstance(n, ast.Call):
+                continue
+            if isinstance(n.func, ast.Attribute) and n.func.attr in ("backward", "grad"):
+                found = True
+                break
+            callee = self.program.resolve(n, f)
+            if callee is not None and callee is not f and not isinstance(callee.node, (ast.ClassDef, ast.Module)) \
+                    and self._may_train(callee, depth + 1, seen):
+                found = True
+                break
+        if found or depth == 0:
+            f._golfaudit_may_train = found  # type: ignore[attr-defined]
+        return found
 
     # -- emission -------------------------------------------------------------------------------
     def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "") -> None:
