@@ -221,5 +221,9 @@ def test_a_function_called_in_the_folder_is_judged_by_flow_only(tmp_path):
 
 def main():
     ttt_eval(torch.nn.Linear(8, 8), torch.load("./data/fineweb_train_000000.bin"))
+
+
+if __name__ == "__main__":
+    main()
 '''
     assert not findings_of(source, tmp_path)
