@@ -228,8 +228,11 @@ class TTTScoreFirst(TTTRule):
                  "follows validation data by flow (from the `fineweb_val_*` files through slices, copies, calls, "
                  "closures and lambdas) to every gradient it reaches, and proves the legal orders: per chunk, "
                  "score under no_grad then train on that chunk (last chunk untrained); per-document LoRA TTT; "
-                 "phased global TTT over already-scored documents. A proof is an info finding; an order it "
-                 "cannot decide is a low-confidence error (needs review).")
+                 "phased global TTT over already-scored documents. Where the scored and trained slices have simple "
+                 "bounds, training past the scored slice is flagged. A function whose parameter is named as val "
+                 "data (`val_tokens`, ...) but that nothing in the folder calls is judged by that name, with low "
+                 "confidence. A proof is an info finding; an order it cannot decide is a low-confidence error "
+                 "(needs review).")
     KINDS = ("score-after-train", "undecided", "proof")
     LEGAL = [
         code(CHUNK_LOOP, "score-first chunk loop: score chunk ci under no_grad, then train on it; last chunk "

@@ -18,6 +18,12 @@ Reads the events of harness.scan.trace and classifies every `grad` event (val-de
 - a grad with no score anywhere, exec/eval of computed strings, or a trace over budget: undecided
   (the rules report these with confidence `low`, i.e. needs-review).
 
+Within a covered loop, harness.scan.bounds compares the slices scored and trained when their bounds are
+simple: training past the scored slice (`tokens[a:b + chunk]` after scoring `tokens[a:b]`) is
+TTT-SCORE-FIRST, not a proof. No proof is kept for a grad or score that another judgement finds illegal.
+Functions with a val-named parameter (`val_tokens`, ...) that the flow trace never calls are traced once
+more with that parameter taken as val (`Event.by_name`); the rules report those with confidence `low`.
+
 `analyse(sub)` is cached per Submission; the five rules only format its `Judgement`s.
 """
 
