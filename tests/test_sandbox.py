@@ -281,3 +281,20 @@ def test_wallclock_cap_and_gptq_reserve_are_checked(tmp_path, data):
                for rule, _, m in messages)
     assert any(rule == "TRAIN-TIME-600S" and "MAX_WALLCLOCK_SECONDS=0" in m for rule, _, m in messages)
     assert any(rule == "GPTQ-IN-TRAIN-BUDGET" and "5.5s" in m for rule, _, m in messages)
+
+
+def test_wallclock_cap_is_read_through_packing(tmp_path, data):
+    """A packed record (lzma + b85 self-extracting wrapper) shows its MAX_WALLCLOCK_SECONDS default only in
+    the unpacked source: the run report must read it there, not warn that the script never reads it."""
+    import base64
+    import lzma
+
+    inner = 'import os\nMAX = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 1200))\nprint("ran")\n'
+    blob = base64.b85encode(lzma.compress(inner.encode())).decode()
+    packed = f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{blob}")))\n'
+    report, log = _run(tmp_path, data, packed)
+    assert "ran" in log
+    messages = [(f.rule, f.severity, f.message) for f in report.findings if f.rule == "TRAIN-TIME-600S"]
+    assert ("TRAIN-TIME-600S", "error", "the script's default MAX_WALLCLOCK_SECONDS is 1200 (no cap at 600 s)") \
+        in messages
+    assert not any("does not visibly read" in m for _, _, m in messages)

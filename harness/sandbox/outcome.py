@@ -192,14 +192,32 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
     return findings, measured
 
 
+def _script_wallclock_cap(sub: Submission, script: str) -> float | None:
+    """The default MAX_WALLCLOCK_SECONDS of `script`, read through packing (lzma/b85 wrappers, exec'd
+    siblings): the wrapper of a packed record does not show it, its unpacked source does."""
+    from harness.codeload import load_code
+
+    try:
+        texts = [unit.text for unit in load_code(sub, script).units]
+    except Exception:  # noqa: BLE001 - unreadable source is reported by the static audit
+        texts = []
+    if not texts:
+        try:
+            texts = [sub.read_source(script)]
+        except Exception:  # noqa: BLE001
+            return None
+    for text in texts:
+        cap = wallclock_cap(text)
+        if cap is not None:
+            return cap
+    return None
+
+
 def wallclock_findings(sub: Submission, prep: Prepared, log: ParsedLog) -> list[Finding]:
     """Does the script cap training at <= 600 s, and does the documented launch keep that cap?"""
     out: list[Finding] = []
     script = prep.plan.script
-    try:
-        default = wallclock_cap(sub.read_source(script))
-    except Exception:  # noqa: BLE001 - unreadable source is reported by the static audit
-        default = None
+    default = _script_wallclock_cap(sub, script)
     for shipped in sub.logs:
         cap = shipped.max_wallclock_s
         if cap is not None and (cap.value <= 0 or cap.value > 600):
