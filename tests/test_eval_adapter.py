@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.evaluate.adapter import AdapterError, SubmissionAdapter  # noqa: E402
+from harness.evaluate.adapter import AdapterError, ArtifactError, SubmissionAdapter  # noqa: E402
 from harness.evaluate.shards import write_shard  # noqa: E402
 from tests.conftest import ROOT, TOKENIZERS  # noqa: E402
 
@@ -299,3 +299,55 @@ def test_cli_eval_bad_inputs(tmp_path, eval_case):
     assert p.returncode == 1 and "Traceback" not in p.stderr
     sub = json.loads(p.stdout)["submissions"][0]
     assert sub["verdict"] == "error" and "final_model.int8.ptz" in sub["error"]
+
+
+def test_cli_eval_without_adapter_is_needs_review(tmp_path, eval_case):
+    """A model the adapter cannot build is `needs-review` (with the hook docs), not `error`."""
+    _, data, _ = eval_case
+    script = make_submission(tmp_path, "import torch\nclass Hyperparameters:\n    vocab_size = 8\n")
+    art = tmp_path / "final_model.ptz"
+    art.write_bytes(b"whatever")
+    p = run_cli(str(script.parent), "--artifact", str(art), "--data", str(data), "--format", "json",
+                "--device", "cpu")
+    assert "Traceback" not in p.stderr and p.returncode in (0, 1), p.stderr
+    sub = json.loads(p.stdout)["submissions"][0]
+    assert sub["verdict"] == "needs-review" and "error" not in sub
+    (f,) = sub["findings"]
+    assert f["rule"] == "EVAL-ADAPTER" and f["confidence"] == "low" and f["severity"] == "error"
+    assert "needs an adapter" in f["message"] and "Adapter hooks" in f["message"]
+
+
+def test_unreadable_artifact_is_artifact_error_but_missing_code_is_not(tmp_path):
+    script = make_submission(tmp_path, OLD_STYLE.replace("PEEK_FLAG", "False"))
+    ad = SubmissionAdapter(script, "cpu")
+    bad = tmp_path / "final_model.int8.ptz"
+    bad.write_bytes(b"not zlib at all")
+    with pytest.raises(ArtifactError, match="final_model.int8.ptz"):
+        ad.load_artifact(bad)
+    hookless = make_submission(tmp_path, "import torch\nclass Hyperparameters:\n    vocab_size = 8\n", name="h")
+    with pytest.raises(AdapterError) as got:
+        SubmissionAdapter(hookless, "cpu").load_artifact(bad)
+    assert not isinstance(got.value, ArtifactError)
+
+
+def test_hook_serialize_and_failing_hook_are_messages(tmp_path):
+    script = make_submission(tmp_path, "import torch\nclass Hyperparameters:\n    vocab_size = 16\n")
+    (script.parent / "adapter.py").write_text(textwrap.dedent('''
+        import torch
+        def build_model(module, h, device):
+            return torch.nn.Embedding(h.vocab_size, 4)
+        def load_artifact(module, h, path, device):
+            m = build_model(module, h, device)
+            m.load_state_dict(torch.load(path))
+            return m
+        def serialize(module, h, model, out_dir):
+            torch.save(model.state_dict(), out_dir + "/w.pt")
+            return out_dir + "/w.pt"
+    '''))
+    ad = SubmissionAdapter(script, "cpu")
+    m = ad.build_model()
+    art = ad.serialize(m, tmp_path / "out")
+    assert torch.equal(ad.load_artifact(art).weight, m.weight)
+    art.write_bytes(b"junk")
+    with pytest.raises(AdapterError, match="adapter hook's load_artifact"):
+        ad.load_artifact(art)

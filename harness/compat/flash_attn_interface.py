@@ -16,6 +16,8 @@ ignored; FP8 descales and `qv` are refused.
 from __future__ import annotations
 
 import math
+import sys
+import types
 from typing import Any
 
 IGNORED = {"deterministic", "num_splits", "pack_gqa", "sm_margin", "attention_chunk", "alibi_slopes",
@@ -164,7 +166,11 @@ def _varlen_backward(grad, q, k, v, cu_q, cu_k, scale: float, causal: bool, wind
     return gq, gk, gv
 
 
-_OPS: dict[str, Any] = {}
+# One registration per process, kept alive outside this module: the file may be loaded twice (as
+# `flash_attn_interface` on a PYTHONPATH and as `harness.compat.flash_attn_interface`), and a second
+# registration of the same op name, or the garbage collection of the copy that registered it, breaks the op.
+_HOLDER = sys.modules.setdefault("_golfaudit_fa_standin_ops", types.ModuleType("_golfaudit_fa_standin_ops"))
+_OPS: dict[str, Any] = _HOLDER.__dict__.setdefault("ops", {})
 
 
 def _varlen_op():

@@ -4,14 +4,39 @@ from its own Hyperparameters, load an artifact with its own (de)serialisation co
 We call only the model's forward and the submission's (de)serialisation — never its eval loops.
 
 Strategies, in order:
-- a hook: `adapter.py` in the records folder or `--adapter FILE`, defining
-  `build_model(module, h, device)`, `load_artifact(module, h, path, device)` and optionally
-  `logits(model, x)` and `train_loss(model, x, y)`;
+- a hook (below): `adapter.py` in the records folder, or `audit.py eval --adapter FILE`;
 - newer records: their `deserialize(h, device)` / `serialize(h, model, code)` functions;
 - older records: the statements of `main()` that build the model, and those that read, decompress,
   dequantize and load the artifact (see `harness.evaluate.slicing`);
 - logits from `forward_logits(x)`, or else captured at the `F.cross_entropy` call inside `forward(x, y)`.
-Where none applies, `AdapterError` says what is missing and how to write the hook.
+Where none applies, `AdapterError` says what is missing and how to write the hook, and `audit.py eval`
+answers `needs-review` (rule EVAL-ADAPTER). An artifact that the submission's own loader cannot decompress
+or unpickle is `ArtifactError` (unreadable input: verdict `error`).
+
+Adapter hooks
+-------------
+A hook is a Python file that defines, at top level (all receive the imported submission module, its
+`Hyperparameters()` instance or None when it has none, and the device string):
+
+    def build_model(module, h, device):        # required: a fresh model, random init, on `device`
+        return module.MyModel(vocab=1024).to(device)
+
+    def load_artifact(module, h, path, device):   # required: a model holding the weights of `path`
+        model = build_model(module, h, device)
+        model.load_state_dict(module.my_dequantize(open(path, "rb").read()))
+        return model
+
+    def logits(model, x):                      # optional: [B, T, V] logits for int64 tokens x [B, T]
+        return model(x)                        # (default: forward_logits, else the F.cross_entropy input)
+
+    def train_loss(model, x, y):               # optional: the scalar loss score-first TTT trains on
+        return model(x, y)
+
+    def serialize(module, h, model, out_dir):  # optional: write an artifact with the record's own code and
+        ...                                    # return its path (used only by adapter coverage runs)
+
+The hook must compute exactly what the submission's own code computes (the coverage check compares our
+logits with the record's own forward); it only tells golfaudit where the model and the artifact are.
 """
 
 from __future__ import annotations
@@ -32,9 +57,10 @@ from typing import Any
 
 from harness.evaluate import slicing
 
+HOOK_DOC = "harness/evaluate/adapter.py (module docstring, 'Adapter hooks')"
 HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter FILE) defining "
              "build_model(module, h, device), load_artifact(module, h, path, device) and optionally "
-             "logits(model, x) and train_loss(model, x, y)")
+             f"logits(model, x) and train_loss(model, x, y); see {HOOK_DOC}")
 HOOK_NAMES = ("build_model", "load_artifact")
 
 
@@ -45,6 +71,30 @@ PROVIDED_NAMES = frozenset({"args", "h", "device", "code", "master_process", "is
 
 class AdapterError(Exception):
     """The adapter cannot work this submission out; the message says what and names the file."""
+
+
+class ArtifactError(AdapterError):
+    """The submission's own loading code could not decompress or unpickle the artifact: unreadable input."""
+
+
+UNREADABLE_HINTS = ("PytorchStreamReader", "invalid load key", "Error -3 while decompressing", "truncated",
+                    "Unknown frame descriptor", "unknown frame", "Input format not supported", "Compressed data ended",
+                    "could not decompress", "BrotliDecompress", "not a zip file", "magic number")
+
+
+def _load_failure(where: str, path: Path, exc: BaseException) -> AdapterError:
+    """ArtifactError when `exc` looks like undecodable artifact bytes, else AdapterError."""
+    import lzma as _lzma
+    import pickle
+    import zlib as _zlib
+
+    text = f"{type(exc).__name__}: {exc}"
+    unreadable = (isinstance(exc, (_zlib.error, _lzma.LZMAError, EOFError, pickle.UnpicklingError))
+                  or type(exc).__name__ in ("ZstdError", "error") and type(exc).__module__ in ("zstd", "zstandard",
+                                                                                              "brotli", "_brotli")
+                  or any(h.lower() in text.lower() for h in UNREADABLE_HINTS))
+    cls = ArtifactError if unreadable else AdapterError
+    return cls(f"{where} failed on {path.name}: {text}")
 
 
 def _needs(script: Path, what: str) -> AdapterError:
@@ -236,7 +286,11 @@ class SubmissionAdapter:
     def build_model(self) -> Any:
         """A fresh model (random init) exactly as the submission constructs it, on `self.device`."""
         if self.hook is not None:
-            return self.hook.build_model(self.module, self.h, self.device)
+            try:
+                return self.hook.build_model(self.module, self.h, self.device)
+            except Exception as exc:  # noqa: BLE001
+                raise AdapterError(f"{self.script}: the adapter hook's build_model() raised "
+                                   f"{type(exc).__name__}: {exc}") from None
         for fn, var in self._creation_sites():
             body = fn.body
             idx = next(i for i, st in enumerate(body) if _assigns_gpt(st, var))
@@ -287,7 +341,10 @@ class SubmissionAdapter:
         if not path.is_file():
             raise AdapterError(f"{path}: no such artifact")
         if self.hook is not None:
-            return self.hook.load_artifact(self.module, self.h, str(path), self.device)
+            try:
+                return self.hook.load_artifact(self.module, self.h, str(path), self.device)
+            except Exception as exc:  # noqa: BLE001 - foreign code: its failure becomes a message
+                raise _load_failure(f"{self.script}: the adapter hook's load_artifact()", path, exc) from None
         deser = getattr(self.module, "deserialize", None)
         if callable(deser):
             return self._load_via_deserialize(deser, path)
@@ -306,8 +363,7 @@ class SubmissionAdapter:
                 setattr(self.h, a, str(path))
             return deser(self.h, torch.device(self.device))
         except Exception as exc:  # noqa: BLE001
-            raise AdapterError(f"{self.script}: deserialize() failed on {path.name}: "
-                               f"{type(exc).__name__}: {exc}") from None
+            raise _load_failure(f"{self.script}: deserialize()", path, exc) from None
         finally:
             for a, v in saved.items():
                 setattr(self.h, a, v)
@@ -350,20 +406,24 @@ class SubmissionAdapter:
         base = self.build_model()
         ns = self._provided(base_model=base)
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
-        with tempfile.TemporaryDirectory(prefix="golfaudit-load-") as tmp, _chdir(tmp):
+        with tempfile.TemporaryDirectory(prefix="golfaudit-load-") as tmp, _chdir(_link_data(tmp)):
             for n in names:
                 os.symlink(path, Path(tmp) / n)
             try:
                 slicing.run_statements(body, indices, ns, self.filename)
             except Exception as exc:  # noqa: BLE001
-                raise AdapterError(f"{self.filename}: its artifact-loading code failed on {path.name}: "
-                                   f"{type(exc).__name__}: {exc}") from None
+                raise _load_failure(f"{self.filename}: its artifact-loading code", path, exc) from None
         return ns.get(receiver) if receiver else base
 
     def serialize(self, model: Any, out_dir: Path) -> Path:
         """Write `model` as an artifact with the submission's own code (for adapter coverage tests)."""
         out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
+        if self.hook is not None:
+            if not callable(getattr(self.hook, "serialize", None)):
+                raise _needs(self.script, "the adapter hook has no serialize(module, h, model, out_dir)")
+            return Path(self.hook.serialize(self.module, self.h, model, str(out_dir)))
+        _link_data(out_dir)
         ser = getattr(self.module, "serialize", None)
         if callable(ser):
             fn = slicing.find_function(self.tree, lambda f: f.name == "serialize")
@@ -492,6 +552,17 @@ def _chdir(path):
         yield
     finally:
         os.chdir(old)
+
+
+def _link_data(folder) -> str:
+    """Records read `./data/...` (tokenizers, shards) relative to the working directory: the scratch folder
+    their artifact code runs in gets a `data` link to the current one's. Returns `folder`."""
+    src = Path.cwd() / "data"
+    dst = Path(folder) / "data"
+    if src.is_dir() and not dst.exists() and not dst.is_symlink():
+        with contextlib.suppress(OSError):
+            dst.symlink_to(src.resolve(), target_is_directory=True)
+    return str(folder)
 
 
 def _looks_like_hook(path: Path) -> bool:

@@ -25,12 +25,38 @@ def evaluate(script: Path, args: argparse.Namespace) -> Report:
         measured, findings = _evaluate(script, args)
     except _EvalFailure as exc:
         error = str(exc)
+    except _NeedsAdapter as exc:
+        findings = [adapter_finding(script, exc.message)]
     sub = judge(display, track, findings, claims, measured, error=error)
     return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=(sub,))
 
 
 class _EvalFailure(Exception):
-    pass
+    """Unreadable input (data, tokenizer, artifact bytes) or a crash of the evaluation: verdict `error`."""
+
+
+class _NeedsAdapter(Exception):
+    """The adapter could not build, load or run the model: verdict `needs-review`."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+ADAPTER_RULE = "EVAL-ADAPTER"
+
+
+def adapter_finding(script: Path, message: str) -> Finding:
+    """A low-confidence legality error (so `needs-review`): the runtime checks could not run."""
+    from harness.evaluate.adapter import HOOK_DOC
+
+    why = message if "needs an adapter" in message else f"needs an adapter: {message}"
+    return Finding(rule=ADAPTER_RULE, category="legality", severity="error", confidence="low", file=script.name,
+                   line=None, message=f"{why} (adapter hooks: {HOOK_DOC})",
+                   citation=("golfaudit eval could not build or load this model, so the runtime checks "
+                             "(RULES.md C1-STRICT-CAUSAL, C2-FULL-NORMALIZED-DISTRIBUTION) and the "
+                             "reproduced score did not run"),
+                   source_weight="#1017", evidence=message)
 
 
 def _claims(folder: Path) -> tuple[dict[str, Any], str]:
@@ -47,7 +73,7 @@ def _claims(folder: Path) -> tuple[dict[str, Any], str]:
 def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
     import torch
 
-    from harness.evaluate.adapter import AdapterError, SubmissionAdapter
+    from harness.evaluate.adapter import AdapterError, ArtifactError, SubmissionAdapter
     from harness.evaluate.bytes import TokenizerError, build_byte_tables
     from harness.evaluate.checks import findings_for, flip_test, normalisation_test
     from harness.evaluate.shards import ShardError, load_tokens
@@ -63,8 +89,10 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     try:
         adapter = SubmissionAdapter(script, device, hook=args.adapter)
         model = adapter.load_artifact(args.artifact)
-    except AdapterError as exc:
+    except ArtifactError as exc:
         raise _EvalFailure(str(exc)) from None
+    except AdapterError as exc:
+        raise _NeedsAdapter(str(exc)) from None
     load_s = time.perf_counter() - t0
     model.eval()
     vocab = adapter.vocab_size
@@ -81,8 +109,11 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     findings: list[Finding] = []
     checks: dict[str, Any] = {}
     if not args.no_checks:
-        checks, findings = _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test,
-                                   findings_for, script)
+        try:
+            checks, findings = _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test,
+                                       findings_for, script)
+        except AdapterError as exc:
+            raise _NeedsAdapter(str(exc)) from None
     n_windows = max(1, (tokens.size - 1) // stride)
     use_compile = args.compile == "on" or (args.compile == "auto" and device.startswith("cuda")
                                            and n_windows >= 20000)
@@ -103,7 +134,9 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
                                   exact=args.exact, progress=args.progress)
     except TrainBeforeScoreError as exc:
         raise _EvalFailure(f"internal guard: {exc}") from None
-    except (AdapterError, RuntimeError) as exc:
+    except AdapterError as exc:
+        raise _NeedsAdapter(str(exc)) from None
+    except RuntimeError as exc:
         raise _EvalFailure(f"{script}: evaluation failed: {type(exc).__name__}: {exc}") from None
     detail = (f"{'TTT' if args.ttt else 'sliding'} eval of {Path(args.artifact).name} on {len(files)} shard(s) "
               f"({result.tokens} targets, {result.bytes} bytes) on {device}")
