@@ -74,6 +74,12 @@ def make_fake_data(root: Path, tokenizers: Path) -> None:
     tok.mkdir(parents=True, exist_ok=True)
     for m in tokenizers.glob("*.model"):
         (tok / m.name).write_bytes(m.read_bytes())
+    # newer records' serialize() pipes their code through `pyminify` only to report the code's size: an
+    # identity stand-in (the weights, which is what is tested, do not depend on it; real pyminify costs seconds)
+    shim = root / "bin" / "pyminify"
+    shim.parent.mkdir(parents=True, exist_ok=True)
+    shim.write_text("#!/bin/sh\n# golfaudit coverage stand-in: code size is not what is tested\nexec cat\n")
+    shim.chmod(0o755)
     for alias, target in {**ALIASES, **{k: None for k in TOKENIZER_ALIASES}}.items():
         link = datasets / alias
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +292,9 @@ def main() -> int:
     threads = str(max(1, (os.cpu_count() or 2) // workers))
     env = dict(os.environ, DATA_DIR=str(fake / "data") + "/", PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, **SMALL_ENV)
+        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+        PATH=os.pathsep.join([str(fake / "bin"), str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        **SMALL_ENV)
 
     def run_one(folder: Path) -> dict:
         script = script_of(folder)

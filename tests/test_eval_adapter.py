@@ -351,3 +351,37 @@ def test_hook_serialize_and_failing_hook_are_messages(tmp_path):
     art.write_bytes(b"junk")
     with pytest.raises(AdapterError, match="adapter hook's load_artifact"):
         ad.load_artifact(art)
+
+
+FSTRING_CASES = ['f"a {x!r:>{w}} b {x=} {x = :.2f} {{lit}} {d[\'k\']} {f\'{x:.1f}\'} \\n end"',
+                 "rf'\\d{x}' + f'''tri {w}\nnext'''", "f'{x:{w}.{2}f}|{(lambda: 1)()}|{1, 2}'",
+                 'f"{", ".join(xs)}"']   # the last one is PEP 701 (same quotes inside): Python >= 3.12 only
+
+
+@pytest.mark.parametrize("expr", FSTRING_CASES)
+def test_fstring_downgrade_computes_the_same_string(expr):
+    from harness.compat.fstrings import downgrade_fstrings
+
+    env = {"x": 3.14159, "w": 10, "xs": ["a", "b"], "d": {"k": "v"}}
+    rewritten = downgrade_fstrings(f"out = {expr}\n")
+    assert "f'" not in rewritten and 'f"' not in rewritten
+    exec(rewritten, env)  # noqa: S102 - our own test expression
+    expected = {"x": 3.14159, "w": 10, "xs": ["a", "b"], "d": {"k": "v"}}
+    if sys.version_info >= (3, 12) or expr != FSTRING_CASES[-1]:
+        exec(f"out = {expr}\n", expected)  # noqa: S102
+        assert env["out"] == expected["out"]
+    else:
+        assert env["out"] == "a, b"
+
+
+def test_python312_fstrings_in_a_packed_script_import(tmp_path):
+    """Packed records whose code needs Python 3.12 (PEP 701) still import on 3.11."""
+    import base64
+    import lzma
+
+    inner = ('import torch\nclass Hyperparameters:\n    vocab_size = 8\n'
+             'NAMES = ["a", "b"]\nLABEL = f"{", ".join(NAMES)}"\n')
+    blob = base64.b85encode(lzma.compress(inner.encode())).decode()
+    script = make_submission(tmp_path, f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{blob}")))\n')
+    ad = SubmissionAdapter(script, "cpu")
+    assert ad.module.LABEL == "a, b" and ad.vocab_size == 8

@@ -154,7 +154,13 @@ def import_submission(script: Path) -> Any:
     sys.modules[name] = mod
     sys.path.insert(0, str(script.parent))
     try:
-        spec.loader.exec_module(mod)
+        try:
+            spec.loader.exec_module(mod)
+        except SyntaxError as exc:
+            if sys.version_info >= (3, 12):
+                raise
+            mod = _import_downgraded(script, spec, exc)
+            sys.modules[name] = mod
     except SyntaxError as exc:
         hint = " (this code needs Python >= 3.12)" if sys.version_info < (3, 12) else ""
         raise AdapterError(f"{script}: cannot import: SyntaxError line {exc.lineno}: {exc.msg}{hint}") from None
@@ -167,6 +173,22 @@ def import_submission(script: Path) -> Any:
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(str(script.parent))
+    return mod
+
+
+def _import_downgraded(script: Path, spec: Any, original: SyntaxError) -> Any:
+    """The module run from its (decoded) source with PEP 701 f-strings rewritten for this interpreter
+    (`harness.compat.fstrings`); `original` is raised again when the rewrite cannot help."""
+    from harness.compat.fstrings import RewriteError, downgrade_fstrings
+
+    source, filename = decoded_source(script)
+    try:
+        code = compile(downgrade_fstrings(source), filename, "exec")
+    except (RewriteError, SyntaxError):
+        raise original from None
+    mod = importlib.util.module_from_spec(spec)
+    mod.__dict__["__golfaudit_fstrings_rewritten__"] = True
+    exec(code, mod.__dict__)  # noqa: S102 - the submission's own code, as its import would run it
     return mod
 
 
