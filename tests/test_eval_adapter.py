@@ -385,3 +385,17 @@ def test_python312_fstrings_in_a_packed_script_import(tmp_path):
     script = make_submission(tmp_path, f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{blob}")))\n')
     ad = SubmissionAdapter(script, "cpu")
     assert ad.module.LABEL == "a, b" and ad.vocab_size == 8
+
+
+def test_artifact_name_computed_at_run_time(tmp_path):
+    """`f"final_model.int{bits}.ptz"` (03-31 LegendreGPT): found as a pattern, written and read back."""
+    src = OLD_STYLE.replace("PEEK_FLAG", "False").replace(
+        '    with open("final_model.int8.ptz", "wb")', '    bits = len(str(args.vocab_size)) + 4\n'
+        '    name = f"final_model.int{bits}.ptz"\n    with open(name, "wb")').replace(
+        'open("final_model.int8.ptz", "rb")', 'open(name, "rb")')
+    assert 'f"final_model.int{bits}.ptz"' in src
+    script = make_submission(tmp_path, src)
+    ad, model, loaded, art = roundtrip(script, tmp_path / "art")
+    assert art.name == "final_model.int8.ptz" and ad.plan()["reads"] == ["final_model.int*.ptz"]
+    for k, v in model.state_dict().items():
+        assert (loaded.state_dict()[k] - v).abs().max() <= v.abs().max() / 100

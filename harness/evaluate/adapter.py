@@ -409,7 +409,8 @@ class SubmissionAdapter:
         """(function body, index of the load_state_dict statement, artifact file names it reads): the
         first `load_state_dict` after the first statement that opens a `.ptz` file for reading."""
         def reads_ptz(st: ast.stmt, body: list[ast.stmt]) -> bool:
-            return any("r" in mode and (_const_str(arg, body) or "").endswith(".ptz") for arg, mode in _open_calls(st))
+            return any("r" in mode and (_const_str(arg, body, pattern=True) or "").endswith(".ptz")
+                       for arg, mode in _open_calls(st))
 
         for fn in (n for n in self.tree.body if isinstance(n, ast.FunctionDef)):
             body = fn.body
@@ -426,11 +427,12 @@ class SubmissionAdapter:
         body, target, names = self._main_load_target()
         receiver = _load_receiver(body[target])
         base = self.build_model()
-        ns = self._provided(base_model=base)
+        ns = self._provided(base_model=base, open=_redirecting_open(path, names))
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
         with tempfile.TemporaryDirectory(prefix="golfaudit-load-") as tmp, _chdir(_link_data(tmp)):
             for n in names:
-                os.symlink(path, Path(tmp) / n)
+                if "*" not in n and "/" not in n:
+                    os.symlink(path, Path(tmp) / n)
             try:
                 slicing.run_statements(body, indices, ns, self.filename)
             except Exception as exc:  # noqa: BLE001
@@ -466,6 +468,11 @@ class SubmissionAdapter:
         with _chdir(out_dir):
             slicing.run_statements(body, indices, ns, self.filename)
         name = _written_name(body[target], body)
+        if "*" in name:
+            found = sorted(out_dir.glob(name), key=lambda p: p.stat().st_mtime)
+            if not found:
+                raise AdapterError(f"{self.filename}: its artifact-writing code wrote no file named {name}")
+            return found[-1]
         return out_dir / name
 
     # --------------------------------------------------------------- forward
@@ -636,49 +643,71 @@ def _open_calls(node: ast.AST):
             yield n.args[0], str(mode)
 
 
-def _const_str(arg: ast.expr, body: list[ast.stmt]) -> str | None:
+def _const_str(arg: ast.expr, body: list[ast.stmt], pattern: bool = False, depth: int = 0) -> str | None:
     """A string constant, a name bound to one somewhere in `body` (minified `F='final_model.ptz'`), or an
-    f-string made of those (`f"final_model.{quant_ext}"`)."""
+    f-string made of those (`f"final_model.{quant_ext}"`). With `pattern`, an f-string part that is not a
+    constant becomes `*` (`f"final_model.int{bits}.ptz"` -> `final_model.int*.ptz`)."""
+    if depth > 8:
+        return None
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return arg.value
     if isinstance(arg, ast.JoinedStr):
         parts = []
         for v in arg.values:
-            part = _const_str(v.value if isinstance(v, ast.FormattedValue) else v, body)
+            part = _const_str(v.value if isinstance(v, ast.FormattedValue) else v, body, pattern, depth + 1)
             if part is None:
-                return None
+                if not pattern or not isinstance(v, ast.FormattedValue):
+                    return None
+                part = "*"
             parts.append(part)
         return "".join(parts)
     if isinstance(arg, ast.Name):
         for st in body:
             for n in ast.walk(st):
                 if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                        and n.targets[0].id == arg.id and isinstance(n.value, ast.Constant)
-                        and isinstance(n.value.value, str)):
-                    return n.value.value
+                        and n.targets[0].id == arg.id and isinstance(n.value, (ast.Constant, ast.JoinedStr))):
+                    return _const_str(n.value, body, pattern, depth + 1)
     return None
 
 
 def _read_file_names(body: list[ast.stmt], upto: int) -> list[str]:
+    """Names (or `*` patterns) of the files read up to statement `upto`."""
     names = []
     for st in body[:upto + 1]:
         for arg, mode in _open_calls(st):
-            name = _const_str(arg, body)
+            name = _const_str(arg, body, pattern=True)
             if "r" in mode and name:
                 names.append(name)
     return sorted(set(names))
 
 
 def _writes_artifact(st: ast.stmt, body: list[ast.stmt]) -> bool:
-    return any("w" in mode and (_const_str(arg, body) or "").endswith(".ptz") for arg, mode in _open_calls(st))
+    return any("w" in mode and (_const_str(arg, body, pattern=True) or "").endswith(".ptz")
+               for arg, mode in _open_calls(st))
 
 
 def _written_name(st: ast.stmt, body: list[ast.stmt]) -> str:
+    """The written file's name, or a `*` pattern for it."""
     for arg, mode in _open_calls(st):
-        name = _const_str(arg, body)
+        name = _const_str(arg, body, pattern=True)
         if "w" in mode and name:
             return name
     raise AdapterError("no written file name")
+
+
+def _redirecting_open(artifact: Path, patterns: list[str]):
+    """`open` for the slice: a read of a file whose name matches `patterns` (the artifact's names in the
+    code, `*` for parts computed at run time) opens `artifact`."""
+    import builtins
+    import fnmatch
+
+    def opener(file, mode="r", *args, **kwargs):
+        if (isinstance(file, (str, os.PathLike)) and "r" in str(mode)
+                and any(fnmatch.fnmatch(Path(file).name, p) for p in patterns)):
+            file = artifact
+        return builtins.open(file, mode, *args, **kwargs)
+
+    return opener
 
 
 def _h_attrs_opened(fn: ast.FunctionDef) -> list[str]:
