@@ -154,6 +154,7 @@ def one(script: Path, out: Path) -> dict:
     rec: dict = {"record": script.parent.name, "script": script.name, "phases": ph.times}
     t0 = time.time()
     dev = os.environ.get("GA_DEVICE", "cuda")
+    kind = "cuda" if dev.startswith("cuda") else "cpu"   # bf16 autocast as the records run (CPU too)
     ad = SubmissionAdapter(script, dev)
     rec["via"] = ("hook" if ad.hook else "deserialize" if callable(getattr(ad.module, "deserialize", None))
                   else "main-slice")
@@ -190,7 +191,7 @@ def one(script: Path, out: Path) -> dict:
     L = min(int(ad.eval_settings()["seq_len"]), int(os.environ.get("GA_COVERAGE_LEN", "1024")))
     x = torch.randint(0, V, (2, L), generator=torch.Generator().manual_seed(2)).to(dev)
     y = torch.randint(0, V, (2, L), generator=torch.Generator().manual_seed(3)).to(dev)
-    with torch.no_grad(), torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
+    with torch.no_grad(), torch.autocast(kind, dtype=torch.bfloat16):
         logits = ad.logits(loaded, x)
         ours = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1)).item()
         own = loaded(x, y)
@@ -199,7 +200,7 @@ def one(script: Path, out: Path) -> dict:
     ph.mark("forward")
     sc = ad.scorer(loaded)
     rec["head_slice"] = sc.head_slice
-    with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
+    with torch.autocast(kind, dtype=torch.bfloat16):
         ft = flip_test(lambda t: ad.logits(loaded, t), x[:, :min(L, 128)], V, tol=2e-2)
     rec["flip"] = {"passed": ft.passed, "max_diff": ft.max_diff}
     ph.mark("checks")
@@ -273,8 +274,12 @@ def main() -> int:
         try:
             rec = one(a.one, Path(tempfile.mkdtemp(prefix="cov-")))
         except BaseException as exc:  # noqa: BLE001 - report every failure as a reason
+            import traceback
+
+            tb = traceback.extract_tb(exc.__traceback__)
             rec = {"record": a.one.parent.name, "script": a.one.name, "ok": False,
-                   "reason": f"{type(exc).__name__}: {str(exc)[:400]}"}
+                   "reason": f"{type(exc).__name__}: {str(exc)[:400]}",
+                   "where": [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in tb[-8:]]}
         print("COVERAGE " + json.dumps(rec), flush=True)
         return 0
     if a.records is None or not a.records.is_dir():
