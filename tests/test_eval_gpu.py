@@ -47,3 +47,79 @@ def test_sliding_eval_on_cuda_matches_cpu():
     cpu = sliding_eval(model, toks, b, seq_len=64, stride=16)
     gpu = sliding_eval(model.cuda(), toks, b, seq_len=64, stride=16, device="cuda", autocast=False)
     assert gpu.val_bpb == pytest.approx(cpu.val_bpb, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- scripts/gpu_eval_coverage.py
+# (the driver of the adapter coverage run; its GPU part is run by the lead, these are its CPU pieces)
+
+def _coverage_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "gpu_eval_coverage.py"
+    spec = importlib.util.spec_from_file_location("gpu_eval_coverage", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_coverage_slots_spread_over_gpus_and_reasons_are_grouped():
+    cov = _coverage_module()
+    q = cov._slots(4, 2)
+    assert [q.get() for _ in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    table = cov.reasons_table([{"record": "a", "ok": False, "reason": "timeout 120s"},
+                               {"record": "b", "ok": False, "reason": "timeout 120s"},
+                               {"record": "c", "ok": False, "reason": "AdapterError: x: needs an adapter: y"},
+                               {"record": "d", "ok": False, "reason": "KeyError: 'w'"},
+                               {"record": "e", "ok": True}])
+    rows = table.splitlines()[1:]
+    assert rows[0].split()[:2] == ["timeout", "2"] and "a, b" in rows[0]
+    assert any(r.startswith("needs an adapter") and r.rstrip().endswith("c") for r in rows)
+    assert any(r.startswith("error: KeyError") for r in rows) and "e" not in " ".join(rows).split()
+
+
+def test_coverage_fake_data_has_every_path_and_an_identity_pyminify(tmp_path):
+    import subprocess
+
+    cov = _coverage_module()
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "fineweb_1024_bpe.model").write_bytes(b"model")
+    cov.make_fake_data(tmp_path, tok)
+    d = tmp_path / "data"
+    for name in cov.VARIANTS:
+        assert (d / "datasets" / f"fineweb10B_{name}" / "fineweb_val_000000.bin").stat().st_size > 1000
+    nested = d / "datasets" / "fineweb10B_sp8192_caseops" / "datasets"
+    assert (nested / "datasets" / "fineweb10B_sp8192_lossless_caps_caseops_v1_reserved" / "fineweb_train_000000.bin").exists()
+    assert (nested / "tokenizers" / "fineweb_1024_bpe.model").read_bytes() == b"model"
+    out = subprocess.run([str(tmp_path / "bin" / "pyminify"), "-"], input=b"x = 1\n", capture_output=True)
+    assert out.stdout == b"x = 1\n"
+
+
+def test_coverage_speedups_keep_formats_and_make_compile_the_identity():
+    """In a fresh process (they patch modules): low-level compressors still round-trip, compile is a no-op."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys, zlib, lzma; sys.path.insert(0, sys.argv[1])\n"
+        "import gpu_eval_coverage as c; c._fast_compressors()\n"
+        "data = bytes(range(256)) * 4000\n"
+        "assert zlib.decompress(zlib.compress(data, 9)) == data\n"
+        "assert lzma.decompress(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)) == data\n"
+        "import zstandard\n"
+        "blob = zstandard.ZstdCompressor(level=22).compress(data)\n"
+        "assert zstandard.ZstdDecompressor().decompress(blob) == data\n"
+        "assert zstandard.decompress(zstandard.compress(data, 22)) == data\n"
+        "import torch; c._no_compile()\n"
+        "f = lambda x: x + 1\n"
+        "assert torch.compile(f) is f and torch.compile(f, fullgraph=True, dynamic=False) is f\n"
+        "assert torch.compile(mode='max-autotune')(f) is f\n"
+        "m = torch.nn.Linear(2, 2); assert torch.compile(m) is m\n"
+        "import gc; gc.collect(); print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(root / "scripts")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
