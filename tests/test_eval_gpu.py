@@ -123,3 +123,24 @@ def test_coverage_speedups_keep_formats_and_make_compile_the_identity():
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_coverage_caps_calibration_generators_only():
+    import types
+
+    cov = _coverage_module()
+    mod = types.ModuleType("rec")
+    seen = {}
+
+    def generate_autoregressive_calib(model, device, num_seqs=64, seq_len=2048, temperature=0.8, batch_size=8):
+        seen.update(num_seqs=num_seqs, seq_len=seq_len, temperature=temperature, batch_size=batch_size)
+        return "tokens"
+
+    def generate(model, n=100):
+        return n
+
+    mod.generate_autoregressive_calib, mod.generate = generate_autoregressive_calib, generate
+    assert cov._small_calibration(mod) == ["generate_autoregressive_calib"]
+    assert mod.generate_autoregressive_calib(None, "cpu", num_seqs=64, temperature=0.5) == "tokens"
+    assert seen == {"num_seqs": 2, "seq_len": 64, "temperature": 0.5, "batch_size": 2}
+    assert mod.generate(None) == 100
