@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import inspect
 import json
 import os
@@ -234,6 +233,7 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--seq-len", type=int, help="override the record's seq_len and TTT chunk (smoke tests)")
     ap.add_argument("--no-ttt", action="store_true")
+    ap.add_argument("--eager", action="store_true", help="compile nothing of ours (CPU smoke runs)")
     a = ap.parse_args()
     a.record, a.corpus, a.tokenizer = a.record.resolve(), a.corpus.resolve(), a.tokenizer.resolve()
     if a.json:
@@ -287,7 +287,8 @@ def main() -> int:
         "record": a.record.name, "vocab": vocab, "seq_len": L, "stride": stride,
         "artifact_bytes": art.stat().st_size, "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else a.device,
-        "attention": "SDPA stand-in for FA3" if getattr(fa, "__golfaudit_standin__", False) else "flash_attn_interface",
+        "attention": "SDPA stand-in for FA3" if getattr(fa, "STANDIN", False) or getattr(
+            fa, "__golfaudit_standin__", False) else "flash_attn_interface",
         "peak_tflops": a.peak_tflops, "batch_seqs_fast": a.batch_seqs, "rows": []}
 
     own_sliding = getattr(mod, "eval_val_sliding", None)
@@ -309,12 +310,14 @@ def main() -> int:
     own_bpb = own_s = None
     if own_sliding is not None:
         call_by_names(own_sliding, mod, h, model, device, stride)                 # warm-up (compile)
-        (_, own_bpb), own_s = call_by_names(own_sliding, mod, h, model, device, stride)
+        runs = [call_by_names(own_sliding, mod, h, model, device, stride) for _ in range(2)]
+        (_, own_bpb), own_s = min(runs, key=lambda r: r[1])                       # best of 2 warm runs
         res["rows"].append(row("sliding: own eval_val_sliding", own_bpb, None, own_s, res["sliding_targets"],
                                None, sl_flops, a.peak_tflops))
         print("own", res["rows"][-1], flush=True)
 
-    exact_sc = FnScorer(torch.compile(model.forward_logits, dynamic=False, fullgraph=True))
+    compile_ = (lambda f: f) if a.eager else (lambda f: torch.compile(f, dynamic=False, fullgraph=True))
+    exact_sc = FnScorer(compile_(model.forward_logits))
     model.eval()
     for _ in range(2):
         r, r_s = timed(sliding_eval, exact_sc, toks_np, tbytes, L, stride, st["batch_seqs"], a.device,
@@ -325,12 +328,17 @@ def main() -> int:
     fast_sc = ad.scorer(model, head_slice=True, compile=False)
     res["head_slice"] = fast_sc.head_slice
     model.eval()
-    for _ in range(2):      # the first call compiles (one graph per batch kind), the second is timed
-        r, r_s = timed(sliding_eval, fast_sc, toks_np, tbytes, L, stride, a.batch_seqs, a.device,
-                       layout=layout, compile=True, pad=True)
+    runs = [timed(sliding_eval, fast_sc, toks_np, tbytes, L, stride, a.batch_seqs, a.device,
+                  layout=layout, compile=not a.eager, pad=True) for _ in range(3)]   # 1st compiles; best of 2
+    r, r_s = min(runs[1:], key=lambda t: t[1])
     res["rows"].append(row(f"sliding: ours fast (compiled, B={a.batch_seqs})", r.val_bpb, own_bpb, r_s,
                            r.tokens, own_s, sl_flops, a.peak_tflops))
     print("fast", res["rows"][-1], r.extra, flush=True)
+    r, r_s = timed(sliding_eval, fast_sc, toks_np, tbytes, L, stride, a.batch_seqs, a.device, layout=layout,
+                   compile=False, pad=True)
+    res["rows"].append(row(f"sliding: ours fast (eager, B={a.batch_seqs})", r.val_bpb, own_bpb, r_s,
+                           r.tokens, own_s, sl_flops, a.peak_tflops))
+    print("fast eager", res["rows"][-1], flush=True)
     print_table(res)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
@@ -359,9 +367,19 @@ def main() -> int:
         ttt_flops = need_flops(tw) + 3 * trained * fl["total"] / L
         ttt_targets = int(sum(w.wlen - w.s for w in tw))
 
+        # one model object for every TTT run, its loaded weights restored in place before each run, so
+        # compiled graphs (theirs and ours) are reused by the timed runs
+        mt = model                      # the sliding runs are done: reuse its compiled graphs
+        loaded = {k: v.detach().clone() for k, v in mt.state_dict().items()}
+
+        def fresh():
+            with torch.no_grad():
+                mt.load_state_dict(loaded)
+            mt.eval()
+            return mt
+
         def own_run():
-            m = copy.deepcopy(model)
-            return call_by_names(ttt_fn, mod, h, m, device, stride)
+            return call_by_names(ttt_fn, mod, h, fresh(), device, stride)
 
         own_run()
         (_, own_t_bpb), own_t_s = own_run()
@@ -369,17 +387,18 @@ def main() -> int:
                                a.peak_tflops))
         print("own ttt", res["rows"][-1], flush=True)
 
+        fast_ttt_sc = fast_sc
+
         def ours(exact: bool):
-            m = copy.deepcopy(model)
+            m = fresh()
             if exact:
-                fn = (torch.compile(m.forward_logits, dynamic=False, fullgraph=True)
-                      if res["ttt_own_compiles_scoring"] else m.forward_logits)
+                fn = compile_(m.forward_logits) if res["ttt_own_compiles_scoring"] else m.forward_logits
                 sc, bs = FnScorer(fn), cfg.batch_seqs
             else:
-                sc, bs = ad.scorer(m, head_slice=True, compile=False), a.batch_seqs
+                sc, bs = fast_ttt_sc, a.batch_seqs
             return timed(ttt_eval, sc, m, lambda x, y: ad.train_loss(m, x, y), t2, tbytes[: t2.size - 1], cfg,
                          seq_len=Lt, stride=stride, batch_seqs=bs, device=a.device, exact=exact, layout=tl,
-                         compile=not exact, pad=not exact)
+                         compile=not exact and not a.eager, pad=not exact)
 
         ours(False)
         rt, rt_s = ours(False)
@@ -387,7 +406,7 @@ def main() -> int:
                                rt.tokens, own_t_s, ttt_flops, a.peak_tflops))
         print("fast ttt", res["rows"][-1], flush=True)
         re_, re_s = ours(True)
-        res["rows"].append(row("TTT: ours --exact (1 run, incl. compile)", re_.val_bpb, own_t_bpb, re_s,
+        res["rows"].append(row("TTT: ours --exact (1 run)", re_.val_bpb, own_t_bpb, re_s,
                                re_.tokens, own_t_s, ttt_flops, a.peak_tflops))
         res["ttt_steps"] = rt.extra["ttt_steps"]
         print("exact ttt", res["rows"][-1], flush=True)

@@ -67,13 +67,14 @@ class TTTConfig:
 
 
 def trainable_params(model: Any, freeze_blocks: int) -> list[Any]:
-    """Parameters outside the first `freeze_blocks` blocks (names `blocks.<i>.`); others get no grad."""
+    """Parameters outside the first `freeze_blocks` blocks (names `blocks.<i>.`). The others are frozen by
+    never being stepped or clipped; their `requires_grad` flags stay as they are, so compiled scoring
+    graphs (which guard on those flags) stay valid across TTT runs."""
     frozen = tuple(f"blocks.{i}." for i in range(freeze_blocks))
     out = []
     for name, p in model.named_parameters():
-        keep = not any(name.startswith(f) or f".{f}" in name for f in frozen)
-        p.requires_grad_(keep)
-        if keep:
+        p.requires_grad_(True)
+        if not any(name.startswith(f) or f".{f}" in name for f in frozen):
             out.append(p)
     return out
 
@@ -133,7 +134,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
                 seg = tok[a:b + 1]
                 x = seg[:-1].reshape(-1, L_train)
                 y = seg[1:].reshape(-1, L_train)
-                opt.zero_grad(set_to_none=True)
+                model.zero_grad(set_to_none=True)
                 if use_autocast:
                     with torch.autocast(device_type=wsc.device.type, dtype=torch.bfloat16):
                         loss = train_loss(x, y)
