@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the model's logits (auto: on CUDA for long runs)")
-    parser.add_argument("--adapter", type=Path, help="adapter hook file (build_model, load_artifact, logits)")
+    parser.add_argument("--adapter", type=Path,
+                        help="adapter hook file (build_model, load_artifact, optional logits/train_loss/serialize); "
+                             "see harness/evaluate/adapter.py, 'Adapter hooks'. Without one, a model golfaudit "
+                             "cannot build or load is needs-review (EVAL-ADAPTER)")
     parser.add_argument("--no-checks", action="store_true", help="skip the flip and normalisation checks")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     ttt = parser.add_argument_group("TTT (defaults: the submission's hyperparameters)")
