@@ -399,3 +399,17 @@ def test_artifact_name_computed_at_run_time(tmp_path):
     assert art.name == "final_model.int8.ptz" and ad.plan()["reads"] == ["final_model.int*.ptz"]
     for k, v in model.state_dict().items():
         assert (loaded.state_dict()[k] - v).abs().max() <= v.abs().max() / 100
+
+
+def test_serialize_slice_skips_the_training_loop(tmp_path):
+    """03-24 106M: the written state is `(ema if ema is not None else base_model)`, `ema` set in the training
+    loop. The slice must not pull the loop in (running it here would fail: `opt` does not exist)."""
+    src = OLD_STYLE.replace("PEEK_FLAG", "False").replace(
+        "    quant_obj = quantize_sd(base_model.state_dict())",
+        "    ema = None\n    while True:\n        opt.step()\n        ema = base_model\n"
+        "    quant_obj = quantize_sd((ema if ema is not None else base_model).state_dict())")
+    assert "opt.step()" in src
+    script = make_submission(tmp_path, src)
+    ad, model, loaded, art = roundtrip(script, tmp_path / "art")
+    for k, v in model.state_dict().items():
+        assert (loaded.state_dict()[k] - v).abs().max() <= v.abs().max() / 100

@@ -461,7 +461,7 @@ class SubmissionAdapter:
                    and any(_writes_artifact(st, f.body) for st in f.body)), None)
         if fn is None:
             raise _needs(self.script, "no statement that writes a .ptz artifact")
-        body = fn.body
+        body = _without_training_loops(fn.body)
         target = next(i for i, st in enumerate(body) if _writes_artifact(st, body))
         ns = self._provided(base_model=model)
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
@@ -693,6 +693,27 @@ def _written_name(st: ast.stmt, body: list[ast.stmt]) -> str:
         if "w" in mode and name:
             return name
     raise AdapterError("no written file name")
+
+
+def _is_training_loop(st: ast.stmt) -> bool:
+    """A top-level loop that calls `.backward()` or an optimizer's `.step()`."""
+    if not isinstance(st, (ast.For, ast.While)):
+        return False
+    for n in ast.walk(st):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("backward", "step"):
+            return True
+    return False
+
+
+def _without_training_loops(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`body` with its training loops as `pass`: the model handed to `serialize` is the trained one, so the
+    artifact-writing slice must not pull in the loop (EMA/SWA state it sets keeps its pre-loop value)."""
+    out = []
+    for st in body:
+        if _is_training_loop(st):
+            st = ast.copy_location(ast.Pass(), st)
+        out.append(st)
+    return out
 
 
 def _redirecting_open(artifact: Path, patterns: list[str]):
