@@ -175,7 +175,7 @@ def one(script: Path, out: Path) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from harness.evaluate.adapter import SubmissionAdapter
+    from harness.evaluate.adapter import SubmissionAdapter, accepts_reduction
     from harness.evaluate.checks import flip_test
 
     if not os.environ.get("GA_COVERAGE_COMPILE"):
@@ -227,8 +227,13 @@ def one(script: Path, out: Path) -> dict:
     with torch.no_grad(), torch.autocast(kind, dtype=torch.bfloat16):
         logits = ad.logits(loaded, x)
         ours = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1)).item()
-        own = loaded(x, y)
-        own = float(own[0] if isinstance(own, tuple) else own)
+        if accepts_reduction(loaded):   # its own per-token NLL (a mean loss may add terms, e.g. a z-loss)
+            per_token = loaded(x, y, reduction="none")
+            own = float((per_token[0] if isinstance(per_token, tuple) else per_token).float().mean())
+            rec["own_loss"] = "mean of forward(x, y, reduction='none')"
+        else:
+            own = loaded(x, y)
+            own = float(own[0] if isinstance(own, tuple) else own)
     rec.update(loss_ours=ours, loss_own=own, diff=abs(ours - own), logits_shape=list(logits.shape))
     ph.mark("forward")
     sc = ad.scorer(loaded)

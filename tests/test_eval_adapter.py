@@ -413,3 +413,26 @@ def test_serialize_slice_skips_the_training_loop(tmp_path):
     ad, model, loaded, art = roundtrip(script, tmp_path / "art")
     for k, v in model.state_dict().items():
         assert (loaded.state_dict()[k] - v).abs().max() <= v.abs().max() / 100
+
+
+def test_logits_captured_through_reduction_none(tmp_path):
+    """A forward that calls F.cross_entropy only for reduction="none" (its mean loss fused by hand)."""
+    script = make_submission(tmp_path, "import torch\nclass Hyperparameters:\n    vocab_size = 16\n")
+    ad = SubmissionAdapter(script, "cpu")
+
+    class Fused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(16, 16)
+
+        def forward(self, x, y, reduction="mean"):
+            logits = self.emb(x).reshape(-1, 16)
+            if reduction == "none":
+                return torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
+            lse = torch.logsumexp(logits, -1)
+            return (lse - logits.gather(1, y.reshape(-1, 1))[:, 0]).mean() + 1e-4 * (lse ** 2).mean()
+
+    m = Fused()
+    x = torch.randint(0, 16, (2, 5))
+    got = ad.logits(m, x)
+    assert got.shape == (2, 5, 16) and torch.equal(got, m.emb(x))

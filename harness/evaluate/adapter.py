@@ -487,11 +487,15 @@ class SubmissionAdapter:
         import torch
 
         y = torch.zeros_like(x) if y is None else y
+        # a forward with a `reduction` argument may call F.cross_entropy only for reduction="none" (its mean
+        # loss fused by hand, 03-24 106M): that is the per-token path its eval scores with
+        calls = [{}] + ([{"reduction": "none"}] if accepts_reduction(model) else [])
         with _capture_cross_entropy():
-            try:
-                model(x, y)
-            except _Captured as got:
-                return got.logits.reshape(x.size(0), -1, got.logits.size(-1))
+            for kwargs in calls:
+                try:
+                    model(x, y, **kwargs)
+                except _Captured as got:
+                    return got.logits.reshape(x.size(0), -1, got.logits.size(-1))
         raise _needs(self.script, "the model has no forward_logits and its forward(x, y) never calls "
                                   "F.cross_entropy")
 
@@ -559,6 +563,14 @@ class ModelScorer:
             finally:
                 self._start = 0
         return self._fn(x)[:, start:]
+
+
+def accepts_reduction(model: Any) -> bool:
+    """Whether `model.forward` takes a `reduction` argument (per-token losses with reduction="none")."""
+    try:
+        return "reduction" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def _maybe_autocast(device: str):
