@@ -52,7 +52,7 @@ def adapter_finding(script: Path, message: str) -> Finding:
 
     why = message if "needs an adapter" in message else f"needs an adapter: {message}"
     return Finding(rule=ADAPTER_RULE, category="legality", severity="error", confidence="low", file=script.name,
-                   line=None, message=f"{why} (adapter hooks: {HOOK_DOC})",
+                   line=None, message=why if HOOK_DOC in why else f"{why}; adapter hooks: {HOOK_DOC}",
                    citation=("golfaudit eval could not build or load this model, so the runtime checks "
                              "(RULES.md C1-STRICT-CAUSAL, C2-FULL-NORMALIZED-DISTRIBUTION) and the "
                              "reproduced score did not run"),
