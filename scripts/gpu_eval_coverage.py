@@ -257,7 +257,7 @@ def one(script: Path, out: Path) -> dict:
 
 REASON_CLASSES = (("timeout", r"^timeout"), ("not reached (budget)", r"^not reached"),
                   ("no training script", r"^no training script"),
-                  ("needs an adapter", r"needs an adapter"), ("missing module", r"missing module"),
+                  ("needs an adapter", r"needs an adapter"), ("missing module", r"missing module|No module named"),
                   ("needs Python 3.12", r"Python >= 3.12"), ("loss mismatch", r"^loss mismatch"),
                   ("weights not loaded", r"^weights not loaded"), ("crashed", r"^crashed"))
 
