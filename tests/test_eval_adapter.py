@@ -436,3 +436,26 @@ def test_logits_captured_through_reduction_none(tmp_path):
     x = torch.randint(0, 16, (2, 5))
     got = ad.logits(m, x)
     assert got.shape == (2, 5, 16) and torch.equal(got, m.emb(x))
+
+
+def test_eval_time_model_settings_are_replayed_after_deserialize(tmp_path):
+    """Records from 2026-04-08 set `eval_model.looping_active = True` after deserialize() when num_loops > 0;
+    our load must do the same (else the model is evaluated without its layer loops)."""
+    src = NEW_STYLE.replace("        self.logit_softcap = h.logit_softcap\n",
+                            "        self.logit_softcap = h.logit_softcap\n        self.looping_active = False\n"
+                            "        self.other_flag = 0\n")
+    src = src.replace("    num_layers = int(", "    num_loops = int(os.environ.get('NUM_LOOPS', 2))\n    num_layers = int(")
+    src = src.replace('def main():\n    raise SystemExit("main must not run")',
+                      'def run_eval(h, device):\n'
+                      '    eval_model = deserialize(h, device)\n'
+                      '    if h.num_loops > 0:\n'
+                      '        eval_model.looping_active = True\n'
+                      '    if os.path.exists("x"):\n'
+                      '        eval_model.other_flag = 7\n'
+                      '    return eval_model\n\n'
+                      'def main():\n    raise SystemExit("main must not run")')
+    script = make_submission(tmp_path, src)
+    ad, model, loaded, art = roundtrip(script, tmp_path / "art")
+    assert loaded.looping_active is True
+    assert loaded.other_flag == 0            # a condition on anything but h is not replayed
+    assert ad.applied_settings == ["looping_active=True"]

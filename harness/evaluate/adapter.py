@@ -233,6 +233,7 @@ class SubmissionAdapter:
     def __init__(self, script: Path, device: str = "cpu", hook: Path | None = None):
         self.script = Path(script).resolve()
         self.device = device
+        self.applied_settings: list[str] = []
         hook = hook or (self.script.parent / "adapter.py")
         self.hook = load_hook(hook) if hook.is_file() and _looks_like_hook(hook) else None
         self.source, self.filename = decoded_source(self.script)
@@ -383,12 +384,14 @@ class SubmissionAdapter:
         try:
             for a in attrs:
                 setattr(self.h, a, str(path))
-            return deser(self.h, torch.device(self.device))
+            model = deser(self.h, torch.device(self.device))
         except Exception as exc:  # noqa: BLE001
             raise _load_failure(f"{self.script}: deserialize()", path, exc) from None
         finally:
             for a, v in saved.items():
                 setattr(self.h, a, v)
+        self.applied_settings = apply_eval_settings(self.tree, model, self.h)
+        return model
 
     def plan(self) -> dict[str, Any]:
         """How an artifact would be loaded, without loading one (diagnostics, dry coverage runs)."""
@@ -741,6 +744,68 @@ def _redirecting_open(artifact: Path, patterns: list[str]):
         return builtins.open(file, mode, *args, **kwargs)
 
     return opener
+
+
+def eval_settings_after_deserialize(tree: ast.Module) -> list[tuple[ast.expr | None, str, object]]:
+    """`(condition, attribute, constant)` for each model setting the script's own code applies to the model
+    that `deserialize()` returns before evaluating it — e.g. `if h.num_loops>0: eval_model.looping_active=True`
+    (records from 2026-04-08 on train with layer loops switched on half-way and evaluate with them on)."""
+    out: list[tuple[ast.expr | None, str, object]] = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        names: set[str] = set()
+        for stmt in _flat_statements(fn.body):
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) \
+                    and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "deserialize":
+                names |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+                continue
+            if not names:
+                continue
+            cond, body = (stmt.test, stmt.body) if isinstance(stmt, ast.If) and not stmt.orelse else (None, [stmt])
+            for inner in body:
+                if isinstance(inner, ast.Assign) and len(inner.targets) == 1 \
+                        and isinstance(inner.targets[0], ast.Attribute) \
+                        and isinstance(inner.targets[0].value, ast.Name) and inner.targets[0].value.id in names \
+                        and isinstance(inner.value, ast.Constant):
+                    out.append((cond, inner.targets[0].attr, inner.value.value))
+    return out
+
+
+def _flat_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Statements of a body in order, descending into with/try/for blocks (not into nested functions)."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        out.append(stmt)
+        if isinstance(stmt, (ast.With, ast.AsyncWith, ast.For, ast.While)):
+            out += _flat_statements(stmt.body)
+        elif isinstance(stmt, ast.Try):
+            out += _flat_statements(stmt.body)
+    return out
+
+
+def apply_eval_settings(tree: ast.Module, model: Any, h: Any) -> list[str]:
+    """Set on `model` what the script sets on its deserialized model before its own eval; returns what was
+    set. A condition is evaluated with `h` (the submission's hyperparameters) only; one that needs anything
+    else is skipped."""
+    applied = []
+    for cond, attr, value in eval_settings_after_deserialize(tree):
+        if not hasattr(model, attr):
+            continue
+        if cond is not None:
+            if any(isinstance(n, ast.Name) and n.id not in ("h", "args") for n in ast.walk(cond)) \
+                    or any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(cond)):
+                continue  # only plain expressions over the hyperparameters are replayed
+            try:
+                ok = eval(compile(ast.Expression(cond), "<setting>", "eval"),  # noqa: S307 - h.* only
+                          {"__builtins__": {}}, {"h": h, "args": h})
+            except Exception:  # noqa: BLE001 - a condition on other state: not replayed
+                continue
+            if not ok:
+                continue
+        setattr(model, attr, value)
+        applied.append(f"{attr}={value!r}")
+    return applied
 
 
 def _h_attrs_opened(fn: ast.FunctionDef) -> list[str]:
