@@ -609,17 +609,7 @@ def function_uses(sub: Any, name: str, _depth: int = 3, _seen: frozenset[str] = 
             caller = parents.get(node)
             while caller is not None and not isinstance(caller, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 caller = parents.get(caller)
-            state, why = "on", "reached unconditionally"
-            # conditions on no known setting (loop counters, ranks) do not decide whether the code is used
-            guards = [g for g in _guards(node, parents) if _evaluate(sub, g, "effective")[1]]
-            if guards:
-                states = [branch_state(sub, g) for g in guards]
-                if any(s == "off" for s, _ in states):
-                    state, why = "off", "; ".join(w for s, w in states if s == "off")
-                elif all(s == "on" for s, _ in states):
-                    state, why = "on", "; ".join(w for _, w in states)
-                else:
-                    state, why = "unknown", "; ".join(w for s, w in states if s == "unknown")
+            state, why = node_state(sub, unit, node)
             if state != "off" and caller is not None and caller.name not in ("main", name) and _depth > 0 \
                     and caller.name not in _seen:
                 outer, outer_why = overall_use(function_uses(sub, caller.name, _depth - 1, _seen | {name}))
@@ -648,7 +638,8 @@ def overall_use(uses: list[Use]) -> tuple[str, str]:
 
 
 def node_state(sub: Any, unit: Any, node: ast.AST) -> tuple[str, str]:
-    """("on"|"off"|"unknown", why) for the `if` branches (on known settings) holding `node` in its function."""
+    """("on"|"off"|"unknown", why) for the `if` branches (on known settings) holding `node` in its function.
+    Conditions on no known setting (loop counters, ranks) do not decide whether the code is used."""
     guards = [g for g in _guards(node, unit.parents) if _evaluate(sub, g, "effective")[1]]
     if not guards:
         return "on", "reached unconditionally"
