@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.astwalk import walk
-from harness.scan.patterns import code_units
+from harness.scan.patterns import code_units, enclosing_function
 
 
 class _Unknown:
@@ -606,9 +606,7 @@ def function_uses(sub: Any, name: str, _depth: int = 3, _seen: frozenset[str] = 
                 up = parents.get(up)
             if inside_self:
                 continue
-            caller = parents.get(node)
-            while caller is not None and not isinstance(caller, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                caller = parents.get(caller)
+            caller = enclosing_function(node, parents)
             state, why = node_state(sub, unit, node)
             if state != "off" and caller is not None and caller.name not in ("main", name) and _depth > 0 \
                     and caller.name not in _seen:
