@@ -167,10 +167,6 @@ def _call_name(c: ast.Call) -> str:
     return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
-def _contains(tree: ast.AST, node: ast.AST) -> bool:
-    return any(n is node for n in walk(tree))
-
-
 def depends_on(ev: Event, loop: LoopRef, names: frozenset[str]) -> bool:
     return bool(ev.deps_at(loop.frame) & names)
 
