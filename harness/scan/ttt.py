@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from harness.astwalk import walk
 from harness.scan.bounds import beyond
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
+from harness.scan.patterns import call_name
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
 
 
@@ -139,7 +140,7 @@ def own_names(outer: LoopRef, inner: LoopRef | None) -> frozenset[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = {target_base(t) for tt in targets for t in _flatten_targets(tt)} - {None}
             opaque = isinstance(node, ast.AugAssign) or any(
-                isinstance(c, ast.Call) and _call_name(c) not in PURE_CALLS for c in walk(node.value))
+                isinstance(c, ast.Call) and call_name(c) not in PURE_CALLS for c in walk(node.value))
             assigns.append((names, node.value, opaque))
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             assigns.append(({n.id for n in walk(node.target) if isinstance(n, ast.Name)}, node.iter, False))
@@ -160,11 +161,6 @@ def own_names(outer: LoopRef, inner: LoopRef | None) -> frozenset[str]:
                 varying |= names
                 changed = True
     return frozenset(varying)
-
-
-def _call_name(c: ast.Call) -> str:
-    f = c.func
-    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
 def depends_on(ev: Event, loop: LoopRef, names: frozenset[str]) -> bool:
