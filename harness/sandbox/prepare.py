@@ -112,6 +112,11 @@ def _memory_total() -> int:
     return 16 << 30
 
 
+def default_memory(gpus: int) -> int:
+    """The memory limit without --max-memory: 3/4 of RAM up to 8 GiB on CPU, 4/5 of RAM with GPUs."""
+    return min(8 << 30, _memory_total() * 3 // 4) if gpus == 0 else _memory_total() * 4 // 5
+
+
 def _covers(path: str, hidden: list[str]) -> bool:
     """True when binding `path` would show one of the `hidden` folders."""
     real = os.path.realpath(path).rstrip("/") + "/"
@@ -210,8 +215,7 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
                 plan.script]
     else:
         argv = [opts.python, plan.script]
-    memory = opts.max_memory or (min(8 << 30, _memory_total() * 3 // 4) if opts.gpus == 0
-                                 else _memory_total() * 4 // 5)
+    memory = opts.max_memory or default_memory(opts.gpus)
     spec = SandboxSpec(
         argv=argv, env=env, cwd=INSIDE_RUN, binds=binds, workdir=work, log_path=work / "console.log",
         budget_s=opts.train_budget + opts.eval_budget, grace_s=opts.grace,

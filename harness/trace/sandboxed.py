@@ -52,27 +52,6 @@ class Layout:
     data_note: str = "read-only bind of --data"
 
 
-def _memory_total() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 16 << 30
-
-
-def _chown_tree(root: Path, uid: int) -> None:
-    os.chown(root, uid, uid)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, uid)
-        os.chown(dirpath, uid, uid)
-
-
-def _covers(path: str, hidden: str) -> bool:
-    """True when binding `path` would also show `hidden` (path is hidden or one of its parents)."""
-    real = os.path.realpath(path).rstrip("/") + "/"
-    return (hidden.rstrip("/") + "/").startswith(real)
-
-
 def _others_can_read(folder: Path) -> bool:
     """The sandbox's uid (neither owner nor group) can list `folder` and read every file in it."""
     need_dir = stat.S_IROTH | stat.S_IXOTH
@@ -89,7 +68,7 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
            artifact: Path | None, opts: SandboxOptions, uid: int, base_env: dict[str, str],
            whole_folder: bool = True) -> Layout:
     """Build the run's host folders and its `SandboxSpec` (raises OSError / SandboxError on setup problems)."""
-    from harness.sandbox.prepare import PASS_PREFIXES, PASS_THROUGH
+    from harness.sandbox.prepare import PASS_PREFIXES, PASS_THROUGH, _chown_tree, _covers, default_memory
     from harness.sandbox.runner import Bind, SandboxError, SandboxSpec, interpreter_binds, system_binds
 
     work = (opts.workdir or default_workdir(script)).resolve()
@@ -109,8 +88,8 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
 
     src = str(REPO)
     py_binds, pythonpath = interpreter_binds(opts.python)
-    py_binds = [b for b in py_binds if not _covers(b.src, src)]     # the tree itself only as /golfaudit
-    pythonpath = [p for p in pythonpath if not _covers(p, src)]
+    py_binds = [b for b in py_binds if not _covers(b.src, [src])]     # the tree itself only as /golfaudit
+    pythonpath = [p for p in pythonpath if not _covers(p, [src])]
     binds = system_binds() + py_binds
     binds += [Bind(p, p) for p in pythonpath if not any(p == b.dst for b in binds)]
     binds.append(Bind(str(REPO / "harness"), f"{INSIDE_SRC}/harness"))
@@ -158,8 +137,7 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
     argv = [opts.python, "-m", "harness.trace.child", f"{INSIDE_RUN}/{script.name}", f"{INSIDE_OUT}/events.json"]
     if tokens is not None:
         argv += ["--tokens", str(tokens)]
-    memory = opts.max_memory or (min(8 << 30, _memory_total() * 3 // 4) if opts.gpus == 0
-                                 else _memory_total() * 4 // 5)
+    memory = opts.max_memory or default_memory(opts.gpus)
     spec = SandboxSpec(argv=argv, env=full, cwd=INSIDE_RUN, binds=binds, workdir=work,
                        log_path=work / "console.log", budget_s=opts.budget, grace_s=opts.grace,
                        max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
