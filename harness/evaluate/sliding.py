@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -171,7 +172,6 @@ class WindowScorer:
         self.ledger = ledger
         self.pad_to = pad_to
         self.regular_s = seq_len - stride if stride else None
-        self.n = int(tokens.size) - 1
         self.tokens = torch.as_tensor(tokens.astype(np.int64), device=self.device)
         self.cum_bytes = np.concatenate([[0], np.cumsum(tbytes, dtype=np.int64)])
         self.arange = torch.arange(seq_len, device=self.device)
@@ -214,6 +214,19 @@ class WindowScorer:
         return sums
 
 
+def window_scorer(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int, stride: int,
+                  batch_seqs: int, device: str, autocast: bool | None, exact: bool, layout: str,
+                  compile: bool, pad: bool | None) -> WindowScorer:
+    """The `WindowScorer` of `sliding_eval` and `ttt_eval`, with a fresh ledger for `layout`: fast mode pads
+    (by default on CUDA) and compiles when asked, `exact` does neither and feeds full windows."""
+    from harness.evaluate.ttt import ScoreLedger
+
+    pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
+    ledger = ScoreLedger(int(tokens.size) - 1, allow_rescore=layout != "single")
+    return WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
+                        pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride)
+
+
 def gather_batch(tokens: Any, arange: Any, plan: Any) -> tuple[Any, Any, Any]:
     """(x, y, scored) [B, L] gathered on the device from the [3, B] (ws, s, wlen) plan; padding rows
     (wlen 0) and positions past a window's end are zeros and never scored."""
@@ -247,19 +260,14 @@ def _masked_nll_sum(scorer: Scorer) -> Callable[..., Any]:
     return nll_sum
 
 
-_COMPILED: Any = None
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _compiled_nll_sum(scorer: Scorer) -> Callable[..., Any]:
     """One compiled `_masked_nll_sum` per scorer object, kept across evals, so a second eval (a timed
     run, the next TTT run on the same model) reuses its graphs instead of compiling again."""
-    import weakref
-
     import torch
 
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = weakref.WeakKeyDictionary()
     try:
         fn = _COMPILED.get(scorer)
     except TypeError:           # not weak-referenceable / hashable: compile for this eval only
@@ -294,14 +302,10 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
     `batch_seqs` windows; `compile` compiles gather + forward + loss. `exact` feeds full windows in the
     submission's batching (`batch_seqs` windows, unpadded, full logits) and never compiles our wrapper.
     """
-    from harness.evaluate.ttt import ScoreLedger
-
-    n = int(tokens.size) - 1
-    windows = plan_windows(n, seq_len, stride, layout)
-    ledger = ScoreLedger(n, allow_rescore=layout != "single")
-    pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
-    ws = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
-                      pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride)
+    windows = plan_windows(int(tokens.size) - 1, seq_len, stride, layout)
+    ws = window_scorer(scorer, tokens, tbytes, seq_len, stride, batch_seqs, device, autocast, exact, layout,
+                       compile, pad)
+    ledger = ws.ledger
     advance, close = progress_bar(len(windows), "sliding eval", progress)
     total = Sums()
     t0 = time.perf_counter()
@@ -317,7 +321,7 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
     ledger.require_complete()
     res = EvalResult(loss / total.tokens, total.val_bpb, total.tokens, total.bytes, seconds, seq_len, stride,
                      "exact" if exact else "fast", len(windows))
-    res.extra.update({"layout": layout, "rescored_positions": ledger.rescored, "padded": bool(pad),
+    res.extra.update({"layout": layout, "rescored_positions": ledger.rescored, "padded": ws.pad_to is not None,
                       "compiled": ws.compiled, "batch_seqs": batch_seqs})
     return res
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.evaluate.sliding import EvalResult, Scorer, Sums, WindowScorer, _sync, batches, plan_windows
+from harness.evaluate.sliding import EvalResult, Scorer, Sums, _sync, batches, plan_windows, window_scorer
 
 
 class TrainBeforeScoreError(RuntimeError):
@@ -100,10 +100,9 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     per_chunk: list[list] = [[] for _ in range(num_chunks)]
     for w in windows:
         per_chunk[min(w.scored[0] // cfg.chunk_tokens, num_chunks - 1)].append(w)
-    ledger = ScoreLedger(n, allow_rescore=layout != "single")
-    pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
-    wsc = WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
-                       pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride)
+    wsc = window_scorer(scorer, tokens, tbytes, seq_len, stride, batch_seqs, device, autocast, exact, layout,
+                        compile, pad)
+    ledger = wsc.ledger
     use_autocast = wsc.autocast
     tok = wsc.tokens
     params = trainable_params(model, cfg.freeze_blocks)
