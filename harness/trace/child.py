@@ -62,14 +62,9 @@ def _wrap_loader(fn, log, tokens: int | None):
 
 def _val_offset(path: Path) -> int:
     """Position of the shard's first token in the sorted concatenation of its folder's val shards."""
-    from harness.data.shards import read_header
+    from harness.data.shards import read_header, shard_files
 
-    offset = 0
-    for other in sorted(path.parent.glob("fineweb_val_*.bin")):
-        if "_bytes_" in other.name or other.name >= path.name:
-            continue
-        offset += read_header(other).count
-    return offset
+    return sum(read_header(other).count for other in shard_files(path.parent, "val") if other.name < path.name)
 
 
 def _wrap_shard_loader(fn, log):
