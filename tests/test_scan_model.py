@@ -11,7 +11,8 @@ from harness.parse import parse_source
 from harness.scan.model import Program
 from harness.scan.trace import trace
 from harness.scan.ttt import analyse_units
-from harness.scan.units import ScanUnit, unpack_unit
+from harness.scan.units import ScanUnit, scan_units
+from harness.submission import Submission
 
 
 def units(src: str, name: str = "train_gpt.py") -> list[ScanUnit]:
@@ -139,13 +140,14 @@ main()
     assert kinds(src) == ["undecided"]
 
 
-def test_packed_script_is_unpacked_from_its_literal():
+def test_packed_script_is_unpacked_from_its_literal(tmp_path):
     inner = HEAD + "print('hello')\n"
     blob = base64.b85encode(lzma.compress(inner.encode(), format=lzma.FORMAT_RAW,
                                           filters=[{"id": lzma.FILTER_LZMA2}])).decode()
     wrapper = ("import lzma as L,base64 as B\n"
                f'exec(L.decompress(B.b85decode("{blob}"),format=L.FORMAT_RAW,filters=[{{"id":L.FILTER_LZMA2}}]))\n')
-    unit = unpack_unit("train_gpt.py", parse_source(wrapper).tree)
+    (tmp_path / "train_gpt.py").write_text(wrapper)
+    (unit,) = scan_units(Submission(tmp_path, tmp_path.name))
     assert unit is not None and unit.name == "train_gpt.py (unpacked)" and unit.text == inner
     assert unit.packed_from == "train_gpt.py"
 
