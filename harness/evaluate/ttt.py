@@ -161,13 +161,11 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
                 steps += train_chunk(ci)
             chunks.append({"chunk": ci, "tokens": sums.tokens, "bytes": sums.bytes, "loss": sums.loss})
             advance(1)
-        for c in chunks:        # host syncs after the loop, not per chunk
-            c["loss"] = float(c["loss"])
         running = Sums()
-        for c in chunks:
-            running.add(Sums(c["loss"], c["tokens"], c["bytes"]))
-            c["bpb"] = Sums(c["loss"], c["tokens"], c["bytes"]).val_bpb
-            c["running_bpb"] = running.val_bpb
+        for c in chunks:        # host syncs after the loop, not per chunk
+            chunk = Sums(float(c["loss"]), c["tokens"], c["bytes"])
+            running.add(chunk)
+            c.update(loss=chunk.loss, bpb=chunk.val_bpb, running_bpb=running.val_bpb)
     finally:
         close()
         for p in model.parameters():
