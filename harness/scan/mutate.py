@@ -22,6 +22,11 @@ KEEP = set(dir(builtins)) | {"self", "cls", "__name__", "__main__", "__file__", 
                              "__call__", "_", "super"}
 
 
+def _code(node: cst.CSTNode) -> str:
+    """Source text of one node."""
+    return cst.Module([]).code_for_node(node)
+
+
 class _Collect(cst.CSTVisitor):
     """Names the script defines (candidates for renaming) and names it imports (never renamed)."""
 
@@ -128,7 +133,8 @@ def rename_identifiers(source: str, prefix: str = "q") -> str:
              if not a.startswith("__")}
     # a defined name used as an attribute elsewhere keeps one spelling everywhere
     for a, new in attrs.items():
-        names.setdefault(a, new) if a in col.defined else None
+        if a in col.defined:
+            names.setdefault(a, new)
     return module.visit(_Rename(names, attrs)).code
 
 
@@ -159,8 +165,8 @@ class _ForToWhile(cst.CSTTransformer):
             if isinstance(stmt, cst.For) and stmt.orelse is None and stmt.asynchronous is None:
                 self.n += 1
                 it = f"_ga_it{self.n}"
-                target = cst.Module([]).code_for_node(stmt.target)
-                it_code = cst.Module([]).code_for_node(stmt.iter)
+                target = _code(stmt.target)
+                it_code = _code(stmt.iter)
                 head = cst.parse_statement(f"{it} = iter({it_code})\n")
                 loop = cst.parse_statement(
                     f"while True:\n    try:\n        {target} = next({it})\n    except StopIteration:\n"
@@ -205,7 +211,7 @@ def inline_helper(source: str, name: str | None = None) -> str:
     funcs = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
 
     def fits(f: cst.FunctionDef) -> bool:
-        code = cst.Module([]).code_for_node(f)
+        code = _code(f)
         if f.asynchronous or f.decorators or "yield" in code or "nonlocal" in code or "global " in code:
             return False
         params = f.params
@@ -218,35 +224,28 @@ def inline_helper(source: str, name: str | None = None) -> str:
         last_return = isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], cst.Return)
         return returns == 0 or (returns == 1 and last_return)
 
-    order = [name] if name else sorted(funcs, key=lambda n: ("backward" not in
-                                                              cst.Module([]).code_for_node(funcs[n]), n))
+    order = [name] if name else sorted(funcs, key=lambda n: ("backward" not in _code(funcs[n]), n))
     for fname in order:
         f = funcs.get(fname)
         if f is None or fname == "main" or not fits(f) or _call_sites(module, fname) != 2:
             continue
-        new = _Inliner(f).visit_module(module)
-        if new is not None:
+        inliner = _InlineCalls(f)
+        new = module.visit(inliner)
+        if inliner.done:
             body = [s for s in new.body if not (isinstance(s, cst.FunctionDef) and s.name.value == fname)]
             return new.with_changes(body=body).code
     raise ValueError("no helper to inline")
 
 
-class _Inliner:
+class _InlineCalls(cst.CSTTransformer):
+    """Replaces the first statement calling `func` by its body; `done` tells whether one was found."""
+
     def __init__(self, func: cst.FunctionDef):
         self.func = func
         self.done = False
 
-    def visit_module(self, module: cst.Module) -> cst.Module | None:
-        out = module.visit(_InlineCalls(self))
-        return out if self.done else None
-
-
-class _InlineCalls(cst.CSTTransformer):
-    def __init__(self, owner: _Inliner):
-        self.owner = owner
-
     def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
-        if self.owner.done:
+        if self.done:
             return updated
         body = []
         for stmt in updated.body:
@@ -255,7 +254,7 @@ class _InlineCalls(cst.CSTTransformer):
         return updated.with_changes(body=body)
 
     def _expand(self, stmt) -> list | None:
-        if self.owner.done or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        if self.done or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
             return None
         small = stmt.body[0]
         target = None
@@ -265,7 +264,7 @@ class _InlineCalls(cst.CSTTransformer):
             call, target = small.value, small.targets[0].target
         else:
             return None
-        f = self.owner.func
+        f = self.func
         if not (isinstance(call.func, cst.Name) and call.func.value == f.name.value):
             return None
         params = [p.name.value for p in f.params.params]
@@ -287,7 +286,7 @@ class _InlineCalls(cst.CSTTransformer):
             value = given.get(p.name.value, p.default)
             if value is None:
                 return None
-            code = cst.Module([]).code_for_node(value)
+            code = _code(value)
             binds.append(cst.parse_statement(f"{p.name.value}{suffix} = {code}\n"))
         inner = list(renamed.body)
         last = inner[-1]
@@ -295,12 +294,12 @@ class _InlineCalls(cst.CSTTransformer):
             ret = last.body[-1]
             inner = inner[:-1]
             if target is not None and ret.value is not None:
-                code = cst.Module([]).code_for_node(ret.value)
-                tcode = cst.Module([]).code_for_node(target)
+                code = _code(ret.value)
+                tcode = _code(target)
                 inner.append(cst.parse_statement(f"{tcode} = {code}\n"))
         elif target is not None:
             return None
-        self.owner.done = True
+        self.done = True
         return binds + inner + ([cst.parse_statement("pass\n")] if not inner and not binds else [])
 
 
