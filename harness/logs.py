@@ -266,7 +266,8 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
         losses[ln] = loss
     final = _choose_final(finals)
     eval_ms = _eval_ms(final, finals) if final is not None else None
-    last_stop = max((line(m.start()) for m in scan(STOP, text)), default=0)
+    stops = list(scan(STOP, text))
+    last_stop = line(stops[-1].start()) if stops else 0
     phases = []
     for hit in finals:
         m = EVAL_TIME.search(hit.text)
@@ -299,11 +300,9 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
         if code_plain is None and code_c is None:
             code_plain = Hit(int(alt.group("code")), line(alt.start()), alt.group(0).strip()[:300])
 
-    stop = None
-    for m in scan(STOP, text):
-        stop = m
     train_ms = stop_step = None
-    if stop is not None:
+    if stops:
+        stop = stops[-1]
         train_ms = Hit(int(stop.group("ms")), line(stop.start()), stop.group(0).strip())
         stop_step = int(stop.group("step")) if stop.group("step") else None
     last_step = None
@@ -339,9 +338,8 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
     paths = _data_paths(text, hyper, hyper_line, line)
     variant, variant_source = _variant(paths, hyper)
 
-    stops = sum(1 for _ in scan(STOP, text))
-    runs = max(stops, len([f for f in finals if f.label.startswith("final_int8_zlib_roundtrip")
-                           and not f.label.endswith("_exact")]) and 1)
+    runs = max(len(stops), len([f for f in finals if f.label.startswith("final_int8_zlib_roundtrip")
+                                and not f.label.endswith("_exact")]) and 1)
     return ParsedLog(
         name=name,
         size=size if size is not None else len(text),
