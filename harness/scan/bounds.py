@@ -48,7 +48,7 @@ def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
     if cached is not None:
         return cached
     counts: dict[str, list[ast.expr | None]] = {}
-    body = node.body if isinstance(node, ast.Module) else [node.body] if isinstance(node, ast.Lambda) else node.body
+    body = [node.body] if isinstance(node, ast.Lambda) else node.body
     for stmt in body:
         for n in walk(stmt):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
