@@ -61,6 +61,17 @@ def _expand(tag: dict[str, Any], events: list[dict[str, Any]]) -> dict[int, list
     return out
 
 
+def _earliest(reads: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[int, int]:
+    """Position -> the first loss event of it in these read-outs."""
+    out: dict[int, int] = {}
+    for r in reads:
+        for ev, pos in _expand(r["events"], events).items():
+            for p in pos:
+                if p not in out or ev < out[p]:
+                    out[p] = ev
+    return out
+
+
 def build(events: list[dict[str, Any]]) -> Timeline:
     tl = Timeline(events=events)
     # tokens the val loader returned (after --tokens); else those of the val shards read directly
@@ -68,11 +79,7 @@ def build(events: list[dict[str, Any]]) -> Timeline:
                      or sum(e.get("n", 0) for e in events if e["kind"] == "val_shard"))
     prints = [e for e in events if e["kind"] == "print" and _num(_BPB, e["text"]) is not None]
     reads = [e for e in events if e["kind"] == "read"]
-    for r in reads:
-        for ev, pos in _expand(r["events"], events).items():
-            for p in pos:
-                if p not in tl.first_scored or ev < tl.first_scored[p]:
-                    tl.first_scored[p] = ev
+    tl.first_scored = _earliest(reads, events)
     for t in (e for e in events if e["kind"] == "train"):
         for pos in _expand(t["events"], events).values():
             for p in pos:
@@ -96,9 +103,5 @@ def build(events: list[dict[str, Any]]) -> Timeline:
     tl.reported_reads = [r["i"] for r in chosen]
     if chosen:
         tl.steps_after_read = sum(1 for e in events if e["kind"] == "step" and chosen[-1]["i"] < e["i"] < line["i"])
-    for r in chosen:
-        for ev, pos in _expand(r["events"], events).items():
-            for p in pos:
-                if p not in tl.reported_score or ev < tl.reported_score[p]:
-                    tl.reported_score[p] = ev
+    tl.reported_score = _earliest(chosen, events)
     return tl
