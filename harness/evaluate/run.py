@@ -26,7 +26,7 @@ def evaluate(script: Path, args: argparse.Namespace) -> Report:
     except _EvalFailure as exc:
         error = str(exc)
     except _NeedsAdapter as exc:
-        findings = [adapter_finding(script, exc.message)]
+        findings = [adapter_finding(script, str(exc))]
     sub = judge(display, track, findings, claims, measured, error=error)
     return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=(sub,))
 
@@ -37,10 +37,6 @@ class _EvalFailure(Exception):
 
 class _NeedsAdapter(Exception):
     """The adapter could not build, load or run the model: verdict `needs-review`."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 ADAPTER_RULE = "EVAL-ADAPTER"
