@@ -80,10 +80,11 @@ def make_fake_data(root: Path, tokenizers: Path) -> None:
     shim.parent.mkdir(parents=True, exist_ok=True)
     shim.write_text("#!/bin/sh\n# golfaudit coverage stand-in: code size is not what is tested\nexec cat\n")
     shim.chmod(0o755)
-    for alias, target in {**ALIASES, **{k: None for k in TOKENIZER_ALIASES}}.items():
+    links = {**{alias: datasets / target for alias, target in ALIASES.items()},
+             **{alias: tok for alias in TOKENIZER_ALIASES}}
+    for alias, dest in links.items():
         link = datasets / alias
         link.parent.mkdir(parents=True, exist_ok=True)
-        dest = tok if target is None else datasets / f"{target}"
         if not link.exists():
             link.symlink_to(dest, target_is_directory=True)
 
