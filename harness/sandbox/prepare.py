@@ -43,6 +43,7 @@ COMPAT = Path(__file__).resolve().parent.parent / "compat"
 PASS_THROUGH = {"LD_LIBRARY_PATH", "CUDA_HOME", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"}
 PASS_PREFIXES = ("NCCL_", "NVSHMEM_", "TORCH_SYMM_MEM_")
 INSIDE_RUN, INSIDE_DATA, INSIDE_COMPAT = "/sandbox/run", "/data", "/sandbox/compat"
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 @dataclass
@@ -115,6 +116,21 @@ def _memory_total() -> int:
 def default_memory(gpus: int) -> int:
     """The memory limit without --max-memory: 3/4 of RAM up to 8 GiB on CPU, 4/5 of RAM with GPUs."""
     return min(8 << 30, _memory_total() * 3 // 4) if gpus == 0 else _memory_total() * 4 // 5
+
+
+def host_settings(gpus: int) -> dict[str, str]:
+    """What the sandbox takes from the host's environment: driver and NCCL settings, and with GPUs
+    CUDA_VISIBLE_DEVICES (the host's, else the first `gpus` devices)."""
+    out = {key: value for key, value in os.environ.items() if key in PASS_THROUGH or key.startswith(PASS_PREFIXES)}
+    if gpus > 0:
+        out["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(gpus))))
+    return out
+
+
+def visible_host_path(binds: list[Bind]) -> list[str]:
+    """The host's PATH entries that the binds show inside (e.g. the driver's nvidia-smi folder)."""
+    return [p for p in os.environ.get("PATH", "").split(os.pathsep)
+            if p and any(p == b.dst or p.startswith(b.dst.rstrip("/") + "/") for b in binds)]
 
 
 def _covers(path: str, hidden: list[str]) -> bool:
@@ -192,8 +208,7 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
 
     settings = {**plan.env, **opts.env}
     env = {
-        "PATH": os.pathsep.join([os.path.dirname(opts.python), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-                                 "/usr/bin", "/sbin", "/bin"]),
+        "PATH": os.pathsep.join([os.path.dirname(opts.python), *SYSTEM_PATH]),
         "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         **settings,
@@ -202,15 +217,10 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
     }
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(pythonpath)
-    for key, value in os.environ.items():
-        if key in PASS_THROUGH or key.startswith(PASS_PREFIXES):
-            env[key] = value
+    env.update(host_settings(opts.gpus))
     bins = [os.path.join(p, "bin") for p in pythonpath if os.path.isdir(os.path.join(p, "bin"))]
-    visible = [p for p in os.environ.get("PATH", "").split(os.pathsep)    # e.g. the driver's nvidia-smi folder
-               if p and any(p == b.dst or p.startswith(b.dst.rstrip("/") + "/") for b in binds)]
-    env["PATH"] = os.pathsep.join(dict.fromkeys([*bins, *env["PATH"].split(os.pathsep), *visible]))
+    env["PATH"] = os.pathsep.join(dict.fromkeys([*bins, *env["PATH"].split(os.pathsep), *visible_host_path(binds)]))
     if opts.gpus > 0:
-        env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(opts.gpus))))
         argv = [opts.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={opts.gpus}",
                 plan.script]
     else:

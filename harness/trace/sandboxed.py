@@ -68,7 +68,14 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
            artifact: Path | None, opts: SandboxOptions, uid: int, base_env: dict[str, str],
            whole_folder: bool = True) -> Layout:
     """Build the run's host folders and its `SandboxSpec` (raises OSError / SandboxError on setup problems)."""
-    from harness.sandbox.prepare import PASS_PREFIXES, PASS_THROUGH, _chown_tree, _covers, default_memory
+    from harness.sandbox.prepare import (
+        SYSTEM_PATH,
+        _chown_tree,
+        _covers,
+        default_memory,
+        host_settings,
+        visible_host_path,
+    )
     from harness.sandbox.runner import Bind, SandboxError, SandboxSpec, interpreter_binds, system_binds
 
     work = (opts.workdir or default_workdir(script)).resolve()
@@ -122,18 +129,11 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
             tok = Path(shutil.copyfile(tok, work / "tok" / tok.name))
             _chown_tree(tok.parent, uid)
         binds.append(Bind(str(tok), owned["TOKENIZER_PATH"]))
-    path = [os.path.dirname(opts.python), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin",
-            "/bin"]
-    path += [p for p in os.environ.get("PATH", "").split(os.pathsep)     # e.g. the driver's nvidia-smi folder
-             if p and any(p == b.dst or p.startswith(b.dst.rstrip("/") + "/") for b in binds)]
+    path = [os.path.dirname(opts.python), *SYSTEM_PATH, *visible_host_path(binds)]
     full = {"HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1", **settings, **owned,
             "PYTHONPATH": os.pathsep.join([INSIDE_SRC, *pythonpath]), "PATH": os.pathsep.join(dict.fromkeys(path))}
-    for key, value in os.environ.items():
-        if key in PASS_THROUGH or key.startswith(PASS_PREFIXES):
-            full[key] = value
-    if opts.gpus > 0:
-        full["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(opts.gpus))))
+    full.update(host_settings(opts.gpus))
     argv = [opts.python, "-m", "harness.trace.child", f"{INSIDE_RUN}/{script.name}", f"{INSIDE_OUT}/events.json"]
     if tokens is not None:
         argv += ["--tokens", str(tokens)]
