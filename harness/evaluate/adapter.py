@@ -376,10 +376,7 @@ class SubmissionAdapter:
     def _load_via_deserialize(self, deser, path: Path) -> Any:
         import torch
 
-        fn = slicing.find_function(self.tree, lambda f: f.name == "deserialize")
-        attrs = _h_attrs_opened(fn) if fn is not None else []
-        if not attrs:
-            raise _needs(self.script, "deserialize() reads no h.<path> attribute we can point at the artifact")
+        attrs = self._deserialize_path_attrs()
         saved = {a: getattr(self.h, a, None) for a in attrs}
         try:
             for a in attrs:
@@ -393,16 +390,20 @@ class SubmissionAdapter:
         self.applied_settings = apply_eval_settings(self.tree, model, self.h)
         return model
 
+    def _deserialize_path_attrs(self) -> list[str]:
+        """The `h.<attr>` paths that `deserialize()` opens: pointed at the artifact to load it."""
+        fn = slicing.find_function(self.tree, lambda f: f.name == "deserialize")
+        attrs = _h_attrs_opened(fn) if fn is not None else []
+        if not attrs:
+            raise _needs(self.script, "deserialize() reads no h.<path> attribute we can point at the artifact")
+        return attrs
+
     def plan(self) -> dict[str, Any]:
         """How an artifact would be loaded, without loading one (diagnostics, dry coverage runs)."""
         if self.hook is not None:
             return {"via": "hook"}
         if callable(getattr(self.module, "deserialize", None)):
-            fn = slicing.find_function(self.tree, lambda f: f.name == "deserialize")
-            attrs = _h_attrs_opened(fn) if fn is not None else []
-            if not attrs:
-                raise _needs(self.script, "deserialize() reads no h.<path> attribute we can point at the artifact")
-            return {"via": "deserialize", "path_attrs": attrs}
+            return {"via": "deserialize", "path_attrs": self._deserialize_path_attrs()}
         body, target, names = self._main_load_target()
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
         return {"via": "main-slice", "reads": names, "statements": len(indices),
