@@ -175,11 +175,8 @@ class WindowScorer:
         self.tokens = torch.as_tensor(tokens.astype(np.int64), device=self.device)
         self.cum_bytes = np.concatenate([[0], np.cumsum(tbytes, dtype=np.int64)])
         self.arange = torch.arange(seq_len, device=self.device)
-        self._fn: Callable[..., Any] = _masked_nll_sum(scorer)
-        self.compiled = False
-        if compile:
-            self._fn = _compiled_nll_sum(scorer)
-            self.compiled = True
+        self.compiled = bool(compile)
+        self._fn: Callable[..., Any] = _compiled_nll_sum(scorer) if compile else _masked_nll_sum(scorer)
 
     def _plan(self, batch: list[Window]) -> Any:
         """[3, B] int64 (ws, s, wlen) for the batch, padded with empty windows (wlen 0) to `pad_to`."""
