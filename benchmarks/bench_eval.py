@@ -67,7 +67,6 @@ def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n
 def call_by_names(fn, mod, h, model, device, stride: int):
     """Call one of the record's eval functions, filling its parameters by name; (result, seconds)."""
     import sentencepiece as spm
-    import torch
 
     params = inspect.signature(fn).parameters
     cache: dict = {}
@@ -110,12 +109,7 @@ def call_by_names(fn, mod, h, model, device, stride: int):
             kw[name] = getattr(h, "eval_seq_len", None)
         elif name in ("log0", "log"):
             kw[name] = lambda *a, **k: None
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    t = time.perf_counter()
-    out = fn(**kw)
-    sync()
-    return out, time.perf_counter() - t
+    return timed(fn, **kw)
 
 
 def function_source(source: str, name: str) -> str:
@@ -287,8 +281,7 @@ def main() -> int:
         "record": a.record.name, "vocab": vocab, "seq_len": L, "stride": stride,
         "artifact_bytes": art.stat().st_size, "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else a.device,
-        "attention": "SDPA stand-in for FA3" if getattr(fa, "STANDIN", False) or getattr(
-            fa, "__golfaudit_standin__", False) else "flash_attn_interface",
+        "attention": "SDPA stand-in for FA3" if getattr(fa, "STANDIN", False) else "flash_attn_interface",
         "peak_tflops": a.peak_tflops, "batch_seqs_fast": a.batch_seqs, "rows": []}
 
     own_sliding = getattr(mod, "eval_val_sliding", None)
@@ -353,13 +346,13 @@ def main() -> int:
         n = a.ttt_tokens
         data2 = write_corpus_shards(a.corpus, a.tokenizer, tmp / "data_ttt", vocab, n)
         h.val_files = str(data2 / "fineweb_val_*.bin")
-        cfg = TTTConfig(**ad.ttt_settings())
-        Lt = cfg.train_seq_len or L
+        settings = ad.ttt_settings()
+        Lt = settings["train_seq_len"] or L
         if "eval_seq_len" in "".join(src.split()).split("total_tokens")[0]:
             Lt = L                                     # 04-0x packed records score and train at eval_seq_len
-        cfg = TTTConfig(**{**ad.ttt_settings(), "train_seq_len": Lt})
+        cfg = TTTConfig(**{**settings, "train_seq_len": Lt})
         t2 = toks_np[: (min(n, toks_np.size - 1) // Lt) * Lt + 1]
-        res["ttt_config"] = ad.ttt_settings() | {"train_seq_len": Lt, "tokens": int(t2.size - 1)}
+        res["ttt_config"] = settings | {"train_seq_len": Lt, "tokens": int(t2.size - 1)}
         tw = plan_windows(t2.size - 1, Lt, stride, tl)
         n_chunks = max(1, (t2.size - 1 + cfg.chunk_tokens - 1) // cfg.chunk_tokens)
         trained = sum(cfg.epochs * ((min((ci + 1) * cfg.chunk_tokens, t2.size - 1) - ci * cfg.chunk_tokens) // Lt)
@@ -387,15 +380,13 @@ def main() -> int:
                                a.peak_tflops))
         print("own ttt", res["rows"][-1], flush=True)
 
-        fast_ttt_sc = fast_sc
-
         def ours(exact: bool):
             m = fresh()
             if exact:
                 fn = compile_(m.forward_logits) if res["ttt_own_compiles_scoring"] else m.forward_logits
                 sc, bs = FnScorer(fn), cfg.batch_seqs
             else:
-                sc, bs = fast_ttt_sc, a.batch_seqs
+                sc, bs = fast_sc, a.batch_seqs
             return timed(ttt_eval, sc, m, lambda x, y: ad.train_loss(m, x, y), t2, tbytes[: t2.size - 1], cfg,
                          seq_len=Lt, stride=stride, batch_seqs=bs, device=a.device, exact=exact, layout=tl,
                          compile=not exact and not a.eager, pad=not exact)
