@@ -271,9 +271,7 @@ def main() -> int:
             if p.is_floating_point():
                 p.add_(torch.randn_like(p) * 0.02)
     art = ad.serialize(model, tmp / "art")
-    model = ad.load_artifact(art).eval()
-    if int(getattr(h, "num_loops", 0) or 0) > 0 and hasattr(model, "looping_active"):
-        model.looping_active = True      # the record's main() does this after deserialize()
+    model = ad.load_artifact(art).eval()   # with the settings the record applies after deserialize()
     st = ad.eval_settings()
     L, stride = st["seq_len"], st["stride"]
     fa = sys.modules.get("flash_attn_interface")

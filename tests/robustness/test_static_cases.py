@@ -349,12 +349,6 @@ def _code_problem_findings(sub, *words: str) -> list[dict]:
             and f["file"].startswith("train_gpt.py") and all(w in f["message"].lower() for w in words)]
 
 
-BOMB_OWNER = ("helper C (harness/scan/units.py `_decode`/`_lzma_any`): its own fallback unpacker calls "
-              "lzma/zlib/bz2.decompress() without a streaming cap and checks MAX_UNPACKED only afterwards, so "
-              "a 800 KB packed script is decompressed to 4 GiB (MemoryError or minutes, once per TTT rule); use "
-              "harness.codeload's capped units instead")
-
-
 @pytest.fixture(scope="module")
 def bomb_batch(tmp_path_factory):
     from tests.robustness.hostile import bomb_script
