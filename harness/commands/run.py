@@ -10,18 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.cli_args import parse_env, parse_size
 from harness.commands._common import add_output_arguments, emit, usage_error
 
 NAME = "run"
 HELP = "run a submission in a sandbox on local data with decoy val shards, then measure its artifact and times"
-
-
-def _size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = text.strip().lower().removesuffix("b")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra setting (repeatable)")
     parser.add_argument("--workdir", type=Path, help="where the run's copy, data and log go (default out/run/...)")
     parser.add_argument("--python", default=sys.executable, help="interpreter inside the sandbox")
-    parser.add_argument("--max-memory", type=_size, help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on "
+    parser.add_argument("--max-memory", type=parse_size, help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on "
                         "CPU, 4/5 of RAM with GPUs)")
     parser.add_argument("--max-tasks", type=int, help="process+thread limit (default 4096 CPU, 16384 GPU)")
-    parser.add_argument("--disk-limit", type=_size, metavar="SIZE",
+    parser.add_argument("--disk-limit", type=parse_size, metavar="SIZE",
                         help="bytes the run may write to its folder, e.g. 20g (per file and in all; default 8g; "
                         "0: no cap)")
     parser.add_argument("--decoy-val-tokens", type=int, metavar="N",
@@ -55,12 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.path.exists():
         return usage_error(f"no such file or folder: {args.path}")
-    env = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            return usage_error(f"--env wants KEY=VALUE, got {item!r}")
-        env[key] = value
+    try:
+        env = parse_env(args.env)
+    except ValueError as exc:
+        return usage_error(str(exc))
     if args.disk_limit is not None and args.disk_limit < 0:
         return usage_error("--disk-limit must be >= 0")
     if args.gpus < 0 or args.train_budget <= 0 or args.eval_budget <= 0:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.cli_args import parse_env, parse_size
 from harness.commands._common import add_output_arguments, emit, usage_error
 
 NAME = "trace"
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path,
                         help="host folder of the sandboxed run: its copy, events.json and console.log are kept "
                              "there (default out/trace-runs/<name>-<pid>-<time>)")
-    parser.add_argument("--max-memory", type=_size, metavar="SIZE",
+    parser.add_argument("--max-memory", type=parse_size, metavar="SIZE",
                         help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on CPU, 4/5 of RAM with GPUs)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="debugging only: run the traced process as a plain subprocess with the host's "
@@ -45,20 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser)
 
 
-def _size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = text.strip().lower().removesuffix("b")
-    try:
-        return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 8g, 512m)") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from harness.report import Report
 
     if not args.folder.exists():
         return usage_error(f"no such file or folder: {args.folder}")
+    try:
+        env = parse_env(args.env)
+    except ValueError as exc:
+        return usage_error(str(exc))
     for label, path in (("--data", args.data), ("--tokenizer", args.tokenizer), ("--artifact", args.artifact)):
         if path is not None and not path.exists():
             return usage_error(f"{label}: no such file or folder: {path}")
@@ -82,12 +78,6 @@ def run(args: argparse.Namespace) -> int:
                                f"(--no-sandbox runs it as a plain subprocess, for debugging only)")
         sandbox = SandboxOptions(budget=args.budget, gpus=args.gpus, workdir=args.workdir,
                                  max_memory=args.max_memory)
-    env: dict[str, str] = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            return usage_error(f"--env {item!r}: expected KEY=VALUE")
-        env[key] = value
     folder = args.folder.parent if args.folder.is_file() else args.folder
     script = args.folder if args.folder.is_file() else folder / "train_gpt.py"
     if not script.is_file():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from harness.astwalk import walk
+from harness.scan.assigns import single_assigns
 
 Poly = dict[tuple[str, ...], int]
 MAX_FOLLOW = 24
@@ -40,34 +40,6 @@ class Frame:
     closure: object
     args: dict
     key: tuple
-
-
-def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
-    """Names a function assigns exactly once (plain `name = value`), with their value; cached on the node."""
-    cached = node.__dict__.get("_golfaudit_single_values")
-    if cached is not None:
-        return cached
-    counts: dict[str, list[ast.expr | None]] = {}
-    body = [node.body] if isinstance(node, ast.Lambda) else node.body
-    for stmt in body:
-        for n in walk(stmt):
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-                continue
-            if isinstance(n, ast.Assign):
-                for t in n.targets:
-                    plain = isinstance(t, ast.Name) and len(n.targets) == 1
-                    for x in walk(t):
-                        if isinstance(x, ast.Name):
-                            counts.setdefault(x.id, []).append(n.value if plain else None)
-            elif isinstance(n, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr,
-                                ast.comprehension, ast.withitem)):
-                target = getattr(n, "target", None) or getattr(n, "optional_vars", None)
-                for x in walk(target) if target is not None else ():
-                    if isinstance(x, ast.Name):
-                        counts.setdefault(x.id, []).extend([None, None])
-    out = {k: v[0] for k, v in counts.items() if len(v) == 1 and v[0] is not None}
-    node.__dict__["_golfaudit_single_values"] = out
-    return out
 
 
 def _params(func) -> list[str]:

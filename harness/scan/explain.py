@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from harness.astwalk import walk
+from harness.scan.assigns import single_assigns
 from harness.scan.config import copy_expr
 from harness.scan.trace import CondRef, Event
 
@@ -67,27 +67,6 @@ class _Inline(ast.NodeTransformer):
         return node
 
 
-def _single_assigns(cond: CondRef) -> dict[str, ast.expr]:
-    """Names the function assigns exactly once, with their value (computed once per function)."""
-    node = cond.func.node
-    cached = node.__dict__.get("_golfaudit_single_assigns")
-    if cached is None:
-        cached = node.__dict__["_golfaudit_single_assigns"] = _count_single_assigns(node)
-    return cached
-
-
-def _count_single_assigns(node: ast.AST) -> dict[str, ast.expr]:
-    counts: dict[str, list[ast.expr]] = {}
-    for n in walk(node):
-        if isinstance(n, ast.Assign):
-            for t in n.targets:
-                if isinstance(t, ast.Name):
-                    counts.setdefault(t.id, []).append(n.value)
-        elif isinstance(n, (ast.AugAssign, ast.For)) and isinstance(getattr(n, "target", None), ast.Name):
-            counts.setdefault(n.target.id, []).extend([None, None])  # type: ignore[list-item]
-    return {k: v[0] for k, v in counts.items() if len(v) == 1 and v[0] is not None}
-
-
 def _bare(test: ast.expr) -> ast.expr:
     """`getattr(args, 'x', d)` → `args.x` so settings can be looked up."""
     class Fix(ast.NodeTransformer):
@@ -113,7 +92,7 @@ def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
             continue
         seen.add(c.uid)
         try:
-            test = _bare(_Inline(_single_assigns(c)).visit(copy_expr(c.test, {})))
+            test = _bare(_Inline(single_assigns(c.func.node)).visit(copy_expr(c.test, {})))
             by_default = config.enabled_by_default(sub, test)
             by_run = config.enabled_by_run(sub, test)
             _, why = config.branch_state(sub, test)

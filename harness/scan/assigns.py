@@ -1,0 +1,114 @@
+"""Names a scope binds exactly once (`name = value`), with their value: one table for the scanner.
+
+`single_assigns(node)` is used by harness.scan.bounds (symbolic slice bounds) and harness.scan.explain
+(inlining a local flag into a branch test). The semantics are the strict ones: a name counts as assigned
+once only when its one binding in the scope is a plain `name = value` statement (one target, a bare name).
+Any other binding of the name in the same scope disqualifies it: a tuple or starred target, a chained
+`a = b = v`, a subscript or attribute store through it (`x[i] = v`, `x.a = v`), `+=`, an annotated
+assignment, a `for`/`with`/`except`/`import`/`del`/`match` binding, a walrus, a comprehension target, a
+nested `def`/`class` of that name, a `global`/`nonlocal` declaration, or a `nonlocal` rebinding from a
+nested function. Nested function, class and lambda bodies are other scopes and are not looked into
+(their decorators, defaults, bases and keywords are evaluated in this scope and are).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from harness.astwalk import walk
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_WALK_SLOT = "_golfaudit_scope_walk"
+_VALUES_SLOT = "_golfaudit_single_assigns"
+_TARGETED = (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
+
+
+def scope_walk(node: ast.AST) -> list[ast.AST]:
+    """The nodes of `node`'s own scope (its body), breadth first; a nested def/class/lambda appears itself
+    with the parts evaluated in this scope (decorators, defaults, bases, keywords), never its body. Cached."""
+    cached = node.__dict__.get(_WALK_SLOT)
+    if cached is None:
+        cached = node.__dict__[_WALK_SLOT] = _scope_walk(node)
+    return cached
+
+
+def _scope_walk(node: ast.AST) -> list[ast.AST]:
+    body = getattr(node, "body", None)
+    out: list[ast.AST] = list(body) if isinstance(body, list) else [body] if isinstance(body, ast.AST) else []
+    append = out.append
+    i = 0
+    while i < len(out):
+        current = out[i]
+        i += 1
+        if isinstance(current, _SCOPES):
+            out.extend(_outer_parts(current))
+            continue
+        for name in current._fields:
+            value = getattr(current, name, None)
+            if value.__class__ is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        append(item)
+            elif isinstance(value, ast.AST):
+                append(value)
+    return out
+
+
+def _outer_parts(node: ast.AST) -> list[ast.AST]:
+    """What a nested def/class/lambda evaluates in the enclosing scope."""
+    parts: list[ast.AST] = list(getattr(node, "decorator_list", ()))
+    if isinstance(node, ast.ClassDef):
+        return parts + list(node.bases) + list(node.keywords)
+    args = node.args  # type: ignore[attr-defined]
+    return parts + list(args.defaults) + [d for d in args.kw_defaults if d is not None]
+
+
+def _names(target: ast.AST | None) -> list[str]:
+    return [x.id for x in walk(target) if isinstance(x, ast.Name)] if target is not None else []
+
+
+def _rebound(n: ast.AST) -> list[str]:
+    """Names that `n` binds in some way other than a plain `name = value`."""
+    if isinstance(n, _TARGETED):
+        return _names(n.target)
+    if isinstance(n, ast.withitem):
+        return _names(n.optional_vars)
+    if isinstance(n, ast.Delete):
+        return [x for t in n.targets for x in _names(t)]
+    if isinstance(n, (ast.Import, ast.ImportFrom)):
+        return [a.asname or a.name.split(".")[0] for a in n.names]
+    if isinstance(n, (ast.Global, ast.Nonlocal)):
+        return list(n.names)
+    if isinstance(n, ast.ExceptHandler):
+        return [n.name] if n.name else []
+    if isinstance(n, (ast.MatchAs, ast.MatchStar)):
+        return [n.name] if n.name else []
+    if isinstance(n, ast.MatchMapping):
+        return [n.rest] if n.rest else []
+    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [n.name] + [x for m in walk(n) if isinstance(m, ast.Nonlocal) for x in m.names]
+    return []
+
+
+def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
+    """Names the scope of `node` (a function, lambda, class or module) binds exactly once, by a plain
+    `name = value`, with that value (see the module docstring); cached on the node."""
+    cached = node.__dict__.get(_VALUES_SLOT)
+    if cached is not None:
+        return cached
+    counts: dict[str, list[ast.expr | None]] = {}
+    for n in scope_walk(node):
+        if isinstance(n, ast.Assign):
+            plain = len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+            for t in n.targets:
+                for name in _names(t):
+                    counts.setdefault(name, []).append(n.value if plain else None)
+        else:
+            for name in _rebound(n):
+                counts.setdefault(name, []).extend([None, None])
+    out = {k: v[0] for k, v in counts.items() if len(v) == 1 and v[0] is not None}
+    node.__dict__[_VALUES_SLOT] = out
+    return out
+
+
+__all__ = ["scope_walk", "single_assigns"]
