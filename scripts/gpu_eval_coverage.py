@@ -42,7 +42,6 @@ SMALL_ENV = {"GPTQ_CALIBRATION_BATCHES": "2", "GPTQ_CALIB_BATCHES": "2", "GPTQ_C
              "GPTQ_NUM_SEQS": "2", "GPTQ_GEN_LEN": "64", "GPTQ_BATCH_SIZE": "2", "GPTQ_AR_SELFGEN": "0",
              "GPTQ_RESERVE_SECONDS": "0", "GPTQ_RESERVE_MS": "0", "TRAIN_BATCH_TOKENS": "65536",
              "COMPRESSOR_FALLBACK": "1"}
-FAST_LEVEL = {"zlib": 1, "lzma": 1, "brotli": 4, "zstd": 3}
 
 
 def script_of(folder: Path) -> Path | None:
@@ -99,34 +98,6 @@ def _no_compile() -> None:
         return model if model is not None else (lambda fn: fn)
 
     torch.compile = identity
-
-
-def _fast_compressors() -> None:
-    """Coverage runs dozens of records: make zlib/lzma/brotli/zstd compress at a low level. The format (and
-    the record's own decompression) is unchanged; only the size of the test artifact is."""
-    import lzma
-    import zlib
-
-    orig_zlib = zlib.compress
-    zlib.compress = lambda data, level=-1, wbits=15: orig_zlib(data, FAST_LEVEL["zlib"], wbits)
-    orig_lzma = lzma.compress
-    lzma.compress = lambda data, *a, **k: orig_lzma(data, *a, **{**k, **({"preset": FAST_LEVEL["lzma"]}
-                                                                         if "filters" not in k else {})})
-    try:
-        import brotli
-
-        orig_brotli = brotli.compress
-        brotli.compress = lambda data, *a, **k: orig_brotli(data, quality=FAST_LEVEL["brotli"])
-    except ImportError:
-        pass
-    try:
-        import zstandard
-    except ImportError:
-        return
-    base = zstandard.ZstdCompressor   # a factory, not a subclass: subclassing the C type crashes at GC
-    orig_zstd = zstandard.compress
-    zstandard.ZstdCompressor = lambda level=3, *a, **k: base(min(level, FAST_LEVEL["zstd"]), *a, **k)
-    zstandard.compress = lambda data, level=3: orig_zstd(data, min(level, FAST_LEVEL["zstd"]))
 
 
 CALIB_LIMITS = {"num_seqs": 2, "n_seqs": 2, "seq_len": 64, "gen_len": 64, "batch_size": 2, "num_batches": 2}
@@ -309,9 +280,11 @@ def main() -> int:
     a = ap.parse_args()
     if a.one:
         sys.path.insert(0, str(ROOT))
-        _fast_compressors()
+        from harness.evaluate.fastcodec import fast_compressors
+
         try:
-            rec = one(a.one, Path(tempfile.mkdtemp(prefix="cov-")))
+            with fast_compressors():
+                rec = one(a.one, Path(tempfile.mkdtemp(prefix="cov-")))
         except BaseException as exc:  # noqa: BLE001 - report every failure as a reason
             import traceback
 
