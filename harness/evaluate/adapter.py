@@ -315,7 +315,7 @@ class SubmissionAdapter:
                 raise AdapterError(f"{self.script}: the adapter hook's build_model() raised "
                                    f"{type(exc).__name__}: {exc}") from None
         for fn, var in self._creation_sites():
-            body = fn.body
+            body = _without_early_exits(fn.body)
             idx = next(i for i, st in enumerate(body) if _assigns_gpt(st, var))
             params = [a.arg for a in fn.args.args]
             extra = {p: self.h for p in params[:1]} if params and params[0] not in ("args", "h") else {}
@@ -323,7 +323,7 @@ class SubmissionAdapter:
             indices = slicing.backward_slice(body, [idx], PROVIDED_NAMES | set(params))
             indices = sorted(set(indices) | set(slicing.following_mutations(body, idx, var)))
             try:
-                slicing.run_statements(body, indices, ns, self.filename)
+                _run_slice(body, indices, ns, self.filename)
                 return ns[var]
             except Exception as exc:  # noqa: BLE001 - try the next construction site
                 last = exc
@@ -411,20 +411,36 @@ class SubmissionAdapter:
 
     def _main_load_target(self) -> tuple[list[ast.stmt], int, list[str]]:
         """(function body, index of the load_state_dict statement, artifact file names it reads): the
-        first `load_state_dict` after the first statement that opens a `.ptz` file for reading."""
+        first `load_state_dict` after the first statement that opens a `.ptz` file for reading.
+
+        A read inside an `if` branch that returns from the function (an eval-only mode: build, load,
+        evaluate, `return`) is passed over for a later read on the main path; where the function has no
+        other, the body becomes the statements before that `if` followed by the branch's own statements."""
         def reads_ptz(st: ast.stmt, body: list[ast.stmt]) -> bool:
             return any("r" in mode and (_const_str(arg, body, pattern=True) or "").endswith(".ptz")
                        for arg, mode in _open_calls(st))
 
+        def first_load(body: list[ast.stmt], start: int) -> int | None:
+            return next((i for i in range(start, len(body)) if "load_state_dict" in slicing.calls_named(body[i])),
+                        None)
+
         for fn in (n for n in self.tree.body if isinstance(n, ast.FunctionDef)):
             body = fn.body
-            read = next((i for i, st in enumerate(body) if reads_ptz(st, body)), None)
-            if read is None:
-                continue
-            target = next((i for i in range(read, len(body)) if "load_state_dict" in slicing.calls_named(body[i])),
-                          None)
-            if target is not None:
-                return body, target, _read_file_names(body, target)
+            fallback = None
+            for read in (i for i, st in enumerate(body) if reads_ptz(st, body)):
+                branch = _exiting_branch(body[read], lambda b, body=body: any(reads_ptz(st, body) for st in b))
+                if branch is not None:
+                    flat = body[:read] + branch
+                    target = first_load(flat, read)
+                    if fallback is None and target is not None:
+                        fallback = (flat, target, _read_file_names(flat, target))
+                    continue
+                target = first_load(body, read)
+                if target is not None:
+                    return _load_body(body), target, _read_file_names(body, target)
+            if fallback is not None:
+                flat, target, names = fallback
+                return _load_body(flat), target, names
         raise _needs(self.script, "no function that reads a .ptz artifact and then calls load_state_dict")
 
     def _load_via_main(self, path: Path) -> Any:
@@ -438,7 +454,9 @@ class SubmissionAdapter:
                 if "*" not in n and "/" not in n:
                     os.symlink(path, Path(tmp) / n)
             try:
-                slicing.run_statements(body, indices, ns, self.filename)
+                _run_slice(body, indices, ns, self.filename)
+            except SliceReturned:
+                raise
             except Exception as exc:  # noqa: BLE001
                 raise _load_failure(f"{self.filename}: its artifact-loading code", path, exc) from None
         return ns.get(receiver) if receiver else base
@@ -465,12 +483,12 @@ class SubmissionAdapter:
                    and any(_writes_artifact(st, f.body) for st in f.body)), None)
         if fn is None:
             raise _needs(self.script, "no statement that writes a .ptz artifact")
-        body = _without_training_loops(fn.body)
+        body = _without_early_exits(_without_training_loops(fn.body))
         target = next(i for i, st in enumerate(body) if _writes_artifact(st, body))
         ns = self._provided(base_model=model)
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
         with _chdir(out_dir):
-            slicing.run_statements(body, indices, ns, self.filename)
+            _run_slice(body, indices, ns, self.filename)
         name = _written_name(body[target], body)
         if "*" in name:
             found = sorted(out_dir.glob(name), key=lambda p: p.stat().st_mtime)
@@ -583,6 +601,98 @@ def _maybe_autocast(device: str):
     if str(device).startswith("cuda"):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+class SliceReturned(AdapterError):
+    """A `return` of the submission's function was reached inside a slice of its statements."""
+
+
+_SLICE_RETURN = "__golfaudit_slice_return__"
+
+
+class _ReturnToRaise(ast.NodeTransformer):
+    """`return ...` -> `raise __golfaudit_slice_return__(<line>)`, outside nested functions and classes."""
+
+    def visit_Return(self, node: ast.Return) -> ast.stmt:
+        call = ast.Call(func=ast.Name(_SLICE_RETURN, ast.Load()), args=[ast.Constant(node.lineno)], keywords=[])
+        return ast.copy_location(ast.Raise(exc=call, cause=None), node)
+
+    def _skip(self, node: ast.AST) -> ast.AST:
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _skip
+
+
+def _function_returns(node: ast.AST) -> bool:
+    """Whether `node` holds a `return` of the enclosing function (not one of a nested def or class)."""
+    if isinstance(node, ast.Return):
+        return True
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        return False
+    return any(_function_returns(c) for c in ast.iter_child_nodes(node))
+
+
+def _always_returns(stmts: list[ast.stmt]) -> bool:
+    """Whether running `stmts` always ends in a `return` (last statement, or an if/else whose both do)."""
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return True
+    return isinstance(last, ast.If) and _always_returns(last.body) and _always_returns(last.orelse)
+
+
+def _without_early_exits(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`body` with each `if` that has no `else` and whose branch always returns (an eval-only mode, `if not
+    master_process: return`) as `pass`: a statement after it runs only when that branch did not, so
+    slicing back from there never needs the branch (nor what the branch alone reads)."""
+    out = []
+    for st in body:
+        if isinstance(st, ast.If) and not st.orelse and _always_returns(st.body):
+            st = ast.copy_location(ast.Pass(), st)
+        out.append(st)
+    return out
+
+
+def _load_body(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The function body the artifact-loading slice is taken from: early exits and the statements that
+    write a `.ptz` file as `pass` (a write that names the artifact file would otherwise overwrite the
+    artifact under test with the fresh model's weights)."""
+    return [ast.copy_location(ast.Pass(), st) if _writes_artifact(st, body) else st
+            for st in _without_early_exits(body)]
+
+
+def _exiting_branch(st: ast.stmt, wanted) -> list[ast.stmt] | None:
+    """The branch of `if` statement `st` for which `wanted(branch)` holds and which returns from the
+    function (e.g. `if args.eval_only: ...load...; return`), else None."""
+    if not isinstance(st, ast.If):
+        return None
+    for branch in (st.body, st.orelse):
+        if branch and wanted(branch) and any(_function_returns(b) for b in branch):
+            return branch
+    return None
+
+
+def _run_slice(body: list[ast.stmt], indices: list[int], ns: dict, filename: str) -> dict:
+    """`slicing.run_statements`, with the function's `return` statements inside the slice (an `if` that
+    ends the function early) turned into a `SliceReturned` naming the line: the statements after it would
+    not have run in the submission either."""
+    stmts = [body[i] for i in indices]
+    if not any(_function_returns(st) for st in stmts):
+        return slicing.run_statements(body, indices, ns, filename)
+    import copy
+
+    stmts = [_ReturnToRaise().visit(copy.deepcopy(st)) if _function_returns(st) else st for st in stmts]
+
+    def returned(line: int) -> SliceReturned:
+        return SliceReturned(f"{filename}: line {line}: its function returns there, before the statements "
+                             "golfaudit runs from it are done (a mode switch the slice does not follow)")
+
+    ns[_SLICE_RETURN] = returned
+    try:
+        return slicing.run_statements(stmts, list(range(len(stmts))), ns, filename)
+    finally:
+        ns.pop(_SLICE_RETURN, None)
 
 
 def _noop(*args: Any, **kwargs: Any) -> None:
