@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import random
 import sys
@@ -272,3 +273,37 @@ def test_timing_new_against_per_sequence_loop_on_cpu(capsys):
         print(f"\nvarlen fwd+bwd on CPU, 64 seqs / 8192 tokens (max {max(lengths)}, min {min(lengths)}): "
               f"per-sequence {timings['per-sequence'][0]:.3f}s, bucketed {timings['bucketed'][0]:.3f}s "
               f"(noisy: shared CPU)")
+
+
+def test_gpu_check_script_runs_on_cpu_with_small_sizes(tmp_path):
+    """scripts/gpu_standin_check.py is for the GPU machine; its CPU mode must work as well."""
+    script = importlib.util.spec_from_file_location("gpu_standin_check", ROOT / "scripts" / "gpu_standin_check.py")
+    module = importlib.util.module_from_spec(script)
+    script.loader.exec_module(module)
+    out = tmp_path / "check.json"
+    code = module.main(["--device", "cpu", "--tokens", "384", "--docs", "8", "--max-len", "96", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert code == 0 and report["ok"]
+    assert report["varlen"]["docs"] >= 4 and max(report["varlen"]["rel_err"].values()) < 1e-4
+    assert report["varlen"]["cu_len"] % 64 == 0                  # padded with empty sequences, as the record does
+
+
+@pytest.mark.slow
+def test_inductor_fullgraph_compile_matches_eager():
+    """The records compile with inductor: the op and its backward inside an inductor graph (about 20 s)."""
+    cu = _cu([1, 9, 3, 17, 2], pad_to=8)
+    q, k, v = _tensors(32, 32, dtype=torch.float32)
+
+    def attn(q, k, v):
+        return fa.flash_attn_varlen_func(q * 2, k, v, cu, cu, 17, 17, causal=True).sin()
+
+    compiled = torch.compile(attn, fullgraph=True)
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    got = compiled(*leaves)
+    got.sum().backward()
+    eager = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    want = attn(*eager)
+    want.sum().backward()
+    torch.testing.assert_close(got, want)
+    for a, b in zip(leaves, eager):
+        torch.testing.assert_close(a.grad, b.grad)
