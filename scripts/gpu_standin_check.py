@@ -133,7 +133,7 @@ def check_dense_gqa(args, dtype, tol: float) -> dict:
     with torch.no_grad():
         err = rel_err(fa.flash_attn_func(q, k, v, causal=True), copied())
         return {"shape": [batch, seq, args.heads, args.kv_heads, args.dim], "rel_err": err, "ok": err <= tol,
-                "enable_gqa": fa._sdpa_has_gqa(),
+                "enable_gqa": fa._gqa_in_kernel(q.transpose(1, 2), None),
                 "fwd_s": {"gqa": timed(lambda: fa.flash_attn_func(q, k, v, causal=True), args.device, args.reps),
                           "copied": timed(copied, args.device, args.reps)}}
 

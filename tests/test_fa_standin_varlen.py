@@ -307,3 +307,14 @@ def test_inductor_fullgraph_compile_matches_eager():
     torch.testing.assert_close(got, want)
     for a, b in zip(leaves, eager):
         torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_dense_gqa_copies_kv_where_sdpa_lacks_enable_gqa(monkeypatch):
+    """torch < 2.5 (no enable_gqa): the k/v copies come back, with the same result."""
+    g = torch.Generator().manual_seed(6)
+    q, k, v = torch.randn(1, 6, 20, 8, generator=g), torch.randn(1, 3, 20, 8, generator=g), torch.randn(1, 3, 20, 8, generator=g)
+    with_gqa, _ = fa._attend(q, k, v, 0.3, True, (-1, -1), 0.0, False)
+    monkeypatch.setitem(fa._OPS, "gqa", False)
+    assert not fa._gqa_in_kernel(q, None)
+    copied, _ = fa._attend(q, k, v, 0.3, True, (-1, -1), 0.0, False)
+    assert (with_gqa - copied).abs().max().item() <= 1e-6

@@ -36,7 +36,7 @@ STANDIN = True
 MIN_BUCKET = 16            # sequences shorter than this are padded to (at most) this length
 SCORE_BUDGET = 1 << 26     # scores (seqs x heads x len_q x len_k) per call where they are materialised
 TILED_BUDGET = 1 << 28     # the same for causal/unmasked SDPA chunks (tiled kernels; bounds a math fallback)
-PLAN_CACHE = 32            # varlen plans kept (a model's layers share one cu_seqlens per step)
+PLAN_CACHE = 8             # varlen plans kept (a model's layers share one cu_seqlens per step)
 
 
 def _check_kwargs(kwargs: dict[str, Any]) -> None:
@@ -90,6 +90,19 @@ def _sdpa_has_gqa() -> bool:
     return _OPS["gqa"]
 
 
+def _gqa_in_kernel(q, mask) -> bool:
+    """Whether SDPA's enable_gqa reaches a fused kernel: CPU's flash kernel, or CUDA's flash kernel (half
+    precision, no mask, head dim <= 256). Elsewhere it falls back to the math kernel: copy k/v instead."""
+    import torch
+
+    if not _sdpa_has_gqa():
+        return False
+    if q.device.type == "cpu":
+        return True
+    return (q.device.type == "cuda" and mask is None and q.dtype in (torch.float16, torch.bfloat16)
+            and q.shape[-1] <= 256 and torch.backends.cuda.flash_sdp_enabled())
+
+
 def _sdpa(q, k, v, scale: float, is_causal: bool = False, mask=None):
     """SDPA on (b, h, s, d) tensors; k/v may have fewer heads."""
     import torch.nn.functional as F
@@ -97,7 +110,7 @@ def _sdpa(q, k, v, scale: float, is_causal: bool = False, mask=None):
     h, hk = q.shape[1], k.shape[1]
     _check_heads(h, hk)
     if h != hk:
-        if _sdpa_has_gqa():
+        if _gqa_in_kernel(q, mask):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale,
                                                   enable_gqa=True)
         k = k.repeat_interleave(h // hk, dim=1)
