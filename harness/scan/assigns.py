@@ -21,6 +21,9 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _WALK_SLOT = "_golfaudit_scope_walk"
 _VALUES_SLOT = "_golfaudit_single_assigns"
 _TARGETED = (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
+_BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal,
+                      ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping, ast.FunctionDef,
+                      ast.AsyncFunctionDef, ast.ClassDef))
 
 
 def scope_walk(node: ast.AST) -> list[ast.AST]:
@@ -98,12 +101,13 @@ def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
         return cached
     counts: dict[str, list[ast.expr | None]] = {}
     for n in scope_walk(node):
-        if isinstance(n, ast.Assign):
+        cls = n.__class__
+        if cls is ast.Assign:
             plain = len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
             for t in n.targets:
                 for name in _names(t):
                     counts.setdefault(name, []).append(n.value if plain else None)
-        else:
+        elif cls in _BINDERS:
             for name in _rebound(n):
                 counts.setdefault(name, []).extend([None, None])
     out = {k: v[0] for k, v in counts.items() if len(v) == 1 and v[0] is not None}
