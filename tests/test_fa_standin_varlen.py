@@ -179,10 +179,12 @@ def test_budget_splits_buckets_into_chunks_with_the_same_result(monkeypatch):
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-9, atol=1e-9)
 
 
-def test_differing_boundary_counts_are_refused():
+def test_bad_boundaries_are_refused():
     q, k, v = _tensors(8, 8)
     with pytest.raises(ValueError, match="differ in length"):
         fa.flash_attn_varlen_func(q, k, v, torch.tensor([0, 4, 8]), torch.tensor([0, 8]), causal=True)
+    with pytest.raises(ValueError, match="outside the 8 packed tokens"):
+        fa.flash_attn_varlen_func(q, k, v, torch.tensor([0, 4, 9]), torch.tensor([0, 4, 8]), causal=True)
 
 
 def _old_attend(q, k, v, scale, causal, window, softcap, want_lse):

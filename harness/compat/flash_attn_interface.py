@@ -185,17 +185,20 @@ class _Plan(NamedTuple):
     keyless_q: Any            # query tokens of sequences with no keys (lse -inf), or None
 
 
-def _bounds(cu_q, cu_k) -> tuple[list[int], list[int]]:
-    """Both boundary lists with one host read."""
+def _bounds(cu_q, cu_k, total_q: int, total_k: int) -> tuple[list[int], list[int]]:
+    """Both boundary lists with one host read, checked against the packed lengths."""
     import torch
 
     if cu_q is cu_k:
-        bq = [int(x) for x in cu_q.tolist()]
-        return bq, bq
-    both = torch.cat([cu_q.reshape(-1).long(), cu_k.reshape(-1).to(cu_q.device).long()]).tolist()
-    bq, bk = both[:cu_q.numel()], both[cu_q.numel():]
+        bq = bk = [int(x) for x in cu_q.tolist()]
+    else:
+        both = torch.cat([cu_q.reshape(-1).long(), cu_k.reshape(-1).to(cu_q.device).long()]).tolist()
+        bq, bk = both[:cu_q.numel()], both[cu_q.numel():]
     if len(bq) != len(bk):
         raise ValueError("flash_attn_interface stand-in: cu_seqlens_q and cu_seqlens_k differ in length")
+    for name, bounds, total in (("cu_seqlens_q", bq, total_q), ("cu_seqlens_k", bk, total_k)):
+        if bounds and (min(bounds) < 0 or max(bounds) > total):
+            raise ValueError(f"flash_attn_interface stand-in: {name} points outside the {total} packed tokens")
     return bq, bk
 
 
@@ -306,7 +309,7 @@ def _varlen_impl(q, k, v, cu_q, cu_k, scale: float, causal: bool, window, softca
 
     _check_heads(q.shape[1], k.shape[1])
     left, right = _window(causal, window)
-    bq, bk = _bounds(cu_q, cu_k)
+    bq, bk = _bounds(cu_q, cu_k, q.shape[0], k.shape[0])
     plan = _plan(bq, bk, q.device, q.shape[1], left, right, want_lse or softcap > 0)
     out = torch.zeros_like(q)
     lse = torch.zeros(q.shape[1], q.shape[0], dtype=torch.float32, device=q.device)
@@ -349,7 +352,7 @@ def _varlen_backward(grad, q, k, v, cu_q, cu_k, scale: float, causal: bool, wind
     import torch
 
     left, right = _window(causal, window)
-    bq, bk = _bounds(cu_q, cu_k)
+    bq, bk = _bounds(cu_q, cu_k, q.shape[0], k.shape[0])
     plan = _plan(bq, bk, q.device, q.shape[1], left, right, softcap > 0)
     gq, gk, gv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     with _recording():
