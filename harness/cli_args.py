@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from fractions import Fraction
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?", re.IGNORECASE)
@@ -13,6 +12,8 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def parse_size(text: str) -> int:
     """`8g`, `512m`, `20GiB`, `1024` → bytes (binary units); an argparse `type=` (bad text: a usage error)."""
+    from fractions import Fraction  # exact for any length of digits (a float overflows); imported when used
+
     match = _SIZE.fullmatch(text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 8g, 512m, 1024)")
