@@ -24,7 +24,7 @@ def test_sizes(text, size):
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "lots", "8x", "g", "-1", "inf", "nan", "1e3", "8ib", "8 g b", "0x10"])
+@pytest.mark.parametrize("text", ["", "lots", "8x", "g", "-1", "inf", "nan", "1e3", "8ib", "8 g b", "0x10", "\u0663g"])
 def test_bad_sizes(text):
     with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
         parse_size(text)
