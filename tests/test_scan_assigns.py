@@ -77,9 +77,10 @@ def test_every_other_binding_disqualifies_the_name(rebind):
 def test_lambda_module_and_class_scopes():
     lam = ast.parse("lambda v: (w := v) + 1", mode="eval").body
     assert set(single_assigns(lam)) == set()          # a walrus is never a plain assignment
-    mod = ast.parse("a = 1\nb = 2\nb = 3\ndef g():\n    a = 5\nclass C:\n    c = 1\n")
+    mod = ast.parse("a = 1\nb = 2\nb = 3\nd = 4\ndef g():\n    a = 5\nclass C:\n    c = 1\n"
+                    "def h():\n    global d\n    d = 6\n")
     assert {k: ast.unparse(v) for k, v in single_assigns(mod).items()} == {"a": "1"}
-    cls = mod.body[-1]
+    cls = next(n for n in mod.body if isinstance(n, ast.ClassDef))
     assert {k: ast.unparse(v) for k, v in single_assigns(cls).items()} == {"c": "1"}
 
 

@@ -6,9 +6,10 @@ once only when its one binding in the scope is a plain `name = value` statement 
 Any other binding of the name in the same scope disqualifies it: a tuple or starred target, a chained
 `a = b = v`, a subscript or attribute store through it (`x[i] = v`, `x.a = v`), `+=`, an annotated
 assignment, a `for`/`with`/`except`/`import`/`del`/`match` binding, a walrus, a comprehension target, a
-nested `def`/`class` of that name, a `global`/`nonlocal` declaration, or a `nonlocal` rebinding from a
-nested function. Nested function, class and lambda bodies are other scopes and are not looked into
-(their decorators, defaults, bases and keywords are evaluated in this scope and are).
+nested `def`/`class` of that name, a `global`/`nonlocal` declaration here, or one in a nested function
+(it may rebind the name from there; for a function scope a nested `global` is over-strict). Nested
+function, class and lambda bodies are other scopes and are not looked into (their decorators, defaults,
+bases and keywords are evaluated in this scope and are).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _WALK_SLOT = "_golfaudit_scope_walk"
 _VALUES_SLOT = "_golfaudit_single_assigns"
 _TARGETED = (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
-_BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal,
-                      ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping, ast.FunctionDef,
-                      ast.AsyncFunctionDef, ast.ClassDef))
+_BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.ImportFrom, ast.Global,
+                      ast.Nonlocal, ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping,
+                      ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
 
 
 def scope_walk(node: ast.AST) -> list[ast.AST]:
@@ -89,7 +90,7 @@ def _rebound(n: ast.AST) -> list[str]:
     if isinstance(n, ast.MatchMapping):
         return [n.rest] if n.rest else []
     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [n.name] + [x for m in walk(n) if isinstance(m, ast.Nonlocal) for x in m.names]
+        return [n.name] + [x for m in walk(n) if isinstance(m, (ast.Nonlocal, ast.Global)) for x in m.names]
     return []
 
 
