@@ -17,14 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(("text", "size"), [
-    ("1024", 1024), ("8g", 8 << 30), ("8G", 8 << 30), ("8gb", 8 << 30), ("20GiB", 20 << 30), ("512m", 512 << 20),
+    ("1024", 1024), ("8g", 8 << 30), ("8G", 8 << 30), ("8gb", 8 << 30), ("20GiB", 20 << 30),
+    ("512m", 512 << 20),
     ("1.5k", 1536), (".5g", 1 << 29), (" 4 M ", 4 << 20), ("0", 0), ("8b", 8), ("2t", 2 << 40),
 ])
 def test_sizes(text, size):
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "lots", "8x", "g", "-1", "inf", "nan", "1e3", "8ib", "8 g b", "0x10", "\u0663g"])
+@pytest.mark.parametrize("text", ["", "lots", "8x", "g", "-1", "inf", "nan", "1e3", "8ib", "8 g b", "0x10",
+                                  "\u0663g"])
 def test_bad_sizes(text):
     with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
         parse_size(text)

@@ -46,7 +46,8 @@ def test_patched_output_is_the_stock_codec_at_the_fast_level_and_decompresses_wi
         out = _record_calls()
     assert set(patched) == {"lzma.compress", "zlib.compress", "brotli.compress", "zstandard.compress",
                             "zstandard.ZstdCompressor"}
-    assert out["lzma"] == out["lzma_default"] == out["lzma_extreme"] == lzma.compress(DATA, preset=LZMA_PRESET)
+    fast_lzma = lzma.compress(DATA, preset=LZMA_PRESET)
+    assert out["lzma"] == out["lzma_default"] == out["lzma_extreme"] == fast_lzma
     assert out["lzma_alone"] == lzma.compress(DATA, format=lzma.FORMAT_ALONE, preset=LZMA_PRESET)
     assert out["zlib"] == out["zlib_default"] == zlib.compress(DATA, ZLIB_LEVEL)
     assert out["brotli"] == out["brotli_positional"] == brotli.compress(DATA, quality=BROTLI_QUALITY)
@@ -70,19 +71,21 @@ def test_patched_output_is_the_stock_codec_at_the_fast_level_and_decompresses_wi
 def test_filters_and_low_levels_are_left_alone():
     filters = [{"id": lzma.FILTER_DELTA, "dist": 4}, {"id": lzma.FILTER_LZMA2, "preset": 9}]
     raw = [{"id": lzma.FILTER_LZMA2, "preset": 9}]
+
+    def calls() -> tuple[bytes, ...]:
+        return (lzma.compress(DATA, filters=filters),
+                lzma.compress(DATA, format=lzma.FORMAT_RAW, filters=raw), lzma.compress(DATA, preset=0), zlib.compress(DATA, 0), brotli.compress(DATA, quality=2),
+                zstandard.compress(DATA, -5))
+
     with fast_compressors():
-        got = (lzma.compress(DATA, filters=filters), lzma.compress(DATA, format=lzma.FORMAT_RAW, filters=raw),
-               lzma.compress(DATA, preset=0), zlib.compress(DATA, 0), brotli.compress(DATA, quality=2),
-               zstandard.compress(DATA, -5))
-    assert got == (lzma.compress(DATA, filters=filters), lzma.compress(DATA, format=lzma.FORMAT_RAW, filters=raw),
-                   lzma.compress(DATA, preset=0), zlib.compress(DATA, 0), brotli.compress(DATA, quality=2),
-                   zstandard.compress(DATA, -5))
+        got = calls()
+    assert got == calls()
     assert lzma.decompress(got[1], format=lzma.FORMAT_RAW, filters=raw) == DATA
 
 
 def _current() -> dict:
-    return {"lzma": lzma.compress, "zlib": zlib.compress, "brotli": brotli.compress, "zstd": zstandard.compress,
-            "zstd_cls": zstandard.ZstdCompressor}
+    return {"lzma": lzma.compress, "zlib": zlib.compress, "brotli": brotli.compress,
+            "zstd": zstandard.compress, "zstd_cls": zstandard.ZstdCompressor}
 
 
 def test_originals_restored_on_exit_on_error_and_when_nested():

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra setting (repeatable)")
     parser.add_argument("--workdir", type=Path, help="where the run's copy, data and log go (default out/run/...)")
     parser.add_argument("--python", default=sys.executable, help="interpreter inside the sandbox")
-    parser.add_argument("--max-memory", type=parse_size, help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on "
-                        "CPU, 4/5 of RAM with GPUs)")
+    parser.add_argument("--max-memory", type=parse_size, metavar="SIZE",
+                        help="memory limit, e.g. 8g (default: 3/4 of RAM up to 8g on CPU, 4/5 of RAM with GPUs)")
     parser.add_argument("--max-tasks", type=int, help="process+thread limit (default 4096 CPU, 16384 GPU)")
     parser.add_argument("--disk-limit", type=parse_size, metavar="SIZE",
                         help="bytes the run may write to its folder, e.g. 20g (per file and in all; default 8g; "

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from typing import Any
 
 LZMA_PRESET, BROTLI_QUALITY, ZSTD_LEVEL, ZLIB_LEVEL = 1, 4, 1, 1
-_LZMA_ARGS = ("format", "check", "preset", "filters")            # lzma.compress(data, format, check, preset, filters)
-_BROTLI_ARGS = ("mode", "quality", "lgwin", "lgblock")           # brotli.compress(data, mode, quality, ...)
+_LZMA_ARGS = ("format", "check", "preset", "filters")   # lzma.compress(data, format, check, preset, filters)
+_BROTLI_ARGS = ("mode", "quality", "lgwin", "lgblock")  # brotli.compress(data, mode, quality, lgwin, lgblock)
 
 
 def _lower(level: int | None, fast: int, default: int) -> int:
