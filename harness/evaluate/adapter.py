@@ -35,8 +35,16 @@ A hook is a Python file that defines, at top level (all receive the imported sub
     def serialize(module, h, model, out_dir):  # optional: write an artifact with the record's own code and
         ...                                    # return its path (used only by adapter coverage runs)
 
+    def hyperparameters(module):               # optional: the `h` passed above (vocab_size, train_seq_len,
+        return SimpleNamespace(vocab_size=module.VOCAB_SIZE)   # eval_stride, ...) for a script without a
+                                               # Hyperparameters class (default vocab 1024, seq_len 2048)
+
 The hook must compute exactly what the submission's own code computes (the coverage check compares our
 logits with the record's own forward); it only tells golfaudit where the model and the artifact are.
+`logits(model, x)[:, t]` is the distribution of token t+1 and may depend on `x[:, :t+1]` only (the flip
+test checks this). A model that is not a next-token model as written (a masked-diffusion LM, a
+bidirectional encoder) needs a `logits` that makes it one: docs/adapter_hooks/masked_diffusion/ is a
+runnable example (README.md, "Adapter hooks").
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ from typing import Any
 
 from harness.evaluate import slicing
 
-HOOK_DOC = "harness/evaluate/adapter.py (module docstring, 'Adapter hooks')"
+HOOK_DOC = "README.md 'Adapter hooks' (example: docs/adapter_hooks/masked_diffusion/adapter.py)"
 HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter FILE) defining "
              "build_model(module, h, device), load_artifact(module, h, path, device) and optionally "
              f"logits(model, x) and train_loss(model, x, y); see {HOOK_DOC}")
@@ -206,6 +214,61 @@ def load_hook(path: Path) -> Any:
     return mod
 
 
+def model_hints(module: Any, source: str) -> str:
+    """What a reviewer writing a hook needs to know about a script golfaudit cannot drive: its model classes
+    and their forward signatures, and signs that it is not a next-token model as written (bidirectional
+    attention). Empty when there is nothing to say; else text starting with '; '."""
+    parts = []
+    for name, cls in sorted(vars(module).items()):
+        if not (inspect.isclass(cls) and getattr(cls, "__module__", None) == module.__name__
+                and any(h in name for h in MODEL_CLASS_HINTS) and _is_module_class(cls)):
+            continue
+        sigs = [f"{m}{_signature(getattr(cls, m))}" for m in ("forward", "forward_logits")
+                if m in _own_methods(cls)]
+        if "forward" not in _own_methods(cls):
+            sigs.append("no forward")
+        parts.append(f"{name} has {' and '.join(sigs)}")
+    lines = _bidirectional_lines(source)
+    if lines:
+        parts.append(f"its attention is bidirectional (is_causal=False, line {', '.join(map(str, lines[:3]))}): "
+                     "as written its per-position logits are not a next-token distribution (a masked-diffusion "
+                     "or encoder model); a hook's logits(model, x)[:, t] must predict token t+1 from x[:, :t+1] "
+                     "only")
+    return "".join(f"; {p}" for p in parts)
+
+
+def _is_module_class(cls: type) -> bool:
+    return any(b.__name__ == "Module" and b.__module__.startswith("torch.nn") for b in inspect.getmro(cls))
+
+
+def _own_methods(cls: type) -> set[str]:
+    """Methods defined by `cls` or its bases other than torch's own classes."""
+    out: set[str] = set()
+    for base in inspect.getmro(cls):
+        if not base.__module__.startswith("torch"):
+            out |= {k for k, v in vars(base).items() if callable(v)}
+    return out
+
+
+def _signature(fn: Any) -> str:
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return "(...)"
+    return "(" + ", ".join(p for p in params if p != "self") + ")"
+
+
+def _bidirectional_lines(source: str) -> list[int]:
+    """Lines of calls that pass `is_causal=False` (a literal) to attention."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return sorted({n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call)
+                   for kw in n.keywords if kw.arg == "is_causal"
+                   and isinstance(kw.value, ast.Constant) and kw.value.value is False})
+
+
 # ----------------------------------------------------------------------------- logits capture
 
 class _Captured(Exception):
@@ -240,11 +303,14 @@ class SubmissionAdapter:
         self.module = import_submission(self.script)
         hp = getattr(self.module, "Hyperparameters", None)
         if hp is None and self.hook is None:
-            raise _needs(self.script, "no Hyperparameters class")
+            raise _needs(self.script, "no Hyperparameters class" + model_hints(self.module, self.source))
+        if hp is None and callable(getattr(self.hook, "hyperparameters", None)):
+            hp = lambda: self.hook.hyperparameters(self.module)  # noqa: E731
         try:
             self.h = hp() if hp is not None else None
         except Exception as exc:  # noqa: BLE001
-            raise AdapterError(f"{self.script}: Hyperparameters() raised {type(exc).__name__}: {exc}") from None
+            what = "Hyperparameters()" if hasattr(self.module, "Hyperparameters") else "the hook's hyperparameters()"
+            raise AdapterError(f"{self.script}: {what} raised {type(exc).__name__}: {exc}") from None
         self._tree: ast.Module | None = None
         if self.h is not None:
             if getattr(self.h, "logfile", None) is not None:
@@ -502,7 +568,7 @@ class SubmissionAdapter:
         """Logits [B, T, V] for inputs x. `y` reaches the model only on the forward(x, y) capture path
         (where a model could look at its targets; the normalisation check passes real ones)."""
         if self.hook is not None and callable(getattr(self.hook, "logits", None)):
-            return self.hook.logits(model, x)
+            return self._hook_call("logits", model, x)
         fl = getattr(model, "forward_logits", None)
         if callable(fl):
             return fl(x)
@@ -523,11 +589,20 @@ class SubmissionAdapter:
 
     def train_loss(self, model: Any, x: Any, y: Any) -> Any:
         if self.hook is not None and callable(getattr(self.hook, "train_loss", None)):
-            return self.hook.train_loss(model, x, y)
+            return self._hook_call("train_loss", model, x, y)
         out = model(x, y)
         if not hasattr(out, "backward") or out.dim() != 0:
             raise _needs(self.script, "forward(x, y) does not return a scalar loss")
         return out
+
+    def _hook_call(self, name: str, *args: Any) -> Any:
+        """The hook's `name`(*args); its failure is an AdapterError naming the hook (needs-review, not a crash)."""
+        try:
+            return getattr(self.hook, name)(*args)
+        except Exception as exc:  # noqa: BLE001 - a reviewer's hook: its failure becomes a message
+            shapes = ", ".join(str(tuple(a.shape)) for a in args if hasattr(a, "shape"))
+            raise AdapterError(f"{self.script}: the adapter hook's {name}() raised {type(exc).__name__}: {exc}"
+                               + (f" (inputs {shapes})" if shapes else "")) from None
 
     def scorer(self, model: Any, head_slice: bool = True, compile: bool = False) -> ModelScorer:
         return ModelScorer(self, model, head_slice=head_slice, compile=compile)
