@@ -324,3 +324,15 @@ def test_dense_gqa_copies_kv_where_sdpa_lacks_enable_gqa(monkeypatch):
     assert not fa._gqa_in_kernel(q, None)
     copied, _ = fa._attend(q, k, v, 0.3, True, (-1, -1), 0.0, False)
     assert (with_gqa - copied).abs().max().item() <= 1e-6
+
+
+def test_without_the_custom_op_the_same_code_is_differentiable_directly(monkeypatch):
+    """torch without torch.library.custom_op: the eager path, backward by plain autograd, same numbers."""
+    q, k, v, cu_q, cu_k = _case_inputs(True, seed=4)
+    by_op = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    fa.flash_attn_varlen_func(*by_op, cu_q, cu_k, causal=True, window_size=(6, -1)).pow(2).sum().backward()
+    monkeypatch.setattr(fa, "_varlen_op", lambda: None)
+    plain = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    fa.flash_attn_varlen_func(*plain, cu_q, cu_k, causal=True, window_size=(6, -1)).pow(2).sum().backward()
+    for a, b in zip(by_op, plain):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-9)
