@@ -3,11 +3,12 @@
 It has what makes golfaudit's automatic adapter give up, as 2026-03-29_LLaDA_MDLM_Diffusion does: no
 Hyperparameters class, a bidirectional model whose `forward_logits(xt, sigma)` predicts masked tokens
 (not the next token), and a plain `torch.save(state_dict)` artifact. `adapter.py` next to it tells
-golfaudit how to build, load and score it. Run `python train_tiny_mdlm.py` to train a few steps on random
-tokens and write `final_model.pt` (CPU, seconds).
+golfaudit how to build, load and score it. `python train_tiny_mdlm.py [OUT]` trains a few steps on random
+tokens and writes OUT (default `final_model.pt`; CPU, seconds).
 """
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,7 @@ def mdlm_loss(model, x0):
     return (weight[:, None] * nll * (xt == MASK_ID)).sum() / x0.numel()
 
 
-def main():
+def main(out=ARTIFACT):
     torch.manual_seed(0)
     model = DiffusionLM()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -91,9 +92,9 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    torch.save(model.state_dict(), ARTIFACT)
-    print(f"loss {loss.item():.3f}, wrote {ARTIFACT}")
+    torch.save(model.state_dict(), out)
+    print(f"loss {loss.item():.3f}, wrote {out}")
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])
