@@ -202,14 +202,17 @@ def _bounds(cu_q, cu_k, total_q: int, total_k: int) -> tuple[list[int], list[int
     return bq, bk
 
 
-def _flat_index(starts: list[int], lens: list[int], width: int):
-    """(src, dst): token t of sequence r sits at r * width + t of the padded batch and starts[r] + t packed."""
+def _flat_index(starts: list[int], lens: list[int], width: int, device):
+    """(src, dst): token t of sequence r sits at r * width + t of the padded batch and starts[r] + t packed.
+
+    Built on the device from the per-sequence lists (output_size known: no host sync)."""
     import torch
 
-    lens_t = torch.tensor(lens, dtype=torch.long)
-    seq = torch.repeat_interleave(torch.arange(len(lens)), lens_t)
-    offset = torch.arange(int(lens_t.sum())) - (torch.cumsum(lens_t, 0) - lens_t)[seq]
-    return seq * width + offset, torch.tensor(starts, dtype=torch.long)[seq] + offset
+    lens_t = torch.tensor(lens, dtype=torch.long, device=device)
+    total = sum(lens)
+    seq = torch.repeat_interleave(torch.arange(len(lens), device=device), lens_t, output_size=total)
+    offset = torch.arange(total, device=device) - (torch.cumsum(lens_t, 0) - lens_t)[seq]
+    return seq * width + offset, torch.tensor(starts, dtype=torch.long, device=device)[seq] + offset
 
 
 def _chunk_kind(segs: list[tuple[int, int, int, int]], lk: int, left: int, right: int, explicit: bool) -> str:
@@ -226,11 +229,14 @@ def _make_chunk(segs: list[tuple[int, int, int, int]], left: int, right: int, ex
     import torch
 
     lq, lk = max(s[1] for s in segs), max(s[3] for s in segs)
-    q_src, q_dst = _flat_index([s[0] for s in segs], [s[1] for s in segs], lq)
-    k_src, k_dst = _flat_index([s[2] for s in segs], [s[3] for s in segs], lk)
-    lens = torch.tensor([[s[1] for s in segs], [s[3] for s in segs]], dtype=torch.long).to(device)
-    return _Chunk(len(segs), lq, lk, _chunk_kind(segs, lk, left, right, explicit), q_src.to(device),
-                  q_dst.to(device), k_src.to(device), k_dst.to(device), lens[0], lens[1])
+    q_src, q_dst = _flat_index([s[0] for s in segs], [s[1] for s in segs], lq, device)
+    if all(s[0] == s[2] and s[1] == s[3] for s in segs):           # self-attention: the keys are the queries
+        k_src, k_dst = q_src, q_dst
+    else:
+        k_src, k_dst = _flat_index([s[2] for s in segs], [s[3] for s in segs], lk, device)
+    lens = torch.tensor([[s[1] for s in segs], [s[3] for s in segs]], dtype=torch.long, device=device)
+    return _Chunk(len(segs), lq, lk, _chunk_kind(segs, lk, left, right, explicit), q_src, q_dst, k_src, k_dst,
+                  lens[0], lens[1])
 
 
 def _plan(bq: list[int], bk: list[int], device, heads: int, left: int, right: int, explicit: bool) -> _Plan:
