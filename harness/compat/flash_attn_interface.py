@@ -18,7 +18,10 @@ bucket), each bucket is gathered into a zero-padded (n, heads, len, dim) batch b
 in one call (a causal or unmasked SDPA when every sequence of the bucket allows it, else SDPA or explicit
 softmax under a per-sequence mask), then scattered back. Buckets are split into chunks so no call
 materialises more than SCORE_BUDGET attention scores. The backward (an opaque op too) recomputes each chunk
-with autograd and SDPA's own backward.
+with autograd and SDPA's own backward (on CUDA the flash/efficient kernels' backward, O(len) memory);
+autograd is switched back on inside the op's kernel through torch._C._ForceDispatchKeyGuard, and without that
+private API the op is not registered (the eager path, differentiable as it stands, is used instead). GQA goes
+through SDPA's enable_gqa where a fused kernel takes it (no k/v copies), else k/v are copied per head.
 """
 
 from __future__ import annotations
