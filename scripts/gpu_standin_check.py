@@ -9,6 +9,7 @@ object; exit code 1 when a comparison is off.
 
     python scripts/gpu_standin_check.py --compile                     # CUDA: bf16, 8/4 heads, dim 64,
                                                                       # 2048*48 tokens, ~300 documents
+    python scripts/gpu_standin_check.py --window 256                  # the masked path (sliding window)
     python scripts/gpu_standin_check.py --device cpu                  # small sizes, fp32
 """
 
@@ -47,10 +48,10 @@ def document_bounds(tokens: int, docs: int, max_len: int, seed: int, bucket: int
     return bounds + [tokens] * (-len(bounds) % bucket), longest
 
 
-def per_sequence(q, k, v, bounds: list[int], scale: float):
+def per_sequence(q, k, v, bounds: list[int], scale: float, window: tuple[int, int] = (-1, -1)):
     """The replaced algorithm: one causal attention per document, concatenated."""
     parts = [fa._attend(q[a:b].transpose(0, 1)[None], k[a:b].transpose(0, 1)[None], v[a:b].transpose(0, 1)[None],
-                        scale, True, (-1, -1), 0.0, False)[0][0].transpose(0, 1)
+                        scale, True, window, 0.0, False)[0][0].transpose(0, 1)
              for a, b in zip(bounds, bounds[1:]) if b > a]
     return torch.cat(parts)
 
@@ -94,11 +95,13 @@ def check_varlen(args, dtype, tol: float) -> dict:
     q, k, v, grad = (torch.randn(s, generator=g).to(args.device, dtype) for s in (shape_q, shape_kv, shape_kv, shape_q))
     scale = 1.0 / math.sqrt(args.dim)
 
+    window = (args.window, -1)
+
     def new(q, k, v):
-        return fa.flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, causal=True, window_size=(-1, -1))
+        return fa.flash_attn_varlen_func(q, k, v, cu, cu, longest, longest, causal=True, window_size=window)
 
     def old(q, k, v):
-        return per_sequence(q, k, v, bounds, scale)
+        return per_sequence(q, k, v, bounds, scale, window)
 
     leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
     out_new, grads_new = fwd_bwd(new, leaves, grad)
@@ -112,7 +115,7 @@ def check_varlen(args, dtype, tol: float) -> dict:
                            "per_sequence": timed(lambda: old(q, k, v), args.device, args.reps)}
     result["fwd_bwd_s"] = {"bucketed": timed(lambda: fwd_bwd(new, leaves, grad), args.device, args.reps),
                            "per_sequence": timed(lambda: fwd_bwd(old, leaves, grad), args.device, args.reps)}
-    plan = fa._plan(bounds, bounds, q.device, args.heads, -1, 0, False)
+    plan = fa._plan(bounds, bounds, q.device, args.heads, args.window, 0, False)
     result["chunks"] = [{"n": c.n, "len": c.lq, "kind": c.kind} for c in plan.chunks]
     result["padded_over_real"] = sum(c.n * c.lq for c in plan.chunks) / args.tokens
     return result
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=["bf16", "fp32"], help="cuda bf16, cpu fp32")
     parser.add_argument("--reps", type=int, help="timed repetitions (median; cuda 5, cpu 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window", type=int, default=-1, help="sliding window (left) for the varlen check: "
+                        "the masked path; -1 (default) is plain causal, as the record")
     parser.add_argument("--compile", action="store_true", help="also a fullgraph torch.compile check (inductor)")
     parser.add_argument("--out", help="also write the JSON here (default $OUT/gpu_standin_check.json if OUT is set)")
     args = parser.parse_args(argv)
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype or ("bf16" if gpu else "fp32")]
     tol = BF16_REL_TOL if dtype == torch.bfloat16 else FP32_REL_TOL
     report = {"device": torch.cuda.get_device_name() if gpu else "cpu", "torch": torch.__version__,
-              "dtype": str(dtype), "tokens": args.tokens, "heads": [args.heads, args.kv_heads, args.dim],
+              "dtype": str(dtype), "tokens": args.tokens, "window": args.window, "heads": [args.heads, args.kv_heads, args.dim],
               "varlen": check_varlen(args, dtype, tol), "dense_gqa": check_dense_gqa(args, dtype, tol)}
     if args.compile:
         report["compile"] = check_compile(args, dtype, tol)
