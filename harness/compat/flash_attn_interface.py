@@ -103,7 +103,18 @@ def _gqa_in_kernel(q, mask) -> bool:
     if q.device.type == "cpu":
         return True
     return (q.device.type == "cuda" and mask is None and q.dtype in (torch.float16, torch.bfloat16)
-            and q.shape[-1] <= 256 and torch.backends.cuda.flash_sdp_enabled())
+            and q.shape[-1] <= 256 and _fused_gqa_backend_enabled())
+
+
+def _fused_gqa_backend_enabled() -> bool:
+    """Flash or cuDNN SDPA enabled (both take enable_gqa on CUDA). Under torch.compile the flags cannot be
+    read (dynamo refuses non-tensor torch.* results): assume yes, which is still correct if neither is
+    enabled, because the math kernel also takes enable_gqa."""
+    import torch
+
+    if torch.compiler.is_compiling():
+        return True
+    return torch.backends.cuda.flash_sdp_enabled() or torch.backends.cuda.cudnn_sdp_enabled()
 
 
 def _sdpa(q, k, v, scale: float, is_causal: bool = False, mask=None):
