@@ -105,7 +105,8 @@ def test_coverage_speedups_keep_formats_and_make_compile_the_identity():
     root = Path(__file__).resolve().parent.parent
     code = (
         "import sys, zlib, lzma; sys.path.insert(0, sys.argv[1])\n"
-        "import gpu_eval_coverage as c; c._fast_compressors()\n"
+        "import gpu_eval_coverage as c; sys.path.insert(0, sys.argv[2])\n"
+        "from harness.evaluate.fastcodec import fast_compressors; fast_compressors().__enter__()\n"
         "data = bytes(range(256)) * 4000\n"
         "assert zlib.decompress(zlib.compress(data, 9)) == data\n"
         "assert lzma.decompress(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)) == data\n"
@@ -119,8 +120,8 @@ def test_coverage_speedups_keep_formats_and_make_compile_the_identity():
         "assert torch.compile(mode='max-autotune')(f) is f\n"
         "m = torch.nn.Linear(2, 2); assert torch.compile(m) is m\n"
         "import gc; gc.collect(); print('ok')\n")
-    done = subprocess.run([sys.executable, "-c", code, str(root / "scripts")], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, str(root / "scripts"), str(root)], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
 
