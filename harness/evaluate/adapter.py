@@ -604,8 +604,8 @@ class SubmissionAdapter:
             raise AdapterError(f"{self.script}: the adapter hook's {name}() raised {type(exc).__name__}: {exc}"
                                + (f" (inputs {shapes})" if shapes else "")) from None
 
-    def scorer(self, model: Any, head_slice: bool = True, compile: bool = False) -> ModelScorer:
-        return ModelScorer(self, model, head_slice=head_slice, compile=compile)
+    def scorer(self, model: Any, head_slice: bool = True) -> ModelScorer:
+        return ModelScorer(self, model, head_slice=head_slice)
 
 
 class ModelScorer:
@@ -613,15 +613,11 @@ class ModelScorer:
     model's `final_norm` drops the positions before `start`, so the head (and softcap) run only on scored
     positions; it is switched on only after a probe shows it gives the same logits."""
 
-    def __init__(self, adapter: SubmissionAdapter, model: Any, head_slice: bool = True, compile: bool = False):
+    def __init__(self, adapter: SubmissionAdapter, model: Any, head_slice: bool = True):
         self.adapter = adapter
         self.model = model
         self._start = 0
         self._fn = (lambda x: adapter.logits(model, x))
-        if compile:
-            import torch
-
-            self._fn = torch.compile(self._fn, dynamic=False)
         self.head_slice = head_slice and self._install_slice_hook()
 
     def _install_slice_hook(self) -> bool:

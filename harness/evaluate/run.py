@@ -113,7 +113,7 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     n_windows = max(1, (tokens.size - 1) // stride)
     use_compile = args.compile == "on" or (args.compile == "auto" and device.startswith("cuda")
                                            and n_windows >= 20000)
-    scorer = adapter.scorer(model, head_slice=not args.exact, compile=use_compile)
+    scorer = adapter.scorer(model, head_slice=not args.exact)
     try:
         if args.ttt:
             base = adapter.ttt_settings()
@@ -124,10 +124,11 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
             base["train_seq_len"] = seq_len
             cfg = TTTConfig(**base)
             result = ttt_eval(scorer, model, lambda x, y: adapter.train_loss(model, x, y), tokens, tbytes, cfg,
-                              seq_len, stride, args.batch_seqs, device, exact=args.exact, progress=args.progress)
+                              seq_len, stride, args.batch_seqs, device, exact=args.exact, progress=args.progress,
+                              compile=use_compile)
         else:
             result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
-                                  exact=args.exact, progress=args.progress)
+                                  exact=args.exact, progress=args.progress, compile=use_compile)
     except TrainBeforeScoreError as exc:
         raise _EvalFailure(f"internal guard: {exc}") from None
     except AdapterError as exc:

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from harness.evaluate.sliding import EvalResult, Scorer, Sums, _sync, batches, plan_windows, window_scorer
+from harness.evaluate.sliding import (
+    EvalResult,
+    Scorer,
+    Sums,
+    _sync,
+    batches,
+    compile_fast,
+    plan_windows,
+    progress_bar,
+    window_scorer,
+)
 
 
 class TrainBeforeScoreError(RuntimeError):
@@ -79,15 +90,30 @@ def trainable_params(model: Any, freeze_blocks: int) -> list[Any]:
     return out
 
 
+_COMPILED_TRAIN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled_train_loss(train_loss: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    try:
+        fn = _COMPILED_TRAIN.get(train_loss)
+    except TypeError:
+        return compile_fast(train_loss)
+    if fn is None:
+        fn = _COMPILED_TRAIN[train_loss] = compile_fast(train_loss)
+    return fn
+
+
 def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], tokens: np.ndarray,
              tbytes: np.ndarray, cfg: TTTConfig, seq_len: int = 2048, stride: int = 64,
              batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None, exact: bool = False,
              progress: bool = False, train_first: bool = False, layout: str = "single",
-             compile: bool = False, pad: bool | None = None) -> EvalResult:
+             compile: bool = False, pad: bool | None = None, compile_train: bool | None = None) -> EvalResult:
     """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
 
-    `layout`, `compile` and `pad` as in `sliding_eval` (they concern the scoring; training steps run the
-    submission's own loss eagerly, as the records do). `train_first` deliberately trains on each chunk
+    `layout`, `compile` and `pad` as in `sliding_eval` (they concern the scoring). Training steps run the
+    submission's own loss eagerly, as the records do, unless `compile_train` (default: `compile` outside
+    `exact`): then forward and backward of that loss run as torch.compile graphs, kept per `train_loss`
+    object so that a second run with the same callable reuses them. `train_first` deliberately trains on each chunk
     before scoring it (the illegal order); it exists so the guard can be shown to fire, and always ends
     in `TrainBeforeScoreError`.
     """
@@ -105,9 +131,12 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     ledger = wsc.ledger
     use_autocast = wsc.autocast
     tok = wsc.tokens
+    if compile_train is None:
+        compile_train = compile and not exact
+    if compile_train:
+        train_loss = _compiled_train_loss(train_loss)
     params = trainable_params(model, cfg.freeze_blocks)
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
-    from harness.evaluate.sliding import progress_bar
 
     advance, close = progress_bar(num_chunks, "score-first TTT", progress)
     total = Sums()
@@ -176,5 +205,6 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     res = EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, time.perf_counter() - t0,
                      seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
-                      "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks})
+                      "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks,
+                      "compiled_train": bool(compile_train)})
     return res
