@@ -317,37 +317,100 @@ def progress_bar(total: int, label: str, enabled: bool) -> tuple[Callable[[int],
     return (lambda n: bar.advance(task, n)), bar.stop
 
 
+def score_windows(wsc: WindowScorer, windows: list[Window], batch_seqs: int, exact: bool, ledger: Any,
+                  dist: Any | None = None, advance: Callable[[int], None] = lambda n: None,
+                  incomplete: type[Exception] = RuntimeError) -> Sums:
+    """Score `windows` (in order) into `ledger`, the eval's global `ScoreLedger`.
+
+    Without `dist` this process scores them all. With `dist` each rank scores its contiguous share
+    (`share` by count) into a ledger of its own that starts at the share's first scored position, so a gap
+    inside a share raises; the ranks then exchange (first position, end, tokens, bytes, loss, failed) and
+    every rank replays the ranges into `ledger` in rank order: under the single layout they must tile
+    exactly (a gap or an overlap raises), and the tokens must add up to the plan's count, else `incomplete`
+    is raised. Every rank gets the same global sums, or the same kind of error (a rank's own failure is
+    held until the exchange, so no rank is left waiting in a collective)."""
+    if dist is None:
+        wsc.ledger = ledger
+        sums = Sums()
+        for batch in batches(windows, batch_seqs, group_first=not exact):
+            sums.add(wsc.score(batch))
+            advance(len(batch))
+        return sums
+    from harness.evaluate.distributed import share
+    from harness.evaluate.ttt import ScoreLedger
+
+    lo, hi = share(len(windows), dist.rank, dist.world_size)
+    mine = windows[lo:hi]
+    start = mine[0].scored[0] if mine else -1
+    local = wsc.ledger = ScoreLedger(ledger.n, ledger.allow_rescore, start=max(start, 0))
+    sums = Sums()
+    error: Exception | None = None
+    try:
+        for batch in batches(mine, batch_seqs, group_first=not exact):
+            sums.add(wsc.score(batch))
+            advance(len(batch))
+        loss = sums.loss_value
+    except Exception as exc:       # held until every rank has reported (see docstring)
+        error, loss = exc, 0.0
+    rows = dist.gather_rows([float(start), float(local.scored_hi), float(sums.tokens), float(sums.bytes),
+                             float(local.rescored), loss, float(error is not None)])
+    failed = [r for r, row in enumerate(rows) if row[6]]
+    if error is not None:
+        raise error
+    if failed:
+        raise RuntimeError(f"rank(s) {failed} failed while scoring their share of windows "
+                           f"[{windows[0].scored[0] if windows else 0}, ...): see their error")
+    planned = sum(w.scored[1] - w.scored[0] for w in windows)
+    tokens = sum(int(row[2]) for row in rows)
+    if tokens != planned:
+        got = [int(row[2]) for row in rows]
+        raise incomplete(f"the ranks scored {tokens} positions ({got} per rank) of the {planned} planned "
+                         f"for windows starting at position {windows[0].scored[0] if windows else 0}")
+    total = Sums()
+    for row in rows:
+        if row[0] < 0:
+            continue
+        ledger.mark_scored(int(row[0]), int(row[1]))
+        ledger.rescored += int(row[4])
+        total.add(Sums(row[5], int(row[2]), int(row[3])))
+    return total
+
+
 def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int = 2048,
                  stride: int = 64, batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None,
                  exact: bool = False, progress: bool = False, layout: str = "single",
-                 compile: bool = False, pad: bool | None = None) -> EvalResult:
+                 compile: bool = False, pad: bool | None = None, dist: Any | None = None) -> EvalResult:
     """Sliding-window BPB of `scorer` on `tokens` (uint16/int array), bytes per target in `tbytes`.
 
     Fast mode asks the model for the scored positions only and (by default on CUDA) pads every batch to
     `batch_seqs` windows; `compile` compiles gather + forward + loss. `exact` feeds full windows in the
     submission's batching (`batch_seqs` windows, unpadded, full logits) and never compiles our wrapper.
+    With `dist` (a `distributed.Dist`) each rank scores a contiguous share of the windows and every rank
+    returns the same global result (`seconds`: the slowest rank's).
     """
     windows = plan_windows(int(tokens.size) - 1, seq_len, stride, layout)
     ws = window_scorer(scorer, tokens, tbytes, seq_len, stride, batch_seqs, device, autocast, exact, layout,
                        compile, pad)
     ledger = ws.ledger
-    advance, close = progress_bar(len(windows), "sliding eval", progress)
-    total = Sums()
+    show = progress and (dist is None or dist.rank == 0)
+    advance, close = progress_bar(len(windows) if dist is None else len(windows) // dist.world_size,
+                                  "sliding eval", show)
     t0 = time.perf_counter()
     try:
-        for batch in batches(windows, batch_seqs, group_first=not exact):
-            total.add(ws.score(batch))
-            advance(len(batch))
+        total = score_windows(ws, windows, batch_seqs, exact, ledger, dist, advance)
         loss = total.loss_value        # the one host sync
     finally:
         close()
     _sync(device)
     seconds = time.perf_counter() - t0
+    if dist is not None:
+        seconds = max(row[0] for row in dist.gather_rows([seconds]))
     ledger.require_complete()
     res = EvalResult(loss / total.tokens, total.val_bpb, total.tokens, total.bytes, seconds, seq_len, stride,
                      "exact" if exact else "fast", len(windows))
     res.extra.update({"layout": layout, "rescored_positions": ledger.rescored, "padded": ws.pad_to is not None,
-                      "compiled": ws.compiled, "batch_seqs": batch_seqs})
+                      "compiled": ws.compiled, "batch_seqs": batch_seqs,
+                      "world_size": 1 if dist is None else dist.world_size})
     return res
 
 

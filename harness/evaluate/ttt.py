@@ -19,15 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from harness.evaluate.distributed import share
 from harness.evaluate.sliding import (
     EvalResult,
     Scorer,
     Sums,
     _sync,
-    batches,
     compile_fast,
     plan_windows,
     progress_bar,
+    score_windows,
     window_scorer,
 )
 
@@ -40,9 +41,10 @@ class ScoreLedger:
     """Positions [0, scored_hi) have been scored, in order, each exactly once — or, with `allow_rescore`
     (the Style A layouts of older records), at least once, the repeats counted in `rescored`."""
 
-    def __init__(self, n_targets: int, allow_rescore: bool = False):
+    def __init__(self, n_targets: int, allow_rescore: bool = False, start: int = 0):
         self.n = n_targets
-        self.scored_hi = 0
+        self.start = start          # a rank's ledger starts at its share's first scored position
+        self.scored_hi = start
         self.allow_rescore = allow_rescore
         self.rescored = 0
 
@@ -107,7 +109,8 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
              tbytes: np.ndarray, cfg: TTTConfig, seq_len: int = 2048, stride: int = 64,
              batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None, exact: bool = False,
              progress: bool = False, train_first: bool = False, layout: str = "single",
-             compile: bool = False, pad: bool | None = None, compile_train: bool | None = None) -> EvalResult:
+             compile: bool = False, pad: bool | None = None, compile_train: bool | None = None,
+             dist: Any | None = None) -> EvalResult:
     """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
 
     `layout`, `compile` and `pad` as in `sliding_eval` (they concern the scoring). Training steps run the
@@ -116,6 +119,14 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     object so that a second run with the same callable reuses them. `train_first` deliberately trains on each chunk
     before scoring it (the illegal order); it exists so the guard can be shown to fire, and always ends
     in `TrainBeforeScoreError`.
+
+    With `dist` (a `distributed.Dist`, the records' recipe for world_size > 1): each chunk's windows are
+    split across ranks and scored, the global scoring of the chunk is verified (`score_windows`) before any
+    rank trains on it, then the chunk's sequences are split across ranks, each rank steps over its share in
+    batches of `cfg.batch_seqs` and the gradients are averaged over ranks before clipping and the step, so
+    all ranks keep the same weights (checked at the start and the end). Ranks whose share has fewer
+    batches than the largest share contribute zero gradients to the extra steps (the records would hang
+    there). Every rank returns the same global result.
     """
     import torch
 
@@ -137,8 +148,11 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
         train_loss = _compiled_train_loss(train_loss)
     params = trainable_params(model, cfg.freeze_blocks)
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    rank, world = (0, 1) if dist is None else (dist.rank, dist.world_size)
+    if dist is not None:
+        dist.check_same(_checksum(model), "the model's weights before TTT")
 
-    advance, close = progress_bar(num_chunks, "score-first TTT", progress)
+    advance, close = progress_bar(num_chunks, "score-first TTT", progress and rank == 0)
     total = Sums()
     chunks: list[dict[str, float]] = []
     steps = 0
@@ -149,26 +163,34 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
         nseq = (ce - cs) // L_train
         if nseq == 0 or cfg.epochs == 0:
             return 0
+        ledger.check_train(cs, cs + nseq * L_train)     # the global ledger: the same answer on every rank
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * ci / max(num_chunks - 1, 1)))
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
+        s0, s1 = share(nseq, rank, world)
+        mine = s1 - s0
+        largest = -(-nseq // world)
+        per_epoch = -(-largest // cfg.batch_seqs)       # batches of the largest share, the same on every rank
         done = 0
         for _ in range(cfg.epochs):
-            for bs in range(0, nseq, cfg.batch_seqs):
-                be = min(bs + cfg.batch_seqs, nseq)
-                a, b = cs + bs * L_train, cs + be * L_train
-                ledger.check_train(a, b)
-                seg = tok[a:b + 1]
-                x = seg[:-1].reshape(-1, L_train)
-                y = seg[1:].reshape(-1, L_train)
+            for bs in range(0, per_epoch * cfg.batch_seqs, cfg.batch_seqs):
                 model.zero_grad(set_to_none=True)
-                if use_autocast:
-                    with torch.autocast(device_type=wsc.device.type, dtype=torch.bfloat16):
+                if bs < mine:
+                    be = min(bs + cfg.batch_seqs, mine)
+                    a, b = cs + (s0 + bs) * L_train, cs + (s0 + be) * L_train
+                    ledger.check_train(a, b)
+                    seg = tok[a:b + 1]
+                    x = seg[:-1].reshape(-1, L_train)
+                    y = seg[1:].reshape(-1, L_train)
+                    if use_autocast:
+                        with torch.autocast(device_type=wsc.device.type, dtype=torch.bfloat16):
+                            loss = train_loss(x, y)
+                    else:
                         loss = train_loss(x, y)
-                else:
-                    loss = train_loss(x, y)
-                loss.backward()
+                    loss.backward()
+                if dist is not None:
+                    dist.average_grads(params)
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()
@@ -182,9 +204,8 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
             last = ci == num_chunks - 1
             if train_first and not last:
                 steps += train_chunk(ci)
-            sums = Sums()
-            for batch in batches(per_chunk[ci], batch_seqs, group_first=not exact):
-                sums.add(wsc.score(batch))
+            sums = score_windows(wsc, per_chunk[ci], batch_seqs, exact, ledger, dist,
+                                 incomplete=RuntimeError if last else TrainBeforeScoreError)
             total.add(sums)
             if not train_first and not last:
                 steps += train_chunk(ci)
@@ -202,9 +223,26 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
         model.eval()
     _sync(device)
     ledger.require_complete()
+    if dist is not None:
+        dist.check_same(_checksum(model), "the model's weights after TTT")
     res = EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, time.perf_counter() - t0,
                      seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
                       "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks,
-                      "compiled_train": bool(compile_train)})
+                      "compiled_train": bool(compile_train), "world_size": world,
+                      "rescored_positions": ledger.rescored})
     return res
+
+
+def _checksum(model: Any) -> float:
+    """A float64 fingerprint of the weights (sum of |w| and of w * its flat index weight), equal across
+    ranks only when the weights are."""
+    import torch
+
+    total = 0.0
+    with torch.no_grad():
+        for p in model.parameters():
+            v = p.detach().double().reshape(-1)
+            total += float(v.abs().sum()) + float((v * torch.linspace(1.0, 2.0, v.numel(), dtype=torch.float64,
+                                                                      device=v.device)).sum())
+    return total
