@@ -148,8 +148,12 @@ def from_env(device: str) -> Dist | None:
             import torch
 
             kw["device_id"] = torch.device(dev)
-        tdist.init_process_group(backend="nccl" if cuda else "gloo", rank=rank, world_size=world,
-                                 timeout=timeout, **kw)
+        try:
+            tdist.init_process_group(backend="nccl" if cuda else "gloo", rank=rank, world_size=world,
+                                     timeout=timeout, **kw)
+        except TypeError:       # torch without init_process_group(device_id=...)
+            tdist.init_process_group(backend="nccl" if cuda else "gloo", rank=rank, world_size=world,
+                                     timeout=timeout)
         _CREATED = True
     elif tdist.get_world_size() != world or tdist.get_rank() != rank:
         raise RuntimeError(f"a process group of {tdist.get_world_size()} ranks already exists "
