@@ -48,7 +48,8 @@ def _data(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 def _summary(res) -> dict:
     return {"bpb": res.val_bpb, "loss": res.val_loss, "tokens": res.tokens, "bytes": res.bytes,
-            "windows": res.windows, "rescored": res.extra.get("rescored_positions"),
+            "windows": res.windows, "rescored": res.extra.get("rescored_positions"), "seconds": res.seconds,
+            "world_size": res.extra["world_size"],
             "chunks": [{k: c[k] for k in ("tokens", "bytes", "bpb")} for c in res.chunks]}
 
 
@@ -161,9 +162,10 @@ def test_from_env_inside_torchrun_env(ranks):
 
 @pytest.mark.parametrize("name", [c[0] for c in SLIDING_CASES])
 def test_two_rank_sliding_equals_one_process(ranks, name):
-    two = _same_on_both(ranks, f"sliding/{name}")
+    two = _same_on_both(ranks, f"sliding/{name}")       # every field, seconds (the slowest rank's) too
     one = ranks[0][f"sliding/{name}/one"]
     assert "error" not in two, two
+    assert (two["world_size"], one["world_size"]) == (2, 1)
     assert two["windows"] % 2 == 1
     assert (two["tokens"], two["bytes"], two["windows"]) == (one["tokens"], one["bytes"], one["windows"])
     assert two["rescored"] == one["rescored"]

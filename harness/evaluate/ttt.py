@@ -223,9 +223,11 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
         model.eval()
     _sync(device)
     ledger.require_complete()
+    seconds = time.perf_counter() - t0
     if dist is not None:
         dist.check_same(_checksum(model), "the model's weights after TTT")
-    res = EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, time.perf_counter() - t0,
+        seconds = max(row[0] for row in dist.gather_rows([seconds]))      # the slowest rank's
+    res = EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, seconds,
                      seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
                       "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks,
