@@ -5,9 +5,13 @@ loops around the submission's model. Runs the submission's model code (import wi
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from harness.commands._common import add_output_arguments, emit, usage_error
+from harness.report import exit_code
 
 NAME = "eval"
 HELP = "re-evaluate a submission's artifact with golfaudit's own eval loops (runs its model code)"
@@ -35,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cannot build or load is needs-review (EVAL-ADAPTER)")
     parser.add_argument("--no-checks", action="store_true", help="skip the flip and normalisation checks")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    parser.add_argument("--gpus", type=int, default=1,
+                        help="processes, one GPU each (torchrun, NCCL; gloo with --device cpu): the windows and TTT "
+                             "training are split across them (default 1)")
+    parser.add_argument("--eval-budget", type=float, default=600.0, metavar="SECONDS",
+                        help="eval budget checked against our own eval's wall time on the hardware used "
+                             "(default 600, the 8xH100 budget; a warning names the hardware and an 8xH100 "
+                             "estimate when fewer or other GPUs ran)")
     ttt = parser.add_argument_group("TTT (defaults: the submission's hyperparameters)")
     ttt.add_argument("--ttt-epochs", type=int)
     ttt.add_argument("--ttt-lr", type=float)
@@ -55,16 +66,34 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not path.exists():
             return usage_error(f"{label}: no such file or folder: {path}")
     for label, value in (("--seq-len", args.seq_len), ("--stride", args.stride), ("--batch-seqs", args.batch_seqs),
-                         ("--max-tokens", args.max_tokens), ("--ttt-chunk-tokens", args.ttt_chunk_tokens)):
+                         ("--max-tokens", args.max_tokens), ("--ttt-chunk-tokens", args.ttt_chunk_tokens),
+                         ("--gpus", args.gpus)):
         if value is not None and value < 1:
             return usage_error(f"{label} must be at least 1")
+    if args.eval_budget <= 0:
+        return usage_error("--eval-budget must be positive")
     script = folder if folder.is_file() else _script_in(folder)
     if script is None:
         return usage_error(f"{folder}: no train_gpt.py (or train*.py) to evaluate")
+    if args.gpus > 1 and "LOCAL_RANK" not in os.environ:
+        return _relaunch(args.gpus, getattr(args, "argv", sys.argv[1:]))
     from harness.evaluate.run import evaluate
 
     report = evaluate(script, args)
+    if int(os.environ.get("RANK", "0")) != 0:       # under torchrun only rank 0 reports
+        return exit_code(report, args.fail_on)
     return emit(report, args)
+
+
+def _relaunch(gpus: int, argv: list[str]) -> int:
+    """This same command under torchrun with `gpus` processes; rank 0's report is the output."""
+    audit = Path(__file__).resolve().parents[2] / "audit.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+           str(audit), *argv]
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except OSError as exc:
+        return usage_error(f"--gpus {gpus}: cannot start torchrun: {exc}")
 
 
 def _script_in(folder: Path) -> Path | None:

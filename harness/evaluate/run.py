@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ def evaluate(script: Path, args: argparse.Namespace) -> Report:
         error = str(exc)
     except _NeedsAdapter as exc:
         findings = [adapter_finding(script, str(exc))]
+    finally:
+        if "LOCAL_RANK" in os.environ:
+            from harness.evaluate import distributed
+
+            distributed.shutdown()
     sub = judge(display, track, findings, claims, measured, error=error)
     return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=(sub,))
 
@@ -69,6 +75,7 @@ def _claims(folder: Path) -> tuple[dict[str, Any], str]:
 def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
     import torch
 
+    from harness.evaluate import distributed
     from harness.evaluate.adapter import AdapterError, ArtifactError, SubmissionAdapter
     from harness.evaluate.bytes import TokenizerError, build_byte_tables
     from harness.evaluate.checks import findings_for, flip_test, normalisation_test
@@ -77,6 +84,10 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     from harness.evaluate.ttt import TrainBeforeScoreError, TTTConfig, ttt_eval
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dist = distributed.from_env(device)          # torchrun (`--gpus N`): this process is one rank
+    device = distributed.local_device(device)
+    world = dist.world_size if dist is not None else 1
+    rank0 = dist is None or dist.rank == 0
     try:
         tokens, sidecar, files = load_tokens(args.data, args.max_tokens)
     except ShardError as exc:
@@ -124,11 +135,12 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
             base["train_seq_len"] = seq_len
             cfg = TTTConfig(**base)
             result = ttt_eval(scorer, model, lambda x, y: adapter.train_loss(model, x, y), tokens, tbytes, cfg,
-                              seq_len, stride, args.batch_seqs, device, exact=args.exact, progress=args.progress,
-                              compile=use_compile)
+                              seq_len, stride, args.batch_seqs, device, exact=args.exact,
+                              progress=args.progress and rank0, compile=use_compile, dist=dist)
         else:
             result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
-                                  exact=args.exact, progress=args.progress, compile=use_compile)
+                                  exact=args.exact, progress=args.progress and rank0, compile=use_compile,
+                                  dist=dist)
     except TrainBeforeScoreError as exc:
         raise _EvalFailure(f"internal guard: {exc}") from None
     except AdapterError as exc:
@@ -136,24 +148,63 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     except RuntimeError as exc:
         raise _EvalFailure(f"{script}: evaluation failed: {type(exc).__name__}: {exc}") from None
     detail = (f"{'TTT' if args.ttt else 'sliding'} eval of {Path(args.artifact).name} on {len(files)} shard(s) "
-              f"({result.tokens} targets, {result.bytes} bytes) on {device}")
+              f"({result.tokens} targets, {result.bytes} bytes) on {hardware(device, world)}")
     repro = result.to_json()
-    repro.update({"data": files, "artifact": str(args.artifact), "device": device, "load_seconds": load_s,
+    repro.update({"data": files, "artifact": str(args.artifact), "device": device, "processes": world,
+                  "hardware": hardware(device, world), "load_seconds": load_s,
                   "byte_source": "caseops-sidecar" if sidecar is not None else "tokenizer",
                   "head_slice": scorer.head_slice, "compiled": use_compile, "source": "reproduced"})
     if checks:
         repro["checks"] = checks
-    if args.ttt and args.plot and result.chunks:
+    if args.ttt and args.plot and result.chunks and rank0:
         from harness.evaluate.plot import plot_chunks
 
         repro["plot"] = str(plot_chunks(result.chunks, args.plot, title=f"score-first TTT — {script.parent.name}"))
     measured = {"val_bpb_mean": Measured(round(result.val_bpb, 8), "reproduced", detail),
                 "val_loss_mean": Measured(round(result.val_loss, 8), "reproduced", detail),
                 "reproduced": repro}
+    gpus = world if str(device).startswith("cuda") else 0
+    measured.update(eval_time(result.seconds, result.mode, hardware(device, world), gpus,
+                              getattr(args, "eval_budget", None), findings, script.name))
     if args.ttt:
         measured["ttt_chunks"] = [{k: round(v, 6) if isinstance(v, float) else v for k, v in c.items()}
                                   for c in result.chunks]
     return measured, findings
+
+
+H100_8X = 8
+
+
+def hardware(device: str, world: int) -> str:
+    """'2× NVIDIA H100 80GB HBM3', or the CPU's description."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return f"{world}× {torch.cuda.get_device_name(torch.device(device))}"
+    return f"{world}× CPU process" if world > 1 else "CPU"
+
+
+def eval_time(seconds: float, mode: str, hw: str, gpus: int, budget: float | None, findings: list[Finding],
+              file: str) -> dict[str, Measured]:
+    """Our eval's wall time on the hardware used (`hw`, with `gpus` GPUs, 0 on CPU), its 8xH100 estimate where
+    other hardware ran (labelled as an estimate), and a warning (EVAL-TIME-600S) when the wall time exceeds
+    `budget` on that hardware."""
+    out = {"eval_seconds": Measured(round(seconds, 2), "reproduced", f"golfaudit {mode} eval on {hw}")}
+    note = ""
+    if gpus and not (gpus == H100_8X and "H100" in hw):
+        est = seconds * gpus / H100_8X
+        note = f"; 8xH100 ESTIMATE (not measured): {est:,.1f} s"
+        out["eval_seconds_8xh100_estimate"] = Measured(
+            round(est, 2), "computed", f"8xH100 ESTIMATE (not measured): {seconds:,.1f} s on {hw} scaled by "
+                                       f"{gpus}/{H100_8X} GPUs, no correction for the GPU model")
+    if budget is not None and seconds > budget:
+        from rules.eval_time_600s import EvalTime600s
+
+        findings.append(EvalTime600s().finding(
+            f"golfaudit's own {mode} eval took {seconds:,.1f} s on {hw}, over the {budget:g} s eval budget{note} "
+            f"(golfaudit's loop; the submission's own eval time is in its logs)", file, None, severity="warning",
+            confidence="medium"))
+    return out
 
 
 def _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test, findings_for, script):
