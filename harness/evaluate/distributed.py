@@ -78,6 +78,10 @@ class Dist:
                         p.grad.copy_(g)
                 off += k
 
+    def slowest(self, seconds: float) -> float:
+        """The largest of the ranks' `seconds` (an eval's wall time is its slowest rank's)."""
+        return max(row[0] for row in self.gather_rows([seconds]))
+
     def check_same(self, value: float, what: str) -> None:
         """Raise on every rank unless all ranks hold the same `value` (e.g. a weight checksum)."""
         rows = self.gather_rows([value])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,9 @@ def evaluate(script: Path, args: argparse.Namespace) -> Report:
     except _NeedsAdapter as exc:
         findings = [adapter_finding(script, str(exc))]
     finally:
-        if "LOCAL_RANK" in os.environ:
-            from harness.evaluate import distributed
+        from harness.evaluate import distributed
 
-            distributed.shutdown()
+        distributed.shutdown()          # a no-op unless this process started a process group
     sub = judge(display, track, findings, claims, measured, error=error)
     return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=(sub,))
 
@@ -87,7 +85,6 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     dist = distributed.from_env(device)          # torchrun (`--gpus N`): this process is one rank
     device = distributed.local_device(device)
     world = dist.world_size if dist is not None else 1
-    rank0 = dist is None or dist.rank == 0
     try:
         tokens, sidecar, files = load_tokens(args.data, args.max_tokens)
     except ShardError as exc:
@@ -137,10 +134,10 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
             cfg = TTTConfig(**base)
             result = ttt_eval(scorer, model, lambda x, y: adapter.train_loss(model, x, y), tokens, tbytes, cfg,
                               seq_len, stride, args.batch_seqs, device, exact=args.exact,
-                              progress=args.progress and rank0, compile=use_compile, dist=dist)
+                              progress=args.progress, compile=use_compile, dist=dist)
         else:
             result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
-                                  exact=args.exact, progress=args.progress and rank0, compile=use_compile,
+                                  exact=args.exact, progress=args.progress, compile=use_compile,
                                   dist=dist)
     except TrainBeforeScoreError as exc:
         raise _EvalFailure(f"internal guard: {exc}") from None
@@ -157,7 +154,7 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
                   "head_slice": scorer.head_slice, "compiled": use_compile, "source": "reproduced"})
     if checks:
         repro["checks"] = checks
-    if args.ttt and args.plot and result.chunks and rank0:
+    if args.ttt and args.plot and result.chunks and (dist is None or dist.rank == 0):
         from harness.evaluate.plot import plot_chunks
 
         repro["plot"] = str(plot_chunks(result.chunks, args.plot, title=f"score-first TTT — {script.parent.name}"))

@@ -13,8 +13,9 @@ Fast mode batches `batch_seqs` windows per forward (every batch padded to that s
 static), asks the model for the scored positions only (head, softcap and loss on `stride` positions per
 window), gathers the inputs on the device from a window plan sent once, and accumulates the loss on the
 device (no host sync per batch); with `compile`, forward and loss run as two torch.compile graphs per
-(batch, start) shape (see `_compiled_nll_sum`). Exact mode feeds full windows in the records' batching (unpadded, full logits,
-loss on all positions) so the submission's own compiled forward gives the same numbers.
+(batch, start) shape (see `_compiled_nll_sum`). Exact mode feeds full windows in the records' batching
+(unpadded, full logits, loss on all positions) so the submission's own compiled forward gives the same
+numbers.
 """
 
 from __future__ import annotations
@@ -276,31 +277,35 @@ def compile_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
     return torch.compile(fn, dynamic=False)
 
 
+def compiled_per(cache: weakref.WeakKeyDictionary, key: Any, build: Callable[[], Any]) -> Any:
+    """`build()` once per `key` object, kept in `cache` for later evals on the same object (a timed run,
+    the next TTT run on the same model reuse the compiled graphs); built afresh for a key that cannot be
+    weakly referenced."""
+    try:
+        fn = cache.get(key)
+    except TypeError:           # not weak-referenceable / hashable: compile for this eval only
+        return build()
+    if fn is None:
+        fn = cache[key] = build()
+    return fn
+
+
 def _compiled_nll_sum(scorer: Scorer) -> Callable[..., Any]:
-    """`_masked_nll_sum` as two compiled graphs, forward then loss, kept per scorer object across evals (a
-    timed run, the next TTT run on the same model reuse them instead of compiling again).
+    """`_masked_nll_sum` as two compiled graphs, forward then loss, kept per scorer object across evals.
 
     Two graphs, not one: the logits leave the forward graph in the model's dtype (bf16 under autocast),
     rounded once as the submission's own compiled `forward_logits` rounds them. Fused into the loss, the
     softcapped logits stay fp32 and, on saturated logits, the BPB moves by ~5e-4 (H100, sp8192)."""
-
-    try:
-        fn = _COMPILED.get(scorer)
-    except TypeError:           # not weak-referenceable / hashable: compile for this eval only
-        fn = None
-        cacheable = False
-    else:
-        cacheable = True
-    if fn is None:
+    def build() -> Callable[..., Any]:
         forward = compile_fast(lambda x, start: _checked_logits(scorer, x, start))
         loss = compile_fast(_nll_of_logits)
 
         def fn(x: Any, y: Any, scored: Any, start: int) -> Any:
             return loss(forward(x, start), y, scored, start)
 
-        if cacheable:
-            _COMPILED[scorer] = fn
-    return fn
+        return fn
+
+    return compiled_per(_COMPILED, scorer, build)
 
 
 def progress_bar(total: int, label: str, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -329,13 +334,16 @@ def score_windows(wsc: WindowScorer, windows: list[Window], batch_seqs: int, exa
     exactly (a gap or an overlap raises), and the tokens must add up to the plan's count, else `incomplete`
     is raised. Every rank gets the same global sums, or the same kind of error (a rank's own failure is
     held until the exchange, so no rank is left waiting in a collective)."""
-    if dist is None:
-        wsc.ledger = ledger
+    def score_all(todo: list[Window]) -> Sums:
         sums = Sums()
-        for batch in batches(windows, batch_seqs, group_first=not exact):
+        for batch in batches(todo, batch_seqs, group_first=not exact):
             sums.add(wsc.score(batch))
             advance(len(batch))
         return sums
+
+    if dist is None:
+        wsc.ledger = ledger
+        return score_all(windows)
     from harness.evaluate.distributed import share
     from harness.evaluate.ttt import ScoreLedger
 
@@ -346,9 +354,7 @@ def score_windows(wsc: WindowScorer, windows: list[Window], batch_seqs: int, exa
     sums = Sums()
     error: Exception | None = None
     try:
-        for batch in batches(mine, batch_seqs, group_first=not exact):
-            sums.add(wsc.score(batch))
-            advance(len(batch))
+        sums = score_all(mine)
         loss = sums.loss_value
     except Exception as exc:       # held until every rank has reported (see docstring)
         error, loss = exc, 0.0
@@ -404,7 +410,7 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
     _sync(device)
     seconds = time.perf_counter() - t0
     if dist is not None:
-        seconds = max(row[0] for row in dist.gather_rows([seconds]))
+        seconds = dist.slowest(seconds)
     ledger.require_complete()
     res = EvalResult(loss / total.tokens, total.val_bpb, total.tokens, total.bytes, seconds, seq_len, stride,
                      "exact" if exact else "fast", len(windows))

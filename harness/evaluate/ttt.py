@@ -10,6 +10,7 @@ positions have been scored; every training batch asks it first and a violation r
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import weakref
@@ -26,6 +27,7 @@ from harness.evaluate.sliding import (
     Sums,
     _sync,
     compile_fast,
+    compiled_per,
     plan_windows,
     progress_bar,
     score_windows,
@@ -95,16 +97,6 @@ def trainable_params(model: Any, freeze_blocks: int) -> list[Any]:
 _COMPILED_TRAIN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled_train_loss(train_loss: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    try:
-        fn = _COMPILED_TRAIN.get(train_loss)
-    except TypeError:
-        return compile_fast(train_loss)
-    if fn is None:
-        fn = _COMPILED_TRAIN[train_loss] = compile_fast(train_loss)
-    return fn
-
-
 def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], tokens: np.ndarray,
              tbytes: np.ndarray, cfg: TTTConfig, seq_len: int = 2048, stride: int = 64,
              batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None, exact: bool = False,
@@ -145,7 +137,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     if compile_train is None:
         compile_train = compile and not exact
     if compile_train:
-        train_loss = _compiled_train_loss(train_loss)
+        train_loss = compiled_per(_COMPILED_TRAIN, train_loss, functools.partial(compile_fast, train_loss))
     params = trainable_params(model, cfg.freeze_blocks)
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
     rank, world = (0, 1) if dist is None else (dist.rank, dist.world_size)
@@ -226,7 +218,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     seconds = time.perf_counter() - t0
     if dist is not None:
         dist.check_same(_checksum(model), "the model's weights after TTT")
-        seconds = max(row[0] for row in dist.gather_rows([seconds]))      # the slowest rank's
+        seconds = dist.slowest(seconds)
     res = EvalResult(total.val_loss, total.val_bpb, total.tokens, total.bytes, seconds,
                      seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
@@ -241,10 +233,10 @@ def _checksum(model: Any) -> float:
     ranks only when the weights are."""
     import torch
 
-    total = 0.0
+    parts = []
     with torch.no_grad():
         for p in model.parameters():
             v = p.detach().double().reshape(-1)
-            total += float(v.abs().sum()) + float((v * torch.linspace(1.0, 2.0, v.numel(), dtype=torch.float64,
-                                                                      device=v.device)).sum())
-    return total
+            parts.append(v.abs().sum() + (v * torch.linspace(1.0, 2.0, v.numel(), dtype=torch.float64,
+                                                             device=v.device)).sum())
+    return float(torch.stack(parts).sum()) if parts else 0.0      # one host sync, not two per parameter
