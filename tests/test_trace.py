@@ -26,12 +26,26 @@ EXAMPLES = REPO / "tests" / "fixtures" / "trace"
 
 @pytest.fixture(scope="module")
 def val_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("trace_val")
+    return write_example_val(tmp_path_factory.mktemp("trace_val"))
+
+
+def write_example_val(d: Path) -> Path:
+    """The val shard the examples under tests/fixtures/trace are written for: 97 tokens, BOS at 0, 30, 60."""
     rng = np.random.default_rng(0)
     tokens = rng.integers(2, 64, size=97)
     tokens[[0, 30, 60]] = 1          # document starts (BOS) for the per-document example
     write_shard(d / "fineweb_val_000000.bin", tokens)
     return d
+
+
+# (example, runtime verdict, rules with an error): the same with and without the sandbox
+EXAMPLE_VERDICTS = [
+    ("legal_chunked", "legal", set()),
+    ("legal_lora_per_doc", "legal", set()),
+    ("illegal_train_first", "illegal", {"TTT-SCORE-FIRST"}),
+    ("illegal_last_epoch_scoring", "illegal", {"TTT-SCORE-FIRST"}),
+    ("illegal_rescore", "illegal", {"TTT-SCORE-FIRST", "TTT-NO-RESCORE"}),
+]
 
 
 def _trace(name: str, val_dir: Path, monkeypatch) -> tuple[timeline.Timeline, list]:
@@ -118,13 +132,7 @@ def test_incomplete_trace_is_a_warning_not_a_verdict():
     assert decide_verdict(fs) == "legal"
 
 
-@pytest.mark.parametrize("name,verdict_,rules", [
-    ("legal_chunked", "legal", set()),
-    ("legal_lora_per_doc", "legal", set()),
-    ("illegal_train_first", "illegal", {"TTT-SCORE-FIRST"}),
-    ("illegal_last_epoch_scoring", "illegal", {"TTT-SCORE-FIRST"}),
-    ("illegal_rescore", "illegal", {"TTT-SCORE-FIRST", "TTT-NO-RESCORE"}),
-])
+@pytest.mark.parametrize("name,verdict_,rules", EXAMPLE_VERDICTS)
 def test_examples_get_the_right_runtime_verdict(name, verdict_, rules, val_dir, monkeypatch):
     tl, fs = _trace(name, val_dir, monkeypatch)
     assert tl.val_tokens == 97

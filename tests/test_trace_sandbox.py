@@ -9,16 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
-from harness.data.shards import write_shard  # noqa: E402
 from harness.report import decide_verdict  # noqa: E402
 from harness.sandbox.runner import sandbox_available  # noqa: E402
 from harness.trace.runner import trace_submission  # noqa: E402
 from harness.trace.sandboxed import SandboxOptions  # noqa: E402
+from tests.test_trace import EXAMPLE_VERDICTS, write_example_val  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "tests" / "fixtures" / "trace"
@@ -28,12 +27,7 @@ pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no sandbox here: {WHY}
 
 @pytest.fixture(scope="module")
 def val_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("trace_sbx_val")
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(2, 64, size=97)
-    tokens[[0, 30, 60]] = 1
-    write_shard(d / "fineweb_val_000000.bin", tokens)
-    return d
+    return write_example_val(tmp_path_factory.mktemp("trace_sbx_val"))
 
 
 def _sandboxed(folder: Path, val_dir: Path, work: Path, static: bool = False, **opts):
@@ -42,13 +36,7 @@ def _sandboxed(folder: Path, val_dir: Path, work: Path, static: bool = False, **
     return sub, tl
 
 
-@pytest.mark.parametrize("name,verdict_,rules", [
-    ("legal_chunked", "legal", set()),
-    ("legal_lora_per_doc", "legal", set()),
-    ("illegal_train_first", "illegal", {"TTT-SCORE-FIRST"}),
-    ("illegal_last_epoch_scoring", "illegal", {"TTT-SCORE-FIRST"}),
-    ("illegal_rescore", "illegal", {"TTT-SCORE-FIRST", "TTT-NO-RESCORE"}),
-])
+@pytest.mark.parametrize("name,verdict_,rules", EXAMPLE_VERDICTS)
 def test_examples_get_the_same_verdicts_through_the_sandbox(name, verdict_, rules, val_dir, tmp_path):
     sub, tl = _sandboxed(EXAMPLES / name, val_dir, tmp_path / "w")
     assert tl.val_tokens == 97 and tl.reported_score
