@@ -82,9 +82,10 @@ class TTTConfig:
 
 
 def trainable_params(model: Any, freeze_blocks: int) -> list[Any]:
-    """Parameters outside the first `freeze_blocks` blocks (names `blocks.<i>.`). The others are frozen by
-    never being stepped or clipped; their `requires_grad` flags stay as they are, so compiled scoring
-    graphs (which guard on those flags) stay valid across TTT runs."""
+    """Parameters outside the first `freeze_blocks` blocks (names `blocks.<i>.`). Every parameter gets
+    `requires_grad=True` (a loaded model may have it off) and keeps it: the frozen ones are frozen by never
+    being stepped or clipped, not by flag, so the flags never change between runs and compiled scoring
+    graphs (which guard on them) stay valid across TTT runs."""
     frozen = tuple(f"blocks.{i}." for i in range(freeze_blocks))
     out = []
     for name, p in model.named_parameters():
@@ -210,7 +211,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
             c.update(loss=chunk.loss, bpb=chunk.val_bpb, running_bpb=running.val_bpb)
     finally:
         close()
-        for p in model.parameters():
+        for p in model.parameters():    # as trainable_params left them, whatever the model's code did
             p.requires_grad_(True)
         model.eval()
     _sync(device)
