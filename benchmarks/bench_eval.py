@@ -7,11 +7,12 @@ record's own code, tokenise a text corpus into a val shard, then
   (the record's own compiled `forward_logits`, its batching and window layout) and ours in fast mode
   (compiled forward on scored positions only, compiled loss, padded static batches), warm then timed;
   `--profile` adds the fast mode's GPU time by kernel kind;
-- TTT, where the record has `eval_val_sliding_ttt`/`eval_val_ttt`: its own and ours (fast, with compiled
-  training steps; exact) on `--ttt-tokens` tokens with the record's hyperparameters, each on a fresh copy
-  of the loaded model, a warm-up run before the timed run; with `--deterministic-ttt` also its own (twice)
-  and ours --exact under deterministic kernels, where the runs can be compared below the ~1e-6 BPB that
-  the default kernels vary by from run to run. Each row has `run_to_run`: the BPB change between its
+- TTT, where the record has `eval_val_sliding_ttt`/`eval_val_ttt`: its own and ours (fast: compiled
+  training steps, windows scored compiled or eager as the record's own loop scores them; exact) on
+  `--ttt-tokens` tokens with the record's hyperparameters, each on a fresh copy of the loaded model, a
+  warm-up run before the timed run; with `--deterministic-ttt` also its own (twice) and ours --exact
+  under deterministic kernels, where the runs can be compared below the ~1e-6 BPB that the default
+  kernels vary by from run to run. Each row has `run_to_run`: the BPB change between its
   warm-up and timed run.
 Prints one table (BPB, difference to the record's own, seconds, targets/s, speed ratio, MFU) and writes
 `--json`. MFU counts the model FLOPs the task needs: the body forward over every window position plus the
@@ -289,6 +290,8 @@ def main() -> int:
     ap.add_argument("--deterministic-ttt", action="store_true",
                     help="also run own and ours --exact TTT with deterministic kernels (math SDPA: slower)")
     ap.add_argument("--eager", action="store_true", help="compile nothing of ours (CPU smoke runs)")
+    ap.add_argument("--ttt-scoring", choices=["auto", "compiled", "eager"], default="auto",
+                    help="how our fast TTT scores (as `audit.py eval --ttt-scoring`; auto: as the record's loop)")
     a = ap.parse_args()
     a.record, a.corpus, a.tokenizer = a.record.resolve(), a.corpus.resolve(), a.tokenizer.resolve()
     if a.json:
@@ -314,6 +317,7 @@ def main() -> int:
 
     from harness.evaluate.adapter import SubmissionAdapter
     from harness.evaluate.bytes import build_byte_tables
+    from harness.evaluate.run import compile_ttt_scoring
     from harness.evaluate.shards import load_tokens
     from harness.evaluate.sliding import plan_windows, sliding_eval, target_bytes
     from harness.evaluate.ttt import TTTConfig, ttt_eval
@@ -405,7 +409,8 @@ def main() -> int:
         src = function_source(ad.source, ttt_name)
         tl = detect_layout(src)
         res["ttt_layout"] = tl
-        res["ttt_own_compiles_scoring"] = "torch.compile" in src
+        own_scoring = res["ttt_own_scoring"] = ad.ttt_scoring()
+        own_compiled = own_scoring == "compiled"
         n = a.ttt_tokens
         data2 = write_corpus_shards(a.corpus, a.tokenizer, tmp / "data_ttt", vocab, n)
         h.val_files = str(data2 / "fineweb_val_*.bin")
@@ -450,17 +455,20 @@ def main() -> int:
         def ours(exact: bool):
             m = fresh()
             if exact:
-                fn = compile_(m.forward_logits) if res["ttt_own_compiles_scoring"] else m.forward_logits
+                fn = compile_(m.forward_logits) if own_compiled else m.forward_logits
                 sc, bs = FnScorer(fn), cfg.batch_seqs
             else:
                 sc, bs = fast_sc, a.batch_seqs
             return timed(ttt_eval, sc, m, train_fn, t2, tbytes[: t2.size - 1], cfg,
                          seq_len=Lt, stride=stride, batch_seqs=bs, device=a.device, exact=exact, layout=tl,
-                         compile=not exact and not a.eager, pad=not exact)
+                         compile=not exact and not a.eager and compile_ttt_scoring(a.ttt_scoring, own_scoring),
+                         pad=not exact,
+                         compile_train=not exact and not a.eager)
 
         (warm, _), (rt, rt_s) = ours(False), ours(False)
-        train_kind = "compiled" if rt.extra["compiled_train"] else "eager"
-        res["rows"].append(row(f"TTT: ours fast (B={a.batch_seqs}, {train_kind} train)", rt.val_bpb, own_t_bpb, rt_s,
+        kinds = ", ".join(f"{'compiled' if rt.extra[k] else 'eager'} {w}"
+                          for k, w in (("compiled_scoring", "scoring"), ("compiled_train", "train")))
+        res["rows"].append(row(f"TTT: ours fast (B={a.batch_seqs}, {kinds})", rt.val_bpb, own_t_bpb, rt_s,
                                rt.tokens, own_t_s, ttt_flops, a.peak_tflops))
         res["rows"][-1]["run_to_run"] = rt.val_bpb - warm.val_bpb
         print("fast ttt", res["rows"][-1], flush=True)

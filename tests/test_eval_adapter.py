@@ -285,6 +285,8 @@ def test_cli_eval_flags_peeking_model_and_runs_ttt(tmp_path, eval_case):
     rules = {f["rule"] for f in sub["findings"]}
     assert "C2-FULL-NORMALIZED-DISTRIBUTION" in rules   # its distribution depends on the realised target
     assert len(sub["measured"]["ttt_chunks"]) == 3 and plot.stat().st_size > 1000
+    assert sub["measured"]["reproduced"]["ttt_scoring"] == (
+        "eager (the submission has no chunked TTT loop; --ttt-scoring auto)")     # CPU: nothing compiles
 
 
 def test_cli_eval_bad_inputs(tmp_path, eval_case):
@@ -459,3 +461,26 @@ def test_eval_time_model_settings_are_replayed_after_deserialize(tmp_path):
     assert loaded.looping_active is True
     assert loaded.other_flag == 0            # a condition on anything but h is not replayed
     assert ad.applied_settings == ["looping_active=True"]
+
+
+OWN_TTT_LOOP = '''
+def eval_val_sliding_ttt(args, base_model, rank, world_size, device, val_tokens, stride, log0=print):
+    logits_fn = COMPILE(base_model.forward_logits)
+    for x in val_tokens:
+        logits_fn(x)
+'''
+
+
+@pytest.mark.parametrize("loop, expected", [(None, None), ("base_model.forward_logits", "eager"),
+                                            ("torch.compile", "compiled")])
+def test_ttt_scoring_follows_the_submissions_own_loop(tmp_path, loop, expected):
+    from harness.evaluate.run import compile_ttt_scoring
+
+    src = NEW_STYLE if loop is None else NEW_STYLE + OWN_TTT_LOOP.replace(
+        "COMPILE(base_model.forward_logits)", loop if loop != "torch.compile" else
+        "torch.compile(base_model.forward_logits, dynamic=False)")
+    ad = SubmissionAdapter(make_submission(tmp_path, src), "cpu")
+    assert ad.ttt_scoring() == expected
+    # fast mode scores as the submission's loop does unless told otherwise; training compiles either way
+    assert compile_ttt_scoring("auto", expected) is (expected != "eager")
+    assert compile_ttt_scoring("compiled", expected) and not compile_ttt_scoring("eager", expected)

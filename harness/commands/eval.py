@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ttt.add_argument("--ttt-freeze-blocks", type=int)
     ttt.add_argument("--ttt-momentum", type=float)
     ttt.add_argument("--ttt-grad-clip", type=float)
+    ttt.add_argument("--ttt-scoring", choices=["auto", "compiled", "eager"], default="auto",
+                     help="when compiling, how TTT scores its windows (auto: as the submission's own TTT loop, "
+                          "compiled or eager: they round bf16 differently, ~1e-3 BPB after four chunks on the "
+                          "sp1024 03-23 record; compiled: fastest). Training steps compile either way")
     ttt.add_argument("--plot", type=Path, help="write a PNG of per-chunk BPB (TTT)")
     add_output_arguments(parser)
 

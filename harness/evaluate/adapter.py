@@ -70,6 +70,7 @@ HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter F
              "build_model(module, h, device), load_artifact(module, h, path, device) and optionally "
              f"logits(model, x) and train_loss(model, x, y); see {HOOK_DOC}")
 HOOK_NAMES = ("build_model", "load_artifact")
+TTT_LOOPS = ("eval_val_sliding_ttt", "eval_val_ttt")    # the records' chunked score-first TTT loops
 
 
 PROVIDED_NAMES = frozenset({"args", "h", "device", "code", "master_process", "is_main_process", "distributed",
@@ -345,6 +346,17 @@ class SubmissionAdapter:
                 "grad_clip": float(self.setting("ttt_grad_clip", default=1.0)),
                 "freeze_blocks": int(getattr(self.h, "ttt_freeze_blocks", 0) or 0),
                 "train_seq_len": int(self.setting("train_seq_len", default=2048))}
+
+    def ttt_scoring(self) -> str | None:
+        """How the submission's own chunked TTT loop (`TTT_LOOPS`) scores its windows: "compiled" (it calls
+        torch.compile), "eager", or None when it has no such loop. Fast-mode TTT scores the same way: an
+        eager and a compiled forward of one model round bf16 differently, and TTT's training carries the
+        difference on (H100, sp1024 03-23 record, random weights: 2.6e-4 BPB on the first chunk, 1.06e-3
+        after four chunks)."""
+        fn = slicing.find_function(self.tree, lambda f: f.name in TTT_LOOPS)
+        if fn is None:
+            return None
+        return "compiled" if "compile" in slicing.calls_named(fn) else "eager"
 
     # --------------------------------------------------------------- source analysis
     @property

@@ -132,9 +132,13 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
             base.update({k: v for k, v in over.items() if v is not None})
             base["train_seq_len"] = seq_len
             cfg = TTTConfig(**base)
+            own = adapter.ttt_scoring()
+            choice = getattr(args, "ttt_scoring", "auto")
             result = ttt_eval(scorer, model, lambda x, y: adapter.train_loss(model, x, y), tokens, tbytes, cfg,
                               seq_len, stride, args.batch_seqs, device, exact=args.exact,
-                              progress=args.progress, compile=use_compile, dist=dist)
+                              progress=args.progress, compile=use_compile and compile_ttt_scoring(choice, own),
+                              compile_train=use_compile and not args.exact, dist=dist)
+            result.extra["ttt_scoring"] = _scoring_note(own, result.extra["compiled_scoring"], choice)
         else:
             result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
                                   exact=args.exact, progress=args.progress, compile=use_compile,
@@ -171,6 +175,21 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
 
 
 H100_8X = 8
+
+
+def compile_ttt_scoring(choice: str, own: str | None) -> bool:
+    """Whether a compiling TTT run compiles its scoring: `choice` is --ttt-scoring, `own` how the
+    submission's own TTT loop scores (`SubmissionAdapter.ttt_scoring`)."""
+    return choice == "compiled" or (choice == "auto" and own != "eager")
+
+
+def _scoring_note(own: str | None, compiled: bool, choice: str) -> str:
+    """How the TTT run scored its windows, and why (by default fast mode scores as the submission's own
+    chunked TTT loop does)."""
+    how = "compiled" if compiled else "eager"
+    why = ("the submission has no chunked TTT loop" if own is None
+           else f"the submission's own TTT loop scores {own}")
+    return f"{how} ({why}; --ttt-scoring {choice})"
 
 
 def hardware(device: str, world: int) -> str:

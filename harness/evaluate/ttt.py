@@ -224,7 +224,8 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
                      seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
                       "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks,
-                      "compiled_train": bool(compile_train), "world_size": world,
+                      "compiled_train": bool(compile_train), "compiled_scoring": wsc.compiled,
+                      "world_size": world,
                       "rescored_positions": ledger.rescored})
     return res
 
