@@ -18,6 +18,21 @@ spec.loader.exec_module(fa)
 sys.modules.setdefault("flash_attn_interface", fa)     # as on the sandbox's PYTHONPATH; dynamo re-imports it
 
 
+def window_mask(sq, sk, causal=False, window=(-1, -1)):
+    """[sq, sk] bool: query i may attend key j (bottom-right aligned; causal, then the (left, right) window)."""
+    i = torch.arange(sq)[:, None] + (sk - sq)
+    j = torch.arange(sk)[None, :]
+    left, right = window
+    if causal:
+        right = 0
+    ok = torch.ones(sq, sk, dtype=torch.bool)
+    if right >= 0:
+        ok &= j <= i + right
+    if left >= 0:
+        ok &= j >= i - left
+    return ok
+
+
 def reference(q, k, v, causal=False, scale=None, window=(-1, -1), softcap=0.0):
     """Loop-free but naive: FA layout (b, s, h, d), GQA by head index, bottom-right causal alignment."""
     b, sq, h, d = q.shape
@@ -30,17 +45,7 @@ def reference(q, k, v, causal=False, scale=None, window=(-1, -1), softcap=0.0):
         s = torch.einsum("bid,bjd->bij", q[:, :, head].double(), k[:, :, kh].double()) * scale
         if softcap:
             s = softcap * torch.tanh(s / softcap)
-        i = torch.arange(sq)[:, None] + (sk - sq)
-        j = torch.arange(sk)[None, :]
-        left, right = window
-        if causal:
-            right = 0
-        ok = torch.ones(sq, sk, dtype=torch.bool)
-        if right >= 0:
-            ok &= j <= i + right
-        if left >= 0:
-            ok &= j >= i - left
-        s = s.masked_fill(~ok, float("-inf"))
+        s = s.masked_fill(~window_mask(sq, sk, causal, window), float("-inf"))
         lse[:, head] = torch.logsumexp(s, -1)
         p = torch.nan_to_num(torch.softmax(s, -1), nan=0.0)
         out[:, :, head] = torch.einsum("bij,bjd->bid", p, v[:, :, kh].double())

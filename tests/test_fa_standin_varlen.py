@@ -6,7 +6,6 @@ import importlib.util
 import json
 import math
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -15,12 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from tests.test_fa3_standin import fa, window_mask  # noqa: E402  (the stand-in as the sandbox imports it)
+
 ROOT = Path(__file__).resolve().parent.parent
-PATH = ROOT / "harness" / "compat" / "flash_attn_interface.py"
-spec = importlib.util.spec_from_file_location("flash_attn_interface", PATH)
-fa = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fa)
-sys.modules.setdefault("flash_attn_interface", fa)     # as on the sandbox's PYTHONPATH; dynamo re-imports it
 
 
 def sequence_reference(q, k, v, causal=False, scale=None, window=(-1, -1), softcap=0.0):
@@ -32,15 +28,7 @@ def sequence_reference(q, k, v, causal=False, scale=None, window=(-1, -1), softc
     s = torch.einsum("ihd,jhd->hij", q.double(), k.double()[:, heads]) * scale
     if softcap:
         s = softcap * torch.tanh(s / softcap)
-    i = torch.arange(sq)[:, None] + (sk - sq)
-    j = torch.arange(sk)[None, :]
-    left, right = window
-    right = 0 if causal else right
-    ok = torch.ones(sq, sk, dtype=torch.bool)
-    if right >= 0:
-        ok &= j <= i + right
-    if left >= 0:
-        ok &= j >= i - left
+    ok = window_mask(sq, sk, causal, window)
     s = s.masked_fill(~ok, float("-inf"))
     lse = torch.logsumexp(s, -1) if sk else torch.full((h, sq), float("-inf"), dtype=torch.float64)
     live = ok.any(-1)[:, None]
