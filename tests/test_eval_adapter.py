@@ -285,8 +285,8 @@ def test_cli_eval_flags_peeking_model_and_runs_ttt(tmp_path, eval_case):
     rules = {f["rule"] for f in sub["findings"]}
     assert "C2-FULL-NORMALIZED-DISTRIBUTION" in rules   # its distribution depends on the realised target
     assert len(sub["measured"]["ttt_chunks"]) == 3 and plot.stat().st_size > 1000
-    assert sub["measured"]["reproduced"]["ttt_scoring"] == (
-        "eager (the submission has no chunked TTT loop; --ttt-scoring auto)")     # CPU: nothing compiles
+    assert sub["measured"]["reproduced"]["scoring"] == (
+        "eager (the submission has no chunked TTT loop; --scoring auto)")     # CPU: nothing compiles
 
 
 def test_cli_eval_bad_inputs(tmp_path, eval_case):
@@ -474,13 +474,35 @@ def eval_val_sliding_ttt(args, base_model, rank, world_size, device, val_tokens,
 @pytest.mark.parametrize("loop, expected", [(None, None), ("base_model.forward_logits", "eager"),
                                             ("torch.compile", "compiled")])
 def test_ttt_scoring_follows_the_submissions_own_loop(tmp_path, loop, expected):
-    from harness.evaluate.run import compile_ttt_scoring
+    from harness.evaluate.run import scoring_kind
 
     src = NEW_STYLE if loop is None else NEW_STYLE + OWN_TTT_LOOP.replace(
         "COMPILE(base_model.forward_logits)", loop if loop != "torch.compile" else
         "torch.compile(base_model.forward_logits, dynamic=False)")
     ad = SubmissionAdapter(make_submission(tmp_path, src), "cpu")
     assert ad.ttt_scoring() == expected
-    # fast mode scores as the submission's loop does unless told otherwise; training compiles either way
-    assert compile_ttt_scoring("auto", expected) is (expected != "eager")
-    assert compile_ttt_scoring("compiled", expected) and not compile_ttt_scoring("eager", expected)
+    # auto scores as the submission's loop rounds: its eager loop by compiled graphs that round as eager
+    assert scoring_kind("auto", expected) == ("eager-rounding" if expected == "eager" else "compiled")
+    for choice in ("compiled", "eager-rounding", "eager"):
+        assert scoring_kind(choice, expected) == choice
+
+
+OWN_SLIDING_LOOP = '''
+def eval_val_sliding(h, device, val_data, base_model, forward_logits_fn=None, batch_seqs=32):
+    run = base_model.forward_logits if forward_logits_fn is None else forward_logits_fn
+    return run(val_data)
+
+def main_eval(h, device, val_data, eval_model):
+    fwd = COMPILE
+    return eval_val_sliding(h, device, val_data, eval_model, forward_logits_fn=fwd)
+'''
+
+
+@pytest.mark.parametrize("compiled_in_main, expected", [(True, "compiled"), (False, "eager")])
+def test_sliding_scoring_sees_a_logits_function_compiled_outside_the_loop(tmp_path, compiled_in_main, expected):
+    """The 04-1x records compile forward_logits in main and pass it to eval_val_sliding; the 03-19 ones
+    call base_model eagerly."""
+    fwd = "torch.compile(eval_model.forward_logits, dynamic=False)" if compiled_in_main else "eval_model.forward_logits"
+    ad = SubmissionAdapter(make_submission(tmp_path, NEW_STYLE + OWN_SLIDING_LOOP.replace("COMPILE", fwd)), "cpu")
+    assert ad.sliding_scoring() == expected
+    assert ad.ttt_scoring() is None

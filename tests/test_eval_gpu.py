@@ -145,3 +145,19 @@ def test_coverage_caps_calibration_generators_only():
     assert mod.generate_autoregressive_calib(None, "cpu", num_seqs=64, temperature=0.5) == "tokens"
     assert seen == {"num_seqs": 2, "seq_len": 64, "temperature": 0.5, "batch_size": 2}
     assert mod.generate(None) == 100
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_eager_rounding_scores_as_the_eager_forward_on_cuda():
+    """Compiled graphs with eager rounding give the eager forward's BPB under bf16 autocast (measured on a
+    record: -8.9e-7 after four TTT chunks, against 1.07e-3 for plain compiled graphs)."""
+    torch.manual_seed(0)
+    model = TinyGPT(vocab=64).cuda().eval()
+    toks = np.random.default_rng(0).integers(0, 64, 2049).astype(np.uint16)
+    b = np.ones(2048, dtype=np.int64)
+    eager = sliding_eval(model, toks, b, seq_len=256, stride=64, device="cuda")
+    rounded = sliding_eval(model, toks, b, seq_len=256, stride=64, device="cuda", compile=True,
+                           eager_rounding=True)
+    assert rounded.extra["scoring"] == "eager-rounding" and eager.extra["scoring"] == "eager"
+    assert rounded.val_bpb == pytest.approx(eager.val_bpb, rel=1e-5)     # H100: 1.7e-6

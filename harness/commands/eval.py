@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the model's logits (auto: on CUDA for long runs)")
+    parser.add_argument("--scoring", "--ttt-scoring", dest="scoring", default="auto",
+                        choices=["auto", "compiled", "eager-rounding", "eager"],
+                        help="when compiling, how windows are scored. Eager and compiled forwards round bf16 "
+                             "differently (~1e-3 BPB after four TTT chunks on the sp1024 03-23 record). auto: "
+                             "as the submission's own loop (eval_val_sliding, or its chunked TTT loop with "
+                             "--ttt): compiled if it compiles, else eager-rounding (compiled graphs that round "
+                             "as eager does). Training steps compile either way")
     parser.add_argument("--adapter", type=Path,
                         help="adapter hook file (build_model, load_artifact, optional logits/train_loss/serialize); "
                              "see harness/evaluate/adapter.py, 'Adapter hooks'. Without one, a model golfaudit "
@@ -53,10 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ttt.add_argument("--ttt-freeze-blocks", type=int)
     ttt.add_argument("--ttt-momentum", type=float)
     ttt.add_argument("--ttt-grad-clip", type=float)
-    ttt.add_argument("--ttt-scoring", choices=["auto", "compiled", "eager"], default="auto",
-                     help="when compiling, how TTT scores its windows (auto: as the submission's own TTT loop, "
-                          "compiled or eager: they round bf16 differently, ~1e-3 BPB after four chunks on the "
-                          "sp1024 03-23 record; compiled: fastest). Training steps compile either way")
     ttt.add_argument("--plot", type=Path, help="write a PNG of per-chunk BPB (TTT)")
     add_output_arguments(parser)
 

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.evaluate import slicing
+from harness.evaluate.modelstate import kept_state
 
 HOOK_DOC = "README.md 'Adapter hooks' (example: docs/adapter_hooks/masked_diffusion/adapter.py)"
 HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter FILE) defining "
@@ -71,6 +72,7 @@ HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter F
              f"logits(model, x) and train_loss(model, x, y); see {HOOK_DOC}")
 HOOK_NAMES = ("build_model", "load_artifact")
 TTT_LOOPS = ("eval_val_sliding_ttt", "eval_val_ttt")    # the records' chunked score-first TTT loops
+SLIDING_LOOPS = ("eval_val_sliding",)
 
 
 PROVIDED_NAMES = frozenset({"args", "h", "device", "code", "master_process", "is_main_process", "distributed",
@@ -348,15 +350,30 @@ class SubmissionAdapter:
                 "train_seq_len": int(self.setting("train_seq_len", default=2048))}
 
     def ttt_scoring(self) -> str | None:
-        """How the submission's own chunked TTT loop (`TTT_LOOPS`) scores its windows: "compiled" (it calls
-        torch.compile), "eager", or None when it has no such loop. Fast-mode TTT scores the same way: an
-        eager and a compiled forward of one model round bf16 differently, and TTT's training carries the
-        difference on (H100, sp1024 03-23 record, random weights: 2.6e-4 BPB on the first chunk, 1.06e-3
-        after four chunks)."""
-        fn = slicing.find_function(self.tree, lambda f: f.name in TTT_LOOPS)
+        """How the submission's own chunked TTT loop (`TTT_LOOPS`) scores its windows: "compiled",
+        "eager", or None when it has no such loop (see `loop_scoring`)."""
+        return self.loop_scoring(TTT_LOOPS)
+
+    def sliding_scoring(self) -> str | None:
+        """How the submission's own `eval_val_sliding` scores its windows (see `loop_scoring`)."""
+        return self.loop_scoring(SLIDING_LOOPS)
+
+    def loop_scoring(self, names: tuple[str, ...]) -> str | None:
+        """How the submission's own loop named in `names` runs the model: "compiled" when the loop calls
+        torch.compile, or takes a logits function (a parameter named like `forward_logits_fn`) while the
+        script compiles a `forward_logits` somewhere (the 04-1x records compile it in main and pass it
+        in); "eager" otherwise; None when there is no such loop. Fast mode scores the same way: an eager
+        and a compiled forward of one model round bf16 differently (H100, sp1024 03-23 record, random
+        weights: 2.6e-4 BPB on TTT's first chunk, 1.06e-3 after four chunks)."""
+        fn = slicing.find_function(self.tree, lambda f: f.name in names)
         if fn is None:
             return None
-        return "compiled" if "compile" in slicing.calls_named(fn) else "eager"
+        if "compile" in slicing.calls_named(fn):
+            return "compiled"
+        params = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
+        if any("logits" in name for name in params) and _compiles_forward_logits(self.tree):
+            return "compiled"
+        return "eager"
 
     # --------------------------------------------------------------- source analysis
     @property
@@ -646,7 +663,7 @@ class ModelScorer:
         try:
             g = torch.Generator().manual_seed(0)
             x = torch.randint(0, self.adapter.vocab_size, (2, 128), generator=g).to(self.adapter.device)
-            with torch.no_grad(), _maybe_autocast(self.adapter.device):
+            with torch.no_grad(), _maybe_autocast(self.adapter.device), kept_state(self.model):
                 full = self.adapter.logits(self.model, x)
                 self._start = 96
                 part = self.adapter.logits(self.model, x)
@@ -1019,3 +1036,13 @@ def _h_path_attrs(fn: ast.FunctionDef) -> list[str]:
         if isinstance(arg, ast.Attribute) and arg.attr not in out:
             out.append(arg.attr)
     return out
+
+
+def _compiles_forward_logits(tree: ast.AST) -> bool:
+    """Whether the script calls `torch.compile(<...>.forward_logits, ...)` anywhere."""
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
+                and node.args and isinstance(node.args[0], ast.Attribute)
+                and node.args[0].attr == "forward_logits"):
+            return True
+    return False

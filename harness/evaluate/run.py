@@ -123,6 +123,10 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     use_compile = args.compile == "on" or (args.compile == "auto" and device.startswith("cuda")
                                            and n_windows >= 20000)
     scorer = adapter.scorer(model, head_slice=not args.exact)
+    choice = getattr(args, "scoring", "auto")
+    own = adapter.ttt_scoring() if args.ttt else adapter.sliding_scoring()
+    kind = scoring_kind(choice, own)
+    compile_scoring = use_compile and kind != "eager"
     try:
         if args.ttt:
             base = adapter.ttt_settings()
@@ -132,17 +136,15 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
             base.update({k: v for k, v in over.items() if v is not None})
             base["train_seq_len"] = seq_len
             cfg = TTTConfig(**base)
-            own = adapter.ttt_scoring()
-            choice = getattr(args, "ttt_scoring", "auto")
             result = ttt_eval(scorer, model, lambda x, y: adapter.train_loss(model, x, y), tokens, tbytes, cfg,
                               seq_len, stride, args.batch_seqs, device, exact=args.exact,
-                              progress=args.progress, compile=use_compile and compile_ttt_scoring(choice, own),
-                              compile_train=use_compile and not args.exact, dist=dist)
-            result.extra["ttt_scoring"] = _scoring_note(own, result.extra["compiled_scoring"], choice)
+                              progress=args.progress, compile=compile_scoring,
+                              compile_train=use_compile and not args.exact, dist=dist,
+                              eager_rounding=kind == "eager-rounding")
         else:
             result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
-                                  exact=args.exact, progress=args.progress, compile=use_compile,
-                                  dist=dist)
+                                  exact=args.exact, progress=args.progress, compile=compile_scoring,
+                                  dist=dist, eager_rounding=kind == "eager-rounding")
     except TrainBeforeScoreError as exc:
         raise _EvalFailure(f"internal guard: {exc}") from None
     except AdapterError as exc:
@@ -155,7 +157,8 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     repro.update({"data": files, "artifact": str(args.artifact), "device": device, "processes": world,
                   "hardware": hardware(device, world), "load_seconds": load_s,
                   "byte_source": "caseops-sidecar" if sidecar is not None else "tokenizer",
-                  "head_slice": scorer.head_slice, "compiled": use_compile, "source": "reproduced"})
+                  "head_slice": scorer.head_slice, "compiled": use_compile, "source": "reproduced",
+                  "scoring": scoring_note(result.extra["scoring"], own, choice, args.ttt)})
     if checks:
         repro["checks"] = checks
     if args.ttt and args.plot and result.chunks and (dist is None or dist.rank == 0):
@@ -177,19 +180,21 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
 H100_8X = 8
 
 
-def compile_ttt_scoring(choice: str, own: str | None) -> bool:
-    """Whether a compiling TTT run compiles its scoring: `choice` is --ttt-scoring, `own` how the
-    submission's own TTT loop scores (`SubmissionAdapter.ttt_scoring`)."""
-    return choice == "compiled" or (choice == "auto" and own != "eager")
+def scoring_kind(choice: str, own: str | None) -> str:
+    """How a compiling fast-mode run scores its windows (one of `SCORING_KINDS`): `choice` is --scoring,
+    `own` how the submission's own loop runs its model (`SubmissionAdapter.loop_scoring`). auto follows
+    the submission: "compiled" when its loop compiles (or it has none), "eager-rounding" when its loop is
+    eager (compiled graphs that round bf16 as eager does: an eager loop's numbers at compiled speed)."""
+    if choice != "auto":
+        return choice
+    return "eager-rounding" if own == "eager" else "compiled"
 
 
-def _scoring_note(own: str | None, compiled: bool, choice: str) -> str:
-    """How the TTT run scored its windows, and why (by default fast mode scores as the submission's own
-    chunked TTT loop does)."""
-    how = "compiled" if compiled else "eager"
-    why = ("the submission has no chunked TTT loop" if own is None
-           else f"the submission's own TTT loop scores {own}")
-    return f"{how} ({why}; --ttt-scoring {choice})"
+def scoring_note(ran: str, own: str | None, choice: str, ttt: bool) -> str:
+    """How the run scored its windows, and why."""
+    loop = "chunked TTT loop" if ttt else "eval_val_sliding"
+    why = f"the submission has no {loop}" if own is None else f"the submission's own {loop} runs {own}"
+    return f"{ran} ({why}; --scoring {choice})"
 
 
 def hardware(device: str, world: int) -> str:
@@ -227,13 +232,15 @@ def eval_time(seconds: float, mode: str, hw: str, gpus: int, budget: float | Non
 def _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test, findings_for, script):
     import torch
 
+    from harness.evaluate.modelstate import kept_state
+
     n = min(CHECK_TOKENS, tokens.size - 1)
     x = torch.as_tensor(tokens[:n].astype("int64"), device=device)[None]
     y = torch.as_tensor(tokens[1:n + 1].astype("int64"), device=device)[None]
     on_cuda = str(device).startswith("cuda")
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else _Null()
     tol_flip = 2e-2 if on_cuda else 1e-4
-    with ctx:
+    with ctx, kept_state(model):          # the eval fills the model's caches as the submission would
         flip = flip_test(lambda t: adapter.logits(model, t), x, vocab, tol=tol_flip)
         norm = normalisation_test(lambda a, b: torch.log_softmax(adapter.logits(model, a, b).float(), -1),
                                   x, y, vocab, tol=1e-3 if on_cuda else 1e-4)

@@ -161,7 +161,7 @@ class WindowScorer:
     def __init__(self, scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int,
                  device: str = "cpu", autocast: bool | None = None, head_slice: bool = True,
                  ledger: Any | None = None, pad_to: int | None = None, compile: bool = False,
-                 stride: int | None = None):
+                 stride: int | None = None, eager_rounding: bool = False):
         import torch
 
         self.torch = torch
@@ -177,7 +177,9 @@ class WindowScorer:
         self.cum_bytes = np.concatenate([[0], np.cumsum(tbytes, dtype=np.int64)])
         self.arange = torch.arange(seq_len, device=self.device)
         self.compiled = bool(compile)
-        self._fn: Callable[..., Any] = _compiled_nll_sum(scorer) if compile else _masked_nll_sum(scorer)
+        self.scoring = scoring_name(self.compiled, eager_rounding)
+        self._fn: Callable[..., Any] = (_compiled_nll_sum(scorer, eager_rounding) if compile
+                                        else _masked_nll_sum(scorer))
 
     def _plan(self, batch: list[Window]) -> Any:
         """[3, B] int64 (ws, s, wlen) for the batch, padded with empty windows (wlen 0) to `pad_to`."""
@@ -214,15 +216,17 @@ class WindowScorer:
 
 def window_scorer(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int, stride: int,
                   batch_seqs: int, device: str, autocast: bool | None, exact: bool, layout: str,
-                  compile: bool, pad: bool | None) -> WindowScorer:
+                  compile: bool, pad: bool | None, eager_rounding: bool = False) -> WindowScorer:
     """The `WindowScorer` of `sliding_eval` and `ttt_eval`, with a fresh ledger for `layout`: fast mode pads
-    (by default on CUDA) and compiles when asked, `exact` does neither and feeds full windows."""
+    (by default on CUDA) and compiles when asked (`eager_rounding`: see `compile_fast`), `exact` does
+    neither and feeds full windows."""
     from harness.evaluate.ttt import ScoreLedger
 
     pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
     ledger = ScoreLedger(int(tokens.size) - 1, allow_rescore=layout != "single")
     return WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
-                        pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride)
+                        pad_to=batch_seqs if pad else None, compile=compile and not exact, stride=stride,
+                        eager_rounding=eager_rounding)
 
 
 def gather_batch(tokens: Any, arange: Any, plan: Any) -> tuple[Any, Any, Any]:
@@ -267,13 +271,28 @@ def _nll_of_logits(logits: Any, y: Any, scored: Any, start: int) -> Any:
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_COMPILED_EAGER_ROUNDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+SCORING_KINDS = ("compiled", "eager-rounding", "eager")
 
 
-def compile_fast(fn: Callable[..., Any]) -> Callable[..., Any]:
+def scoring_name(compiled: bool, eager_rounding: bool) -> str:
+    """One of `SCORING_KINDS`: how a run's windows were scored."""
+    return "eager" if not compiled else ("eager-rounding" if eager_rounding else "compiled")
+
+
+def compile_fast(fn: Callable[..., Any], eager_rounding: bool = False) -> Callable[..., Any]:
     """torch.compile as fast mode uses it: static shapes, default inductor options (its coordinate-descent
-    kernel tuning made no difference on an H200, sp8192 04-08 record, and compiled 4x slower)."""
+    kernel tuning made no difference on an H200, sp8192 04-08 record, and compiled 4x slower).
+
+    `eager_rounding` turns on inductor's `emulate_precision_casts`: the fused kernels round each bf16
+    intermediate where eager PyTorch would, so the graph scores as an eager forward does. Measured on one
+    H100 (sp1024 03-23 record, whose own TTT loop scores eagerly; random weights; 131k tokens, four
+    chunks): compiled scoring differed from the record's own TTT by 1.07e-3 BPB, with eager rounding by
+    -8.9e-7 (the record's own run-to-run: -8.1e-6), at the same speed (2.64x its loop)."""
     import torch
 
+    if eager_rounding:
+        return torch.compile(fn, dynamic=False, options={"emulate_precision_casts": True})
     return torch.compile(fn, dynamic=False)
 
 
@@ -290,22 +309,22 @@ def compiled_per(cache: weakref.WeakKeyDictionary, key: Any, build: Callable[[],
     return fn
 
 
-def _compiled_nll_sum(scorer: Scorer) -> Callable[..., Any]:
+def _compiled_nll_sum(scorer: Scorer, eager_rounding: bool = False) -> Callable[..., Any]:
     """`_masked_nll_sum` as two compiled graphs, forward then loss, kept per scorer object across evals.
 
     Two graphs, not one: the logits leave the forward graph in the model's dtype (bf16 under autocast),
     rounded once as the submission's own compiled `forward_logits` rounds them. Fused into the loss, the
     softcapped logits stay fp32 and, on saturated logits, the BPB moves by ~5e-4 (H100, sp8192)."""
     def build() -> Callable[..., Any]:
-        forward = compile_fast(lambda x, start: _checked_logits(scorer, x, start))
-        loss = compile_fast(_nll_of_logits)
+        forward = compile_fast(lambda x, start: _checked_logits(scorer, x, start), eager_rounding)
+        loss = compile_fast(_nll_of_logits, eager_rounding)
 
         def fn(x: Any, y: Any, scored: Any, start: int) -> Any:
             return loss(forward(x, start), y, scored, start)
 
         return fn
 
-    return compiled_per(_COMPILED, scorer, build)
+    return compiled_per(_COMPILED_EAGER_ROUNDING if eager_rounding else _COMPILED, scorer, build)
 
 
 def progress_bar(total: int, label: str, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -385,18 +404,19 @@ def score_windows(wsc: WindowScorer, windows: list[Window], batch_seqs: int, exa
 def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len: int = 2048,
                  stride: int = 64, batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None,
                  exact: bool = False, progress: bool = False, layout: str = "single",
-                 compile: bool = False, pad: bool | None = None, dist: Any | None = None) -> EvalResult:
+                 compile: bool = False, pad: bool | None = None, dist: Any | None = None,
+                 eager_rounding: bool = False) -> EvalResult:
     """Sliding-window BPB of `scorer` on `tokens` (uint16/int array), bytes per target in `tbytes`.
 
     Fast mode asks the model for the scored positions only and (by default on CUDA) pads every batch to
-    `batch_seqs` windows; `compile` compiles gather + forward + loss. `exact` feeds full windows in the
+    `batch_seqs` windows; `compile` compiles forward + loss (`eager_rounding`: see `compile_fast`). `exact` feeds full windows in the
     submission's batching (`batch_seqs` windows, unpadded, full logits) and never compiles our wrapper.
     With `dist` (a `distributed.Dist`) each rank scores a contiguous share of the windows and every rank
     returns the same global result (`seconds`: the slowest rank's).
     """
     windows = plan_windows(int(tokens.size) - 1, seq_len, stride, layout)
     ws = window_scorer(scorer, tokens, tbytes, seq_len, stride, batch_seqs, device, autocast, exact, layout,
-                       compile, pad)
+                       compile, pad, eager_rounding)
     ledger = ws.ledger
     show = progress and (dist is None or dist.rank == 0)
     advance, close = progress_bar(len(windows) if dist is None else len(windows) // dist.world_size,
@@ -415,7 +435,7 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
     res = EvalResult(loss / total.tokens, total.val_bpb, total.tokens, total.bytes, seconds, seq_len, stride,
                      "exact" if exact else "fast", len(windows))
     res.extra.update({"layout": layout, "rescored_positions": ledger.rescored, "padded": ws.pad_to is not None,
-                      "compiled": ws.compiled, "batch_seqs": batch_seqs,
+                      "compiled": ws.compiled, "scoring": ws.scoring, "batch_seqs": batch_seqs,
                       "world_size": 1 if dist is None else dist.world_size})
     return res
 

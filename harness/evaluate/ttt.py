@@ -103,10 +103,10 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
              batch_seqs: int = 32, device: str = "cpu", autocast: bool | None = None, exact: bool = False,
              progress: bool = False, train_first: bool = False, layout: str = "single",
              compile: bool = False, pad: bool | None = None, compile_train: bool | None = None,
-             dist: Any | None = None) -> EvalResult:
+             dist: Any | None = None, eager_rounding: bool = False) -> EvalResult:
     """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
 
-    `layout`, `compile` and `pad` as in `sliding_eval` (they concern the scoring). Training steps run the
+    `layout`, `compile`, `pad` and `eager_rounding` as in `sliding_eval` (they concern the scoring). Training steps run the
     submission's own loss eagerly, as the records do, unless `compile_train` (default: `compile` outside
     `exact`): then forward and backward of that loss run as torch.compile graphs, kept per `train_loss`
     object so that a second run with the same callable reuses them. `train_first` deliberately trains on each chunk
@@ -131,7 +131,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     for w in windows:
         per_chunk[min(w.scored[0] // cfg.chunk_tokens, num_chunks - 1)].append(w)
     wsc = window_scorer(scorer, tokens, tbytes, seq_len, stride, batch_seqs, device, autocast, exact, layout,
-                        compile, pad)
+                        compile, pad, eager_rounding)
     ledger = wsc.ledger
     use_autocast = wsc.autocast
     tok = wsc.tokens
@@ -225,6 +225,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
                       "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks,
                       "compiled_train": bool(compile_train), "compiled_scoring": wsc.compiled,
+                      "scoring": wsc.scoring,
                       "world_size": world,
                       "rescored_positions": ledger.rescored})
     return res
