@@ -76,3 +76,11 @@ def test_snapshot_restores_the_loaded_state_again_and_again():
         as_loaded()
         assert net.rot._cos_cached is None and net.rot._seq_len_cached == 0
         net(torch.randn(1, 8, 4, requires_grad=True)).sum().backward()     # trainable again
+
+
+def test_a_model_that_is_no_module_is_left_alone():
+    """An adapter hook may return any callable as the model: there is nothing to snapshot."""
+    calls = []
+    with kept_state(lambda x: calls.append(x)):
+        calls.append(1)
+    assert calls == [1]

@@ -34,7 +34,8 @@ def snapshot(model: Any) -> Callable[[], None]:
     cache a forward rebuilds by assignment is restored; parameters and the state dict are not touched)."""
     internals = _internals()
     saved = []
-    for module in model.modules():
+    modules = model.modules() if callable(getattr(model, "modules", None)) else ()    # an adapter hook's
+    for module in modules:                                                            # non-Module model
         attrs = {k: v for k, v in vars(module).items() if k not in internals}
         extra = {k: module._buffers[k] for k in module._non_persistent_buffers_set if k in module._buffers}
         saved.append((module, attrs, extra))
