@@ -8,7 +8,8 @@ record's own code, tokenise a text corpus into a val shard, then
   (compiled forward on scored positions only, compiled loss, padded static batches), warm then timed;
   `--profile` adds the fast mode's GPU time by kernel kind;
 - TTT, where the record has `eval_val_sliding_ttt`/`eval_val_ttt`: its own and ours (fast: compiled
-  training steps, windows scored compiled or eager as the record's own loop scores them; exact) on
+  training steps, windows scored as the record's own loop scores them: compiled, or compiled with eager
+  rounding where its loop is eager; exact) on
   `--ttt-tokens` tokens with the record's hyperparameters, each on a fresh copy of the loaded model, a
   warm-up run before the timed run; with `--deterministic-ttt` also its own (twice) and ours --exact
   under deterministic kernels, where the runs can be compared below the ~1e-6 BPB that the default
@@ -18,7 +19,8 @@ Prints one table (BPB, difference to the record's own, seconds, targets/s, speed
 `--json`. MFU counts the model FLOPs the task needs: the body forward over every window position plus the
 head only on scored positions (attention counted causal, i.e. half of the square), for TTT plus 3x the
 forward FLOPs per trained token (forward + backward); FLOPs from torch's FlopCounterMode on one window.
-Peak: `--peak-tflops` (989 = H100/H200 dense bf16).
+Peak: `--peak-tflops` (989 = H100/H200 dense bf16). `--audit-eval` then runs `audit.py eval` itself (a
+subprocess: sliding, then `--ttt`) on the same artifact and shards and adds its BPB, scoring and seconds.
 
     python benchmarks/bench_eval.py local/records/2026-03-23_LeakyReLU_LegalTTT_ParallelMuon \
         --corpus local/bench_corpus.txt --tokenizer local/tokenizers/fineweb_1024_bpe.model --json out/a.json
@@ -115,6 +117,35 @@ def call_by_names(fn, mod, h, model, device, stride: int):
         elif name in ("log0", "log"):
             kw[name] = lambda *a, **k: None
     return timed(fn, **kw)
+
+
+def audit_eval_runs(record: Path, artifact: Path, shards: dict[str, Path], tokenizer: Path,
+                    device: str) -> list[dict[str, Any]]:
+    """`audit.py eval` itself, one subprocess per entry of `shards` ("sliding" or "ttt" → the folder of its
+    val shard), on the benchmark's artifact: its BPB, targets, bytes, scoring note, eval seconds, or its
+    error. It scores every target once: where the record's own layout scores some twice (03-23: 64 of 4,096
+    at L=128, 1,984 of 262k at 2048), its BPB is not the rows' and its target count says so."""
+    import subprocess
+
+    out = []
+    for kind, data in shards.items():
+        cmd = [sys.executable, str(ROOT / "audit.py"), "eval", str(record), "--artifact", str(artifact),
+               "--data", str(data), "--tokenizer", str(tokenizer), "--device", device, "--format", "json",
+               "--compile", "on" if device.startswith("cuda") else "off"] + (["--ttt"] if kind == "ttt" else [])
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        entry: dict[str, Any] = {"run": f"audit.py eval{' --ttt' if kind == 'ttt' else ''}", "rc": proc.returncode,
+                                 "wall_s": round(time.perf_counter() - t0, 1)}
+        try:
+            sub = json.loads(proc.stdout)["submissions"][0]
+            measured = sub["measured"]
+            rep = measured["reproduced"]
+            entry.update(verdict=sub["verdict"], bpb=measured["val_bpb_mean"]["value"], tokens=rep["tokens"],
+                         bytes=rep["bytes"], scoring=rep.get("scoring"), eval_seconds=measured["eval_seconds"]["value"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            entry["error"] = (proc.stderr or proc.stdout)[-600:]
+        out.append(entry)
+    return out
 
 
 def function_source(source: str, name: str) -> str:
@@ -293,6 +324,8 @@ def main() -> int:
     ap.add_argument("--deterministic-ttt", action="store_true",
                     help="also run own and ours --exact TTT with deterministic kernels (math SDPA: slower)")
     ap.add_argument("--eager", action="store_true", help="compile nothing of ours (CPU smoke runs)")
+    ap.add_argument("--audit-eval", action="store_true",
+                    help="also run `audit.py eval` (sliding and --ttt) on the same artifact and shards")
     ap.add_argument("--scoring", "--ttt-scoring", dest="scoring", default="auto",
                     choices=["auto", "compiled", "eager-rounding", "eager"],
                     help="how our fast modes score (as `audit.py eval --scoring`; auto: as the record's loop)")
@@ -495,6 +528,11 @@ def main() -> int:
         if a.deterministic_ttt:
             deterministic_ttt_rows(res, own_run, lambda: ours(True), ttt_targets, ttt_flops, a.peak_tflops)
         res["ttt_steps"] = rt.extra["ttt_steps"]
+    if a.audit_eval:
+        shards = {"sliding": data} | ({"ttt": data2} if "ttt_config" in res else {})
+        res["audit_eval"] = audit_eval_runs(a.record, art, shards, a.tokenizer, a.device)
+        for entry in res["audit_eval"]:
+            print("audit", entry, flush=True)
     print_table(res)
     print("BENCH " + json.dumps(res), flush=True)
     if a.json:

@@ -158,7 +158,7 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
                   "hardware": hardware(device, world), "load_seconds": load_s,
                   "byte_source": "caseops-sidecar" if sidecar is not None else "tokenizer",
                   "head_slice": scorer.head_slice, "compiled": use_compile, "source": "reproduced",
-                  "scoring": scoring_note(result.extra["scoring"], own, choice, args.ttt)})
+                  "scoring": scoring_note(result.extra["scoring"], own, choice, args.ttt, kind)})
     if checks:
         repro["checks"] = checks
     if args.ttt and args.plot and result.chunks and (dist is None or dist.rank == 0):
@@ -190,10 +190,12 @@ def scoring_kind(choice: str, own: str | None) -> str:
     return "eager-rounding" if own == "eager" else "compiled"
 
 
-def scoring_note(ran: str, own: str | None, choice: str, ttt: bool) -> str:
-    """How the run scored its windows, and why."""
+def scoring_note(ran: str, own: str | None, choice: str, ttt: bool, wanted: str | None = None) -> str:
+    """How the run scored its windows, and why (`wanted`: the `scoring_kind` chosen, when nothing compiled)."""
     loop = "chunked TTT loop" if ttt else "eval_val_sliding"
     why = f"the submission has no {loop}" if own is None else f"the submission's own {loop} runs {own}"
+    if wanted and wanted != ran:
+        why += f"; {wanted} not used: nothing is compiled (--compile off, or auto on a CPU or a short run)"
     return f"{ran} ({why}; --scoring {choice})"
 
 
