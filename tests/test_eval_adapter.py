@@ -286,8 +286,8 @@ def test_cli_eval_flags_peeking_model_and_runs_ttt(tmp_path, eval_case):
     assert "C2-FULL-NORMALIZED-DISTRIBUTION" in rules   # its distribution depends on the realised target
     assert len(sub["measured"]["ttt_chunks"]) == 3 and plot.stat().st_size > 1000
     assert sub["measured"]["reproduced"]["scoring"] == (
-        "eager (the submission has no chunked TTT loop; compiled not used: nothing is compiled (--compile off, "
-        "or auto on a CPU or a short run); --scoring auto)")
+        "eager (the submission has no chunked TTT loop; compiled not used: nothing is compiled (--exact, "
+        "--compile off, or auto on a CPU or a short run); --scoring auto)")
 
 
 def test_cli_eval_bad_inputs(tmp_path, eval_case):

@@ -195,7 +195,7 @@ def scoring_note(ran: str, own: str | None, choice: str, ttt: bool, wanted: str 
     loop = "chunked TTT loop" if ttt else "eval_val_sliding"
     why = f"the submission has no {loop}" if own is None else f"the submission's own {loop} runs {own}"
     if wanted and wanted != ran:
-        why += f"; {wanted} not used: nothing is compiled (--compile off, or auto on a CPU or a short run)"
+        why += f"; {wanted} not used: nothing is compiled (--exact, --compile off, or auto on a CPU or a short run)"
     return f"{ran} ({why}; --scoring {choice})"
 
 

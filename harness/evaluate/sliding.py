@@ -409,9 +409,9 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
     """Sliding-window BPB of `scorer` on `tokens` (uint16/int array), bytes per target in `tbytes`.
 
     Fast mode asks the model for the scored positions only and (by default on CUDA) pads every batch to
-    `batch_seqs` windows; `compile` compiles forward + loss (`eager_rounding`: see `compile_fast`). `exact` feeds full windows in the
-    submission's batching (`batch_seqs` windows, unpadded, full logits) and never compiles our wrapper.
-    With `dist` (a `distributed.Dist`) each rank scores a contiguous share of the windows and every rank
+    `batch_seqs` windows; `compile` compiles forward + loss (`eager_rounding`: see `compile_fast`). `exact`
+    feeds full windows in the submission's batching (`batch_seqs` windows, unpadded, full logits) and never
+    compiles our wrapper. With `dist` (a `distributed.Dist`) each rank scores a contiguous share of the windows and every rank
     returns the same global result (`seconds`: the slowest rank's).
     """
     windows = plan_windows(int(tokens.size) - 1, seq_len, stride, layout)
