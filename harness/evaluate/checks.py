@@ -37,7 +37,11 @@ def flip_test(logits_fn: Callable[[Any], Any], x: Any, vocab: int, cut_points: l
     worst = 0.0
     failed_at = None
     with torch.no_grad():
+        # the reference is a second forward: on the CPU the first forward of a freshly loaded model now and
+        # then differs from every later one (seen: 2.0e-3 nats at position 0, about one process in ten)
+        first = torch.log_softmax(logits_fn(x).float(), -1)
         base = torch.log_softmax(logits_fn(x).float(), -1)
+        warmup = (first - base).abs().max().item()
         for t in cuts:
             x2 = x.clone()
             noise = torch.randint(0, vocab, x2[:, t:].shape, generator=gen).to(x.device)
@@ -52,7 +56,8 @@ def flip_test(logits_fn: Callable[[Any], Any], x: Any, vocab: int, cut_points: l
     if failed_at is not None:
         return CheckResult("flip", False, f"changing tokens at positions >= {failed_at} changed the "
                                           f"distribution at earlier positions by up to {worst:.3g} nats", worst)
-    return CheckResult("flip", True, f"{len(cuts)} cut points, max change {worst:.3g}", worst)
+    note = f"; the first forward differed from the second by {warmup:.3g}" if warmup > tol else ""
+    return CheckResult("flip", True, f"{len(cuts)} cut points, max change {worst:.3g}{note}", worst)
 
 
 def normalisation_test(log_probs_fn: Callable[[Any, Any], Any], x: Any, y: Any, vocab: int,
