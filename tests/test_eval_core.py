@@ -251,3 +251,22 @@ def test_shards_and_caseops_sidecar(tmp_path):
     (tmp_path / "fineweb_val_000001.bin").write_bytes(b"\x00" * 1030)
     with pytest.raises(ShardError, match="fineweb_val_000001.bin: bad header"):
         load_tokens(tmp_path)
+
+
+def test_flip_test_takes_its_reference_from_a_second_forward():
+    """A causal model whose very first forward is off (as seen on the CPU for a freshly loaded model) passes,
+    and the detail says so; a peeking model still fails."""
+    x = torch.as_tensor(tokens(63).astype(np.int64))[None]
+
+    def first_call_off(model):
+        calls = []
+
+        def fn(a):
+            calls.append(1)
+            out = model.forward_logits(a)
+            return out * 1.5 if len(calls) == 1 else out
+        return fn
+
+    ok = flip_test(first_call_off(tiny()), x, VOCAB)
+    assert ok.passed and "first forward differed from the second" in ok.detail
+    assert not flip_test(first_call_off(tiny(peek=True)), x, VOCAB).passed
