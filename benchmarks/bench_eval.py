@@ -308,6 +308,8 @@ def print_table(res: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    from harness.evaluate.run import SCORING_KINDS, scoring_kind  # no torch: before the env is set up
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("record", type=Path)
     ap.add_argument("--corpus", type=Path, required=True)
@@ -327,7 +329,7 @@ def main() -> int:
     ap.add_argument("--audit-eval", action="store_true",
                     help="also run `audit.py eval` (sliding and --ttt) on the same artifact and shards")
     ap.add_argument("--scoring", "--ttt-scoring", dest="scoring", default="auto",
-                    choices=["auto", "compiled", "eager-rounding", "eager"],
+                    choices=("auto", *SCORING_KINDS),
                     help="how our fast modes score (as `audit.py eval --scoring`; auto: as the record's loop)")
     a = ap.parse_args()
     a.record, a.corpus, a.tokenizer = a.record.resolve(), a.corpus.resolve(), a.tokenizer.resolve()
@@ -352,10 +354,9 @@ def main() -> int:
     fast_compressors().__enter__()        # the artifact is only a vehicle here: compress it quickly
     import torch
 
-    from harness.evaluate.adapter import SubmissionAdapter
+    from harness.evaluate.adapter import TTT_LOOPS, SubmissionAdapter
     from harness.evaluate.bytes import build_byte_tables
     from harness.evaluate.modelstate import snapshot
-    from harness.evaluate.run import scoring_kind
     from harness.evaluate.shards import load_tokens
     from harness.evaluate.sliding import plan_windows, sliding_eval, target_bytes
     from harness.evaluate.ttt import TTTConfig, ttt_eval
@@ -445,7 +446,7 @@ def main() -> int:
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
 
-    ttt_name = next((n for n in ("eval_val_sliding_ttt", "eval_val_ttt") if callable(getattr(mod, n, None))), None)
+    ttt_name = next((n for n in TTT_LOOPS if callable(getattr(mod, n, None))), None)
     if ttt_name is not None and not a.no_ttt:
         ttt_fn = getattr(mod, ttt_name)
         src = function_source(ad.source, ttt_name)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.commands._common import add_output_arguments, emit, usage_error
+from harness.evaluate.run import SCORING_KINDS
 from harness.report import exit_code
 
 NAME = "eval"
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the model's logits (auto: on CUDA for long runs)")
     parser.add_argument("--scoring", "--ttt-scoring", dest="scoring", default="auto",
-                        choices=["auto", "compiled", "eager-rounding", "eager"],
+                        choices=("auto", *SCORING_KINDS),
                         help="when compiling, how windows are scored. Eager and compiled forwards round bf16 "
                              "differently (~1e-3 BPB after four TTT chunks on the sp1024 03-23 record). auto: "
                              "as the submission's own loop (eval_val_sliding, or its chunked TTT loop with "

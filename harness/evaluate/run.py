@@ -178,6 +178,7 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
 
 
 H100_8X = 8
+SCORING_KINDS = ("compiled", "eager-rounding", "eager")     # --scoring's choices besides auto
 
 
 def scoring_kind(choice: str, own: str | None) -> str:

@@ -272,11 +272,10 @@ def _nll_of_logits(logits: Any, y: Any, scored: Any, start: int) -> Any:
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _COMPILED_EAGER_ROUNDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-SCORING_KINDS = ("compiled", "eager-rounding", "eager")
 
 
 def scoring_name(compiled: bool, eager_rounding: bool) -> str:
-    """One of `SCORING_KINDS`: how a run's windows were scored."""
+    """How a run's windows were scored: one of `harness.evaluate.run.SCORING_KINDS`."""
     return "eager" if not compiled else ("eager-rounding" if eager_rounding else "compiled")
 
 
@@ -411,8 +410,8 @@ def sliding_eval(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_len
     Fast mode asks the model for the scored positions only and (by default on CUDA) pads every batch to
     `batch_seqs` windows; `compile` compiles forward + loss (`eager_rounding`: see `compile_fast`). `exact`
     feeds full windows in the submission's batching (`batch_seqs` windows, unpadded, full logits) and never
-    compiles our wrapper. With `dist` (a `distributed.Dist`) each rank scores a contiguous share of the windows and every rank
-    returns the same global result (`seconds`: the slowest rank's).
+    compiles our wrapper. With `dist` (a `distributed.Dist`) each rank scores a contiguous share of the
+    windows and every rank returns the same global result (`seconds`: the slowest rank's).
     """
     windows = plan_windows(int(tokens.size) - 1, seq_len, stride, layout)
     ws = window_scorer(scorer, tokens, tbytes, seq_len, stride, batch_seqs, device, autocast, exact, layout,

@@ -106,8 +106,8 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
              dist: Any | None = None, eager_rounding: bool = False) -> EvalResult:
     """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
 
-    `layout`, `compile`, `pad` and `eager_rounding` as in `sliding_eval` (they concern the scoring). Training steps run the
-    submission's own loss eagerly, as the records do, unless `compile_train` (default: `compile` outside
+    `layout`, `compile`, `pad` and `eager_rounding` as in `sliding_eval` (they concern the scoring).
+    Training steps run the submission's own loss eagerly, as the records do, unless `compile_train` (default: `compile` outside
     `exact`): then forward and backward of that loss run as torch.compile graphs, kept per `train_loss`
     object so that a second run with the same callable reuses them. `train_first` deliberately trains on each chunk
     before scoring it (the illegal order); it exists so the guard can be shown to fire, and always ends
@@ -224,8 +224,7 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
                      seq_len, stride, ("exact" if exact else "fast") + "+ttt", len(windows), chunks)
     res.extra.update({"ttt_chunks": num_chunks, "ttt_steps": steps, "ttt_epochs": cfg.epochs, "ttt_lr": cfg.lr,
                       "ttt_chunk_tokens": cfg.chunk_tokens, "ttt_freeze_blocks": cfg.freeze_blocks,
-                      "compiled_train": bool(compile_train), "compiled_scoring": wsc.compiled,
-                      "scoring": wsc.scoring,
+                      "compiled_train": bool(compile_train), "scoring": wsc.scoring,
                       "world_size": world,
                       "rescored_positions": ledger.rescored})
     return res
