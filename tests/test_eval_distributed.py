@@ -1,15 +1,18 @@
 """Sliding eval and score-first TTT split across 2 ranks (gloo, CPU) against one process.
 
-One `torch.multiprocessing.spawn` of 2 ranks runs every scenario (a process group costs seconds on busy
+One start of 2 spawned ranks runs every scenario (a process group costs seconds on busy
 cores); rank 0 also runs the one-process references with the same thread count. Each rank writes its
 results to a JSON file; the tests compare them."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import socket
+import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +120,11 @@ def _scenarios(dist) -> dict:
 
 
 def _worker(rank: int, world: int, port: int, outdir: str) -> None:
+    """One rank: run every scenario, write rank<r>.json (whole, by rename) before the process group is torn
+    down, then leave with os._exit so that no C++ destructor runs at interpreter exit (gloo's threads have
+    aborted a rank there: "terminate called without an active exception", SIGABRT, seen once in CI).
+    faulthandler prints the Python stack if the process dies on a signal before that."""
+    faulthandler.enable()
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "GA_DIST_TIMEOUT": "60"})
     torch.set_num_threads(1)
@@ -126,9 +134,15 @@ def _worker(rank: int, world: int, port: int, outdir: str) -> None:
         result.update(_scenarios(dist))
     except Exception:
         result = {"crash": traceback.format_exc()}
-    finally:
+    tmp = Path(outdir, f"rank{rank}.json.part")
+    tmp.write_text(json.dumps(result))
+    tmp.rename(Path(outdir, f"rank{rank}.json"))
+    try:
         D.shutdown()
-    Path(outdir, f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _free_port() -> int:
@@ -139,10 +153,25 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
+    """Both ranks run to their end (no rank is killed because the other one died, unlike mp.spawn); a rank
+    that dies after writing its results only warns, one that wrote none fails the tests."""
     import torch.multiprocessing as mp
 
     outdir = tmp_path_factory.mktemp("dist")
-    mp.spawn(_worker, args=(2, _free_port(), str(outdir)), nprocs=2, join=True)
+    port = _free_port()
+    procs = [mp.get_context("spawn").Process(target=_worker, args=(r, 2, port, str(outdir))) for r in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=600)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    codes = [proc.exitcode for proc in procs]
+    missing = [r for r in range(2) if not Path(outdir, f"rank{r}.json").exists()]
+    assert not missing, f"rank(s) {missing} wrote no results (exit codes {codes})"
+    if any(codes):
+        warnings.warn(f"both ranks wrote their results, then exited with codes {codes}", stacklevel=1)
     out = [json.loads(Path(outdir, f"rank{r}.json").read_text()) for r in range(2)]
     for r, res in enumerate(out):
         assert "crash" not in res, f"rank {r}:\n{res['crash']}"
