@@ -9,7 +9,9 @@ Subcommands live in harness/commands/<name>.py, each with `add_arguments(parser)
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -50,5 +52,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def torchrun_worker() -> bool:
+    """True in a process that torchrun started as one of several ranks (`eval --gpus N` relaunches there)."""
+    return "LOCAL_RANK" in os.environ and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
+
+
+def exit_worker(code: int) -> None:
+    """Leave a torchrun rank without interpreter teardown: flush the output, then os._exit. In CI a gloo
+    rank died now and then with SIGABRT ("terminate called without an active exception", a C++ thread
+    destroyed while running), and torchrun then killed the rank that was about to report. Where it died
+    was not seen; at teardown, this avoids it, and elsewhere faulthandler prints the rank's stack."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
+    if torchrun_worker():
+        faulthandler.enable()       # a rank killed by a signal prints its Python stack
+        exit_worker(main())
     sys.exit(main())
