@@ -38,7 +38,9 @@ def flip_test(logits_fn: Callable[[Any], Any], x: Any, vocab: int, cut_points: l
     failed_at = None
     with torch.no_grad():
         # the reference is a second forward: on the CPU the first forward of a freshly loaded model now and
-        # then differs from every later one (seen: 2.0e-3 nats at position 0, about one process in ten)
+        # then differs from every later one (seen: 2.0e-3 nats, about one process in seven). Traced in a toy
+        # model to torch's first CPU tanh call (the logit softcap) with 2 intra-op threads: off by up to
+        # 3.9e-5 where later calls are off by 3e-8 (torch 2.13 CPU, MKL); never seen with 1 thread
         first = torch.log_softmax(logits_fn(x).float(), -1)
         base = torch.log_softmax(logits_fn(x).float(), -1)
         warmup = (first - base).abs().max().item()
