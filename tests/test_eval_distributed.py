@@ -121,9 +121,9 @@ def _scenarios(dist) -> dict:
 
 def _worker(rank: int, world: int, port: int, outdir: str) -> None:
     """One rank: run every scenario, write rank<r>.json (whole, by rename) before the process group is torn
-    down, then leave with os._exit so that no C++ destructor runs at interpreter exit (gloo's threads have
-    aborted a rank there: "terminate called without an active exception", SIGABRT, seen once in CI).
-    faulthandler prints the Python stack if the process dies on a signal before that."""
+    down, then leave with os._exit, so no C++ destructor runs at interpreter exit. In CI a rank died with
+    SIGABRT ("terminate called without an active exception"); where was not seen, and faulthandler prints
+    the Python stack if it happens again."""
     faulthandler.enable()
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "GA_DIST_TIMEOUT": "60"})
