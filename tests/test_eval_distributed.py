@@ -10,7 +10,6 @@ import faulthandler
 import json
 import os
 import socket
-import sys
 import traceback
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import audit  # noqa: E402
 from harness.evaluate import distributed as D  # noqa: E402
 
 VOCAB = 64
@@ -121,9 +121,9 @@ def _scenarios(dist) -> dict:
 
 def _worker(rank: int, world: int, port: int, outdir: str) -> None:
     """One rank: run every scenario, write rank<r>.json (whole, by rename) before the process group is torn
-    down, then leave with os._exit, so no C++ destructor runs at interpreter exit. In CI a rank died with
-    SIGABRT ("terminate called without an active exception"); where was not seen, and faulthandler prints
-    the Python stack if it happens again."""
+    down, then leave through `audit.exit_worker` (os._exit), so no C++ destructor runs at interpreter exit.
+    In CI a rank died with SIGABRT ("terminate called without an active exception"); where was not seen,
+    and faulthandler prints the Python stack if it happens again."""
     faulthandler.enable()
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "GA_DIST_TIMEOUT": "60"})
@@ -140,9 +140,7 @@ def _worker(rank: int, world: int, port: int, outdir: str) -> None:
     try:
         D.shutdown()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        audit.exit_worker(0)
 
 
 def _free_port() -> int:

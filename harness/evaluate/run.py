@@ -126,7 +126,7 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     choice = getattr(args, "scoring", "auto")
     own = adapter.ttt_scoring() if args.ttt else adapter.sliding_scoring()
     kind = scoring_kind(choice, own)
-    compile_scoring = use_compile and kind != "eager"
+    compile_scoring, eager_rounding = use_compile and kind != "eager", kind == "eager-rounding"
     try:
         if args.ttt:
             base = adapter.ttt_settings()
@@ -140,11 +140,11 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
                               seq_len, stride, args.batch_seqs, device, exact=args.exact,
                               progress=args.progress, compile=compile_scoring,
                               compile_train=use_compile and not args.exact, dist=dist,
-                              eager_rounding=kind == "eager-rounding")
+                              eager_rounding=eager_rounding)
         else:
             result = sliding_eval(scorer, tokens, tbytes, seq_len, stride, args.batch_seqs, device,
                                   exact=args.exact, progress=args.progress, compile=compile_scoring,
-                                  dist=dist, eager_rounding=kind == "eager-rounding")
+                                  dist=dist, eager_rounding=eager_rounding)
     except TrainBeforeScoreError as exc:
         raise _EvalFailure(f"internal guard: {exc}") from None
     except AdapterError as exc:

@@ -107,11 +107,11 @@ def ttt_eval(scorer: Scorer, model: Any, train_loss: Callable[[Any, Any], Any], 
     """Score-first TTT. `train_loss(x, y)` is the submission's own training loss (mean over targets).
 
     `layout`, `compile`, `pad` and `eager_rounding` as in `sliding_eval` (they concern the scoring).
-    Training steps run the submission's own loss eagerly, as the records do, unless `compile_train` (default: `compile` outside
-    `exact`): then forward and backward of that loss run as torch.compile graphs, kept per `train_loss`
-    object so that a second run with the same callable reuses them. `train_first` deliberately trains on each chunk
-    before scoring it (the illegal order); it exists so the guard can be shown to fire, and always ends
-    in `TrainBeforeScoreError`.
+    Training steps run the submission's own loss eagerly, as the records do, unless `compile_train`
+    (default: `compile` outside `exact`): then forward and backward of that loss run as torch.compile
+    graphs, kept per `train_loss` object so that a second run with the same callable reuses them.
+    `train_first` deliberately trains on each chunk before scoring it (the illegal order); it exists so the
+    guard can be shown to fire, and always ends in `TrainBeforeScoreError`.
 
     With `dist` (a `distributed.Dist`, the records' recipe for world_size > 1): each chunk's windows are
     split across ranks and scored, the global scoring of the chunk is verified (`score_windows`) before any
