@@ -52,11 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def torchrun_worker() -> bool:
-    """True in a process that torchrun started as one of several ranks (`eval --gpus N` relaunches there)."""
-    return "LOCAL_RANK" in os.environ and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
-
-
 def exit_worker(code: int) -> None:
     """Leave a torchrun rank without interpreter teardown: flush the output, then os._exit. In CI a gloo
     rank died now and then with SIGABRT ("terminate called without an active exception", a C++ thread
@@ -68,7 +63,9 @@ def exit_worker(code: int) -> None:
 
 
 if __name__ == "__main__":
-    if torchrun_worker():
+    from harness.evaluate.distributed import is_torchrun_rank  # stdlib only: no torch on the static path
+
+    if is_torchrun_rank():      # `eval --gpus N` relaunched this command under torchrun
         faulthandler.enable()       # a rank killed by a signal prints its Python stack
         exit_worker(main())
     sys.exit(main())

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from harness.evaluate.run import eval_time
-from tests.test_eval_adapter import OLD_STYLE, eval_case, make_submission, roundtrip, run_cli  # noqa: F401
+from tests.test_eval_adapter import OLD_STYLE, ROOT, eval_case, make_submission, roundtrip, run_cli  # noqa: F401
 
 pytest.importorskip("torch")
 
@@ -58,6 +61,9 @@ def test_cli_eval_reports_wall_time_and_budget_warning(tmp_path, eval_case):  # 
     assert p.returncode == 2 and "--eval-budget must be positive" in p.stderr
     p = run_cli(*base, "--gpus", "0")
     assert p.returncode == 2 and "--gpus must be at least 1" in p.stderr
+    p = subprocess.run([sys.executable, str(ROOT / "audit.py"), "eval", *base], capture_output=True, text=True,
+                       cwd=ROOT, timeout=600, env={**os.environ, "RANK": "one", "WORLD_SIZE": "2"})
+    assert p.returncode == 2 and "torchrun environment: environment variable RANK='one'" in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("ttt", [False, True])

@@ -5,7 +5,6 @@ loops around the submission's model. Runs the submission's model code (import wi
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,12 +82,18 @@ def run(args: argparse.Namespace) -> int:
     script = folder if folder.is_file() else _script_in(folder)
     if script is None:
         return usage_error(f"{folder}: no train_gpt.py (or train*.py) to evaluate")
-    if args.gpus > 1 and "LOCAL_RANK" not in os.environ:
+    from harness.evaluate.distributed import torchrun_env
+
+    try:
+        rank = torchrun_env()
+    except ValueError as exc:
+        return usage_error(f"torchrun environment: {exc}")
+    if args.gpus > 1 and rank is None:
         return _relaunch(args.gpus, getattr(args, "argv", sys.argv[1:]))
     from harness.evaluate.run import evaluate
 
     report = evaluate(script, args)
-    if int(os.environ.get("RANK", "0")) != 0:       # under torchrun only rank 0 reports
+    if rank is not None and rank[0] != 0:       # under torchrun only rank 0 reports
         return exit_code(report, args.fail_on)
     return emit(report, args)
 

@@ -111,7 +111,9 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
-def _under_torchrun() -> tuple[int, int, int] | None:
+def torchrun_env() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when this process is one of several torchrun ranks (RANK and WORLD_SIZE
+    > 1 set; LOCAL_RANK defaults to RANK), else None. ValueError names a malformed variable."""
     rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
     if rank is None or world is None or world <= 1:
         return None
@@ -120,10 +122,18 @@ def _under_torchrun() -> tuple[int, int, int] | None:
     return rank, world, rank if local is None else local
 
 
+def is_torchrun_rank() -> bool:
+    """`torchrun_env()` as a yes/no that never raises (a malformed variable is reported where it is used)."""
+    try:
+        return torchrun_env() is not None
+    except ValueError:
+        return False
+
+
 def local_device(device: str) -> str:
     """'cuda' -> 'cuda:<LOCAL_RANK>' under torchrun with WORLD_SIZE > 1 (and make it the current device);
     anything else unchanged."""
-    env = _under_torchrun()
+    env = torchrun_env()
     if env is None or str(device) != "cuda":
         return device
     import torch
@@ -137,7 +147,7 @@ def from_env(device: str) -> Dist | None:
     (nccl for cuda, gloo for cpu) once and return Dist; else None. GA_DIST_TIMEOUT (seconds, default 1800)
     bounds how long a rank waits in a collective for the others."""
     global _CREATED
-    env = _under_torchrun()
+    env = torchrun_env()
     if env is None:
         return None
     rank, world, _ = env
