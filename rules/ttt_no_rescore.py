@@ -78,6 +78,18 @@ COPY_BEFORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     print("final", score)
 ''' + MAIN
 
+EARLY_RETURN = PRELUDE + SCORE_FIRST_FN + '''def final_eval(model, val_tokens, args):
+    if args.ttt_enabled:
+        return eval_val_ttt(model, val_tokens, args.chunk_tokens)
+    return eval_val(model, val_tokens)
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print("final", final_eval(model, load_shards(args.val_files), args))
+''' + MAIN
+
 
 class TTTNoRescore(TTTRule):
     ID = "TTT-NO-RESCORE"
@@ -96,6 +108,7 @@ class TTTNoRescore(TTTRule):
         code(DIAG_BEFORE, "a diagnostic eval before TTT, the TTT loop's s_0 reported"),
         code(EXCLUSIVE, "the plain eval runs only when TTT is off (`if not args.ttt_enabled`)"),
         code(COPY_BEFORE, "TTT eval and plain eval in the two branches of one if/else"),
+        code(EARLY_RETURN, "`if ttt: return eval_val_ttt(...)` then `return eval_val(...)`: one or the other"),
     ]
     ILLEGAL = [
         code(RESCORE, "s_1: eval_val over val after the score-first TTT loop", line_of(RESCORE, "# TRAIN")),

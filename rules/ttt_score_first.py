@@ -8,6 +8,20 @@ from harness.report import Finding
 from harness.scan.ttt_rule import MAIN, PRELUDE, TRACE_HINT, TRAIN_ONLY, TTTRule, line_of, where
 from rules.base import Citation, code, folder
 
+# a config dict holding both file patterns; the loop trains on the shards one key names
+CONFIG_DICT = PRELUDE + '''def main():
+    conf = {"train_files": "./data/fineweb_train_*.bin", "val_files": "./data/fineweb_val_*.bin", "seq_len": 2048}
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = load_shards(conf["SPLIT"])
+    n = conf.get("seq_len", 1024)
+    for i in range(0, data.numel() - 1, n):
+        x = data[i:i + n]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+    print(eval_val(model, load_shards(conf["val_files"])))
+''' + MAIN
+
 ADAPT_THEN_SCORE = PRELUDE + '''def ttt_adapt(model, tokens, epochs):
     opt = torch.optim.SGD(model.parameters(), lr=0.002)
     for _ in range(epochs):
@@ -240,6 +254,8 @@ class TTTScoreFirst(TTTRule):
         code(WHILE_HELPER, "score-first loop written as a while loop, scoring inside a helper function"),
         code(PER_DOC_CLOSURE, "per-document LoRA TTT, training through a lambda after each chunk is scored"),
         code(TRAIN_ONLY, "training on the train shards, then scoring validation: no TTT"),
+        code(CONFIG_DICT.replace("SPLIT", "train_files"),
+             "a config dict holds both file patterns; training reads `conf[\"train_files\"]`: no TTT"),
         code(SLICE_CONTEXT, "trains on the scored chunk plus earlier, already-scored context (`tokens[a - ctx:b]`)"),
         code(BY_NAME_SCORE_FIRST, "library-style score-first loop over a parameter named `val_tokens` (info proof)"),
         code(BY_NAME_EVAL_ONLY, "library-style eval over a parameter named `val_tokens`, no training"),
@@ -250,6 +266,8 @@ class TTTScoreFirst(TTTRule):
         code(CLOSURE_OTHER_NAME, "val data under another name, trained through a closure before scoring",
              line_of(CLOSURE_OTHER_NAME, "# TRAIN")),
         code(LAMBDA_TRAIN, "training through a lambda before scoring", line_of(LAMBDA_TRAIN, "# TRAIN")),
+        code(CONFIG_DICT.replace("SPLIT", "val_files"),
+             "trains on `conf[\"val_files\"]` of a config dict before scoring it", line_of(CONFIG_DICT, "# TRAIN")),
         folder({"train_gpt.py": OFF_BY_DEFAULT, "README.md": README_ON},
                "TTT off by default but enabled by the README run command", line_of(OFF_BY_DEFAULT, "# TRAIN"),
                file="train_gpt.py"),

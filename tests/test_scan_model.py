@@ -3,6 +3,7 @@ lambdas and function arguments, reaching definitions, exclusive branches, packed
 
 from __future__ import annotations
 
+import ast
 import base64
 import lzma
 import textwrap
@@ -129,6 +130,100 @@ def main(flag):
 main(True)
 """
     assert kinds(src) == ["undecided"]
+
+
+def test_an_early_return_makes_the_rest_of_the_block_its_else():
+    src = HEAD + """
+def final(m, v, flag):
+    if flag:
+        F.cross_entropy(m(v[:-1]), v[1:]).backward()
+        return None
+    return score(m, v)
+def main(flag):
+    final(torch.nn.Linear(2, 2), load(VAL), flag)
+main(True)
+"""
+    assert kinds(src) == ["undecided"]                          # a grad with no score that can follow it
+    assert kinds(src.replace("        return None\n", "")) == ["score-after-train"]   # falls through: ordered
+
+
+CONFIG = HEAD + """
+def main():
+    conf = {"train": "./data/fineweb_train_*.bin", "val": VAL, "n": 64}
+    CHANGE
+    m = torch.nn.Linear(2, 2)
+    data = load(READ)
+    F.cross_entropy(m(data[:-1]), data[1:]).backward()
+    print(score(m, load(conf["val"])))
+main()
+"""
+
+
+def test_a_constant_key_of_a_literal_dict_reads_only_that_value():
+    plain = CONFIG.replace("    CHANGE\n", "")
+    assert events(plain.replace("READ", 'conf["train"]'), "grad") == []
+    assert events(plain.replace("READ", 'conf.get("train", "x")'), "grad") == []
+    assert kinds(plain.replace("READ", 'conf["val"]')) == ["score-after-train"]
+    assert kinds(plain.replace("READ", 'conf.get("missing", VAL)')) == ["score-after-train"]
+
+
+def test_a_dict_changed_after_its_display_is_read_whole():
+    for change in ('conf["train"] = VAL', 'conf.update(train=VAL)', 'conf |= {"train": VAL}',
+                   'conf = dict(conf)', 'del conf["n"]', 'with open(VAL) as conf: pass',
+                   'print(conf := {"train": VAL})'):
+        src = CONFIG.replace("CHANGE", change).replace("READ", 'conf["train"]')
+        assert kinds(src) == ["score-after-train"], change
+
+
+CALLED = HEAD + """
+def evaluate(m, v, ttt_enabled=False, lr=0.0):
+    active = bool(ttt_enabled) and lr > 0
+    if not v.numel():
+        active = False
+    with torch.no_grad():
+        total = score(m, v)
+    if active:
+        F.cross_entropy(m(v[:-1]), v[1:]).backward()
+    return total
+def main():
+    m = torch.nn.Linear(2, 2)
+    v = load(VAL)
+    for step in range(3):
+        evaluate(m, v, CALL)
+main()
+"""
+
+
+def test_a_branch_is_decided_by_the_arguments_of_the_call_that_reaches_it():
+    from harness.scan.explain import resolve_test
+    (grad,) = events(CALLED.replace("CALL", "ttt_enabled=True, lr=0.1"), "grad")
+    (cond,) = [c for c in grad.conds if c.polarity]
+    assert ast.unparse(resolve_test(cond.test, cond.frames)) == "(bool(True) and 0.1 > 0) and __golfaudit_unknown__"
+    (grad,) = events(CALLED.replace("CALL", "lr=0.1"), "grad")
+    (cond,) = [c for c in grad.conds if c.polarity]
+    assert ast.unparse(resolve_test(cond.test, cond.frames)) == "(bool(False) and 0.1 > 0) and __golfaudit_unknown__"
+
+
+def test_a_path_the_calls_never_take_is_a_warning_not_an_error(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    seen = {}
+    for call in ("lr=0.1", "ttt_enabled=True, lr=0.1"):
+        folder = tmp_path / call.replace("=", "").replace(", ", "_")
+        folder.mkdir()
+        (folder / "train_gpt.py").write_text(textwrap.dedent(CALLED.replace("CALL", call)))
+        out = subprocess.run([sys.executable, str(root / "audit.py"), "check", str(folder), "--format", "json"],
+                             capture_output=True, text=True, cwd=root, timeout=300)
+        findings = json.loads(out.stdout)["submissions"][0]["findings"]
+        seen[call] = [(f["severity"], f["message"]) for f in findings if f["rule"] == "TTT-MULTI-EPOCH"]
+    ((severity, message),) = seen["lr=0.1"]
+    assert severity == "warning" and "does not run as the code calls it (`active` at line" in message
+    ((severity, message),) = seen["ttt_enabled=True, lr=0.1"]
+    assert severity == "error" and "does not run" not in message
 
 
 def test_dynamic_exec_is_undecided():

@@ -21,6 +21,7 @@ from harness.astwalk import walk
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _WALK_SLOT = "_golfaudit_scope_walk"
 _VALUES_SLOT = "_golfaudit_single_assigns"
+_FLAGS_SLOT = "_golfaudit_flag_values"
 _TARGETED = (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
 _BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.ImportFrom, ast.Global,
                       ast.Nonlocal, ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping,
@@ -116,4 +117,47 @@ def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
     return out
 
 
-__all__ = ["scope_walk", "single_assigns"]
+UNKNOWN_NAME = "__golfaudit_unknown__"   # a name nothing binds: a value that cannot be known
+
+
+def _falsy_constant(value: ast.expr) -> bool:
+    return isinstance(value, ast.Constant) and not value.value
+
+
+def flag_values(node: ast.AST) -> dict[str, ast.expr]:
+    """`single_assigns`, plus names that are also reset to a falsy constant (`active = False`, `= None`)
+    elsewhere in the scope: those get `value and __golfaudit_unknown__`, which is false when their one other
+    value is and unknown otherwise (a flag switched off on some path). For deciding branch tests only."""
+    cached = node.__dict__.get(_FLAGS_SLOT)
+    if cached is not None:
+        return cached
+    plain: dict[str, list[ast.expr]] = {}
+    other: set[str] = set()
+    for n in scope_walk(node):
+        cls = n.__class__
+        if cls is ast.Assign:
+            single = len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+            for t in n.targets:
+                for name in _names(t):
+                    if single:
+                        plain.setdefault(name, []).append(n.value)
+                    else:
+                        other.add(name)
+        elif cls in _BINDERS:
+            other.update(_rebound(n))
+    out: dict[str, ast.expr] = {}
+    for name, values in plain.items():
+        main = [v for v in values if not _falsy_constant(v)]
+        if name in other or len(main) > 1:
+            continue
+        if len(values) == 1:
+            out[name] = values[0]
+        elif main:
+            out[name] = ast.BoolOp(ast.And(), [main[0], ast.Name(UNKNOWN_NAME, ast.Load())])
+        else:
+            out[name] = ast.Constant(False)
+    node.__dict__[_FLAGS_SLOT] = out
+    return out
+
+
+__all__ = ["UNKNOWN_NAME", "flag_values", "scope_walk", "single_assigns"]

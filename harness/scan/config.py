@@ -510,6 +510,17 @@ def _evaluate(sub: Any, test: ast.expr, which: str) -> tuple[bool | None, list[s
         return None, binder.used
 
 
+def constant_value(test: ast.expr) -> bool | None:
+    """Truth of a test made of literals only (after its names were resolved), None when it is not."""
+    value = _eval(test, {})
+    if value is UNKNOWN:
+        return None
+    try:
+        return bool(value)
+    except TypeError:
+        return None
+
+
 def enabled_by_default(sub: Any, test: ast.expr) -> bool | None:
     """Truth of `test` with every setting at the script's default; None when it cannot be decided."""
     return _evaluate(sub, test, "default")[0]

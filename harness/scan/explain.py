@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from harness.scan.assigns import single_assigns
+from harness.scan.assigns import flag_values, single_assigns
 from harness.scan.config import copy_expr
 from harness.scan.trace import CondRef, Event
 
@@ -67,6 +67,31 @@ class _Inline(ast.NodeTransformer):
         return node
 
 
+def resolve_test(test: ast.expr, frames: tuple, depth: int = 0) -> ast.expr:
+    """`test` (a copy) with the names of its frame replaced by what they are bound to: a local flag by its
+    assignment (`assigns.flag_values`), a parameter by the argument its caller passed, or by its literal
+    default when the caller passed none, resolved in turn in the caller's frame (`CondRef.frames`)."""
+    func, binds = frames[0]
+    params = {p.lstrip("*") for p in func.params}
+    flags = flag_values(func.node)
+
+    class Resolve(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            if depth >= 8:
+                return node
+            if node.id in params:
+                if node.id in flags or binds is None or node.id not in binds:
+                    return node                 # rebound inside, or not known from a call
+                return resolve_test(copy_expr(binds[node.id], {}), frames[1:], depth + 1) if len(frames) > 1 \
+                    else node
+            value = flags.get(node.id)
+            if value is None:
+                return node
+            return resolve_test(copy_expr(value, {}), frames, depth + 1)
+
+    return Resolve().visit(test)
+
+
 def _bare(test: ast.expr) -> ast.expr:
     """`getattr(args, 'x', d)` → `args.x` so settings can be looked up."""
     class Fix(ast.NodeTransformer):
@@ -92,13 +117,20 @@ def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
             continue
         seen.add(c.uid)
         try:
-            test = _bare(_Inline(single_assigns(c.func.node)).visit(copy_expr(c.test, {})))
+            if c.frames:
+                test = _bare(resolve_test(copy_expr(c.test, {}), c.frames))
+            else:
+                test = _bare(_Inline(single_assigns(c.func.node)).visit(copy_expr(c.test, {})))
             by_default = config.enabled_by_default(sub, test)
             by_run = config.enabled_by_run(sub, test)
             _, why = config.branch_state(sub, test)
+            constant = config.constant_value(test) if by_run is None and by_default is None else None
         except Exception:  # noqa: BLE001 - an undecidable branch counts as possibly taken
             continue
         shown = _show(c)
+        if constant is not None and constant != c.polarity:
+            return PathState(False, f"this path does not run as the code calls it (`{shown}` at line {c.line} "
+                                    f"is {not c.polarity} with the arguments its callers pass, or their defaults)")
         if by_run is not None and by_run != c.polarity:
             if by_default is not None and by_default != c.polarity:
                 return PathState(False, f"this path is off by default (`{shown}` at line {c.line}: {why}) "

@@ -78,6 +78,14 @@ class Func:
             return [ast.Return(value=self.node.body, lineno=self.node.lineno, col_offset=0)]
         return list(getattr(self.node, "body", []))
 
+    @property
+    def dicts(self) -> dict[str, dict[str, ast.expr]]:
+        """`literal_dicts` of this scope (cached)."""
+        cached = self.__dict__.get("_literal_dicts")
+        if cached is None:
+            cached = self.__dict__["_literal_dicts"] = literal_dicts(self.body())
+        return cached
+
     def _build(self) -> None:
         self._defs = {}
         self._deps, self._returns = build_deps(self.body(), self._defs)
@@ -344,11 +352,81 @@ def expr_names(node: ast.AST | None) -> set[str]:
     return set(cached)
 
 
-def _expr_names(node: ast.AST) -> set[str]:
+def keyed_names(node: ast.AST | None, dicts: dict[str, dict[str, ast.expr]]) -> set[str]:
+    """`expr_names`, where a read of a constant key of a literal dict (`conf["seq_len"]`,
+    `conf.get("seq_len", d)`; `dicts` from `literal_dicts`) depends on that key's value only, not on the whole
+    dict: a config dict that also holds the val file pattern does not make every setting val data."""
+    if node is None:
+        return set()
+    if not dicts:
+        return expr_names(node)
+    keyed = {id(n): v for n in walk(node) if (v := _keyed_value(n, dicts)) is not None}
+    return _expr_names(node, keyed) if keyed else expr_names(node)
+
+
+def _keyed_value(n: ast.AST, dicts: dict[str, dict[str, ast.expr]]) -> ast.expr | None:
+    if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in dicts \
+            and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str):
+        return dicts[n.value.id].get(n.slice.value)
+    if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get" \
+            and isinstance(n.func.value, ast.Name) and n.func.value.id in dicts and not n.keywords \
+            and 1 <= len(n.args) <= 2 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str):
+        value = dicts[n.func.value.id].get(n.args[0].value)
+        if value is None:
+            return n.args[1] if len(n.args) == 2 else ast.Constant(None)
+        return value if len(n.args) == 1 else ast.Tuple([value, n.args[1]], ast.Load())
+    return None
+
+
+def literal_dicts(body: list[ast.stmt]) -> dict[str, dict[str, ast.expr]]:
+    """Names a scope binds once, to a dict display whose keys are all string constants (no `**`), and never
+    changes afterwards (no item store, `del`, augmented assignment or mutating method call): key -> value."""
+    found: dict[str, dict[str, ast.expr]] = {}
+    bindings: dict[str, int] = {}
+    changed: set[str] = set()
+    for node in _walk_same_scope(body):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                for x in _flatten_targets(t):
+                    base = target_base(x)
+                    if base:
+                        bindings[base] = bindings.get(base, 0) + 1
+                        if not isinstance(x, ast.Name) or len(node.targets) > 1:
+                            changed.add(base)
+            value = node.value
+            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and isinstance(value, ast.Dict) \
+                    and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
+                found[node.targets[0].id] = dict(zip((k.value for k in value.keys), value.values))  # type: ignore[union-attr]
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+            changed.update(b for x in _flatten_targets(node.target) if (b := target_base(x)))
+        elif isinstance(node, ast.Delete):
+            changed.update(b for t in node.targets for x in _flatten_targets(t) if (b := target_base(x)))
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            changed.update(b for item in node.items if item.optional_vars is not None
+                           for x in _flatten_targets(item.optional_vars) if (b := target_base(x)))
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            changed.update(node.names)
+        if isinstance(node, ast.stmt):
+            for expr in _stmt_exprs(node):
+                for n in walk(expr):            # a walrus rebinding it, or a mutating method call on it
+                    if isinstance(n, ast.NamedExpr):
+                        changed.add(n.target.id)
+                for call in calls_in(expr):
+                    if isinstance(call.func, ast.Attribute) and call.func.attr in MUTATORS:
+                        base = target_base(call.func.value)
+                        if base:
+                            changed.add(base)
+    return {k: v for k, v in found.items() if bindings.get(k) == 1 and k not in changed}
+
+
+def _expr_names(node: ast.AST, keyed: dict[int, ast.expr] | None = None) -> set[str]:
     out: set[str] = set()
     stack = [node]
     while stack:
         n = stack.pop()
+        if keyed and id(n) in keyed:
+            out |= expr_names(keyed[id(n)])
+            continue
         if isinstance(n, ast.Name):
             out.add(n.id)
         elif isinstance(n, ast.Constant):
@@ -400,6 +478,10 @@ def build_deps(body: list[ast.stmt], defs: dict[str, list[tuple[int, set[str]]]]
     deps: dict[str, set[str]] = {}
     returns: set[str] = set()
     line = 0
+    dicts = literal_dicts(body)
+
+    def expr_names(node: ast.AST | None) -> set[str]:  # noqa: F811 - the keyed reads of this scope
+        return keyed_names(node, dicts)
 
     def add(name: str | None, names: set[str]) -> None:
         if name:
@@ -555,9 +637,9 @@ class Closure:
         return frozen
 
     def tainted_expr(self, node: ast.AST | None) -> bool:
-        return VAL in self.of_names(expr_names(node), getattr(node, "lineno", INF))
+        return VAL in self.of_names(keyed_names(node, self.func.dicts), getattr(node, "lineno", INF))
 
     def data_deps(self, node: ast.AST | None) -> frozenset[str]:
         """Plain variable names (no markers) the value of `node` depends on, transitively."""
-        names = self.of_names(expr_names(node), getattr(node, "lineno", INF))
+        names = self.of_names(keyed_names(node, self.func.dicts), getattr(node, "lineno", INF))
         return frozenset(n[2:] if n.startswith("()") else n for n in names if n[0] not in ".<")

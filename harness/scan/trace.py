@@ -63,6 +63,9 @@ class CondRef:
     depth: int
     test: ast.expr = field(compare=False, hash=False, repr=False)
     func: Func = field(compare=False, hash=False, repr=False)
+    # the call frames around the test, innermost first: (function, its parameters' argument expressions at
+    # the call that entered it, literal defaults included; None where no call is known)
+    frames: tuple = field(default=(), compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class _Up:
     params: dict[str, frozenset[str]]
     callee_locals: frozenset[str]
     args: dict = field(default_factory=dict, compare=False, hash=False)
+    binds: dict = field(default_factory=dict, compare=False, hash=False)  # see CondRef.frames
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,12 @@ class Tracer:
     def block(self, stmts: list[ast.stmt], st: State) -> None:
         for s in stmts:
             self.stmt(s, st)
+            if isinstance(s, ast.If) and not s.orelse and _leaves(s.body):
+                # `if c: ...; return f(...)` then `return g(...)`: the rest of the block is the `else`
+                uid = st.chain + ((st.func.unit, s.lineno, "if"),)
+                c = CondRef(uid, st.func.unit, s.lineno, False, st.frame, len(st.loops), s.test, st.func,
+                            _bindings(st))
+                st = replace(st, conds=st.conds + (c,))
 
     def stmt(self, s: ast.stmt, st: State) -> None:
         self.steps += 1
@@ -230,7 +240,8 @@ class Tracer:
             uid = st.chain + ((st.func.unit, s.lineno, "if"),)
             for pol, body in ((True, s.body), (False, s.orelse)):
                 if body:
-                    c = CondRef(uid, st.func.unit, s.lineno, pol, st.frame, len(st.loops), s.test, st.func)
+                    c = CondRef(uid, st.func.unit, s.lineno, pol, st.frame, len(st.loops), s.test, st.func,
+                                _bindings(st))
                     self.block(body, replace(st, conds=st.conds + (c,)))
             return
         if isinstance(s, (ast.With, ast.AsyncWith)):
@@ -391,6 +402,7 @@ class Tracer:
             if fn is not None:
                 fn_params.append((pname, fn))
 
+        starred = any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords)
         for i, arg in enumerate(node.args):
             if isinstance(arg, ast.Starred):
                 for p in positional[i:]:
@@ -406,6 +418,9 @@ class Tracer:
             elif kw.arg is None:
                 for p in positional:
                     bind(p, kw.value)
+        binds = {p: a for p, a in arg_exprs.items() if not starred}
+        if not starred:
+            binds.update((p, d) for p, d in literal_defaults(target.node).items() if p not in binds)
         outer = None
         outer_states = st.outer_states + (st,)
         for s in reversed(outer_states):
@@ -417,9 +432,38 @@ class Tracer:
         new = State(target, closure, st.frame + 1, st.loops, st.conds,
                     st.nograd or target.nograd_decorated,
                     st.chain + ((target.unit, node.lineno, target.name),),
-                    st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs),),
+                    st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs, binds),),
                     st.stack + (id(target),), tuple(fn_params), outer_states)
         self.block(target.body(), new)
+
+
+def literal_defaults(fn: ast.AST) -> dict[str, ast.expr]:
+    """Parameters of a def or lambda whose default is a literal constant (`flag: bool = False`)."""
+    args = getattr(fn, "args", None)
+    if not isinstance(args, ast.arguments):
+        return {}
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    return {a.arg: d for a, d in pairs if isinstance(d, ast.Constant)}
+
+
+def _bindings(st: State) -> tuple:
+    """CondRef.frames for a test in the current frame."""
+    ups = st.ups
+    out = [(st.func, ups[-1].binds if ups else None)]
+    for i in range(len(ups) - 1, -1, -1):
+        out.append((ups[i].closure.func, ups[i - 1].binds if i > 0 else None))
+    return tuple(out)
+
+
+def _leaves(body: list[ast.stmt]) -> bool:
+    """True when a block always leaves its function: it ends in `return` or `raise`, or in an `if` whose
+    branches both do."""
+    last = body[-1] if body else None
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    return isinstance(last, ast.If) and bool(last.orelse) and _leaves(last.body) and _leaves(last.orelse)
 
 
 def _frames(st: State) -> list[Frame]:
