@@ -22,6 +22,7 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _WALK_SLOT = "_golfaudit_scope_walk"
 _VALUES_SLOT = "_golfaudit_single_assigns"
 _FLAGS_SLOT = "_golfaudit_flag_values"
+_BINDINGS_SLOT = "_golfaudit_bindings"
 _TARGETED = (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
 _BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.ImportFrom, ast.Global,
                       ast.Nonlocal, ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping,
@@ -95,26 +96,35 @@ def _rebound(n: ast.AST) -> list[str]:
     return []
 
 
-def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
-    """Names the scope of `node` (a function, lambda, class or module) binds exactly once, by a plain
-    `name = value`, with that value (see the module docstring); cached on the node."""
-    cached = node.__dict__.get(_VALUES_SLOT)
+def _bindings(node: ast.AST) -> dict[str, list[ast.expr | None]]:
+    """Every binding of each name in the scope of `node`: the value of a plain `name = value`, None for any
+    other kind (cached on the node)."""
+    cached = node.__dict__.get(_BINDINGS_SLOT)
     if cached is not None:
         return cached
-    counts: dict[str, list[ast.expr | None]] = {}
+    out: dict[str, list[ast.expr | None]] = {}
     for n in scope_walk(node):
         cls = n.__class__
         if cls is ast.Assign:
             plain = len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
             for t in n.targets:
                 for name in _names(t):
-                    counts.setdefault(name, []).append(n.value if plain else None)
+                    out.setdefault(name, []).append(n.value if plain else None)
         elif cls in _BINDERS:
             for name in _rebound(n):
-                counts.setdefault(name, []).extend([None, None])
-    out = {k: v[0] for k, v in counts.items() if len(v) == 1 and v[0] is not None}
-    node.__dict__[_VALUES_SLOT] = out
+                out.setdefault(name, []).extend([None, None])
+    node.__dict__[_BINDINGS_SLOT] = out
     return out
+
+
+def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
+    """Names the scope of `node` (a function, lambda, class or module) binds exactly once, by a plain
+    `name = value`, with that value (see the module docstring); cached on the node."""
+    cached = node.__dict__.get(_VALUES_SLOT)
+    if cached is None:
+        cached = node.__dict__[_VALUES_SLOT] = {k: v[0] for k, v in _bindings(node).items()
+                                                if len(v) == 1 and v[0] is not None}
+    return cached
 
 
 UNKNOWN_NAME = "__golfaudit_unknown__"   # a name nothing binds: a value that cannot be known
@@ -131,24 +141,12 @@ def flag_values(node: ast.AST) -> dict[str, ast.expr]:
     cached = node.__dict__.get(_FLAGS_SLOT)
     if cached is not None:
         return cached
-    plain: dict[str, list[ast.expr]] = {}
-    other: set[str] = set()
-    for n in scope_walk(node):
-        cls = n.__class__
-        if cls is ast.Assign:
-            single = len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-            for t in n.targets:
-                for name in _names(t):
-                    if single:
-                        plain.setdefault(name, []).append(n.value)
-                    else:
-                        other.add(name)
-        elif cls in _BINDERS:
-            other.update(_rebound(n))
     out: dict[str, ast.expr] = {}
-    for name, values in plain.items():
-        main = [v for v in values if not _falsy_constant(v)]
-        if name in other or len(main) > 1:
+    for name, values in _bindings(node).items():
+        if any(v is None for v in values):
+            continue
+        main = [v for v in values if v is not None and not _falsy_constant(v)]
+        if len(main) > 1:
             continue
         if len(values) == 1:
             out[name] = values[0]
