@@ -96,13 +96,18 @@ class TTTNoRescore(TTTRule):
     TITLE = "No re-scoring of validation tokens after test-time training"
     CATEGORY = "legality"
     SEVERITY = "error"
-    CONFIDENCE = "medium"
+    # low: statically, whether the second pass runs on the adapted weights and is the number reported is often
+    # not visible. Over 13 such findings on real PRs (#1500-#2149, session 7) two were real s_1 reports;
+    # the rest rescored a fresh or restored model, post-processed the first pass's saved losses (PPM
+    # mixtures), or only logged a diagnostic. So the finding asks for review; `audit.py trace` decides it.
+    CONFIDENCE = "low"
     CITATION = Citation("#1004 / #1001 (after #991 was closed); issue #1017 condition 4 (single pass)",
                         "TTT re-scoring is illegal — only cumulative s_0 from first pass counts", "#1017")
     RATIONALE = ("A score-first TTT loop yields s_0, each token scored before any update that used it. Scoring "
                  "the validation set again with the adapted weights (s_1, incl. post-hoc temperature) reports "
                  "tokens the model was trained on. Flagged when, after a proven score-first loop, validation "
-                 "data is scored again outside that loop on a path that can run after it.")
+                 "data is scored again outside that loop on a path that can run after it. Needs review: check "
+                 "that the second pass uses the adapted weights and that its number is the one reported.")
     KINDS = ("rescore",)
     LEGAL = [
         code(DIAG_BEFORE, "a diagnostic eval before TTT, the TTT loop's s_0 reported"),
@@ -119,4 +124,5 @@ class TTTNoRescore(TTTRule):
     def message(self, j) -> str:
         return (f"validation tokens are scored again at {where(j.score)} after test-time training updated "
                 f"the weights at {where(j.grad)} (the score-first loop at line {j.loop.line} had already "
-                f"scored them, {j.note}); a second pass with adapted weights (s_1) must not be reported")
+                f"scored them, {j.note}); a second pass with adapted weights (s_1) must not be reported. "
+                f"Review: does this pass use the adapted weights, and is its number the one reported?")
