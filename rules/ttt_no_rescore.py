@@ -97,9 +97,10 @@ class TTTNoRescore(TTTRule):
     CATEGORY = "legality"
     SEVERITY = "error"
     # low: statically, whether the second pass runs on the adapted weights and is the number reported is often
-    # not visible. Over 13 such findings on real PRs (#1500-#2149, session 7) two were real s_1 reports;
-    # the rest rescored a fresh or restored model, post-processed the first pass's saved losses (PPM
-    # mixtures), or only logged a diagnostic. So the finding asks for review; `audit.py trace` decides it.
+    # not visible. Of 14 folders of real PRs (#1500-#2149, session 7) with such findings, read by hand, two
+    # reported a real s_1; the others rescored a fresh or restored model, post-processed the first pass's saved
+    # losses (PPM mixtures), only logged a diagnostic, or paired exclusive paths. So the finding asks for
+    # review; `audit.py trace` decides it at run time.
     CONFIDENCE = "low"
     CITATION = Citation("#1004 / #1001 (after #991 was closed); issue #1017 condition 4 (single pass)",
                         "TTT re-scoring is illegal — only cumulative s_0 from first pass counts", "#1017")
