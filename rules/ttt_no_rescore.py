@@ -90,16 +90,6 @@ def main():
     print("final", final_eval(model, load_shards(args.val_files), args))
 ''' + MAIN
 
-RELOADED = PRELUDE + SCORE_FIRST_FN + '''def main():
-    args = Hyperparameters()
-    model = torch.nn.Linear(8, 8)
-    clean = {k: v.clone() for k, v in model.state_dict().items()}
-    val_tokens = load_shards(args.val_files)
-    print("final_ttt", eval_val_ttt(model, val_tokens, args.chunk_tokens))
-    model.load_state_dict(clean)
-    print("diagnostic, clean weights", eval_val(model, val_tokens))
-''' + MAIN
-
 
 class TTTNoRescore(TTTRule):
     ID = "TTT-NO-RESCORE"
@@ -124,7 +114,6 @@ class TTTNoRescore(TTTRule):
         code(DIAG_BEFORE, "a diagnostic eval before TTT, the TTT loop's s_0 reported"),
         code(EXCLUSIVE, "the plain eval runs only when TTT is off (`if not args.ttt_enabled`)"),
         code(COPY_BEFORE, "TTT eval and plain eval in the two branches of one if/else"),
-        code(RELOADED, "the second pass runs after `load_state_dict` of the weights saved before TTT"),
         code(EARLY_RETURN, "`if ttt: return eval_val_ttt(...)` then `return eval_val(...)`: one or the other"),
     ]
     ILLEGAL = [

@@ -199,13 +199,6 @@ def _drops_trained(d: Event, g: Event) -> bool:
     return bool(set(d.detail.split(",")) & g.deps_at(frame))
 
 
-def _restored_between(g: Event, s: Event, restores: list[Event]) -> bool:
-    """A `load_state_dict` after the training loop and before the second score (outside the loop, on a path
-    that runs with both): the second pass scores reloaded weights, not the adapted ones."""
-    return any(g.seq < r.seq < s.seq and not exclusive(r, g) and not exclusive(r, s) and not common_loops(r, g)
-               for r in restores)
-
-
 def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list[Event],
                discards: list[Event] = ()) -> list[Judgement]:
     out: list[Judgement] = []
@@ -246,7 +239,7 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
                                  conds=g.conds + s.conds))
         for s2 in scores:
             if s2.seq > g.seq and not exclusive(s2, g) and lc not in s2.loops and lc.uid not in \
-                    {x.uid for x in s2.loops} and not _restored_between(g, s2, restores):
+                    {x.uid for x in s2.loops}:
                 out.append(Judgement("rescore", g, s2, lc, conds=g.conds + s2.conds,
                                      note=f"first scored at line {s.line}"))
                 break
