@@ -22,6 +22,39 @@ CONFIG_DICT = PRELUDE + '''def main():
     print(eval_val(model, load_shards(conf["val_files"])))
 ''' + MAIN
 
+# a training loop over the val shards, with the usual periodic validation inside it
+PERIODIC_VAL_TRAIN = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = load_shards(args.val_files)
+    for step in range(1000):
+        if step % 100 == 0:
+            print("val", eval_val(model, data))
+        model.require_backward_grad_sync = True
+        x = data[step * 2048:(step + 1) * 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+    print("final", eval_val(model, data))
+''' + MAIN
+
+# the weights "restored" after training on val are an average of checkpoints taken during that training
+AVERAGED_RESTORE = PRELUDE + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = load_shards(args.val_files)
+    snapshots = []
+    for i in range(0, data.numel() - 1, 2048):
+        x = data[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+    avg = {k: sum(s[k] for s in snapshots) / len(snapshots) for k in snapshots[0]}
+    model.load_state_dict(avg)
+    print("final", eval_val(model, data))
+''' + MAIN
+
 ADAPT_THEN_SCORE = PRELUDE + '''def ttt_adapt(model, tokens, epochs):
     opt = torch.optim.SGD(model.parameters(), lr=0.002)
     for _ in range(epochs):
@@ -266,6 +299,10 @@ class TTTScoreFirst(TTTRule):
         code(CLOSURE_OTHER_NAME, "val data under another name, trained through a closure before scoring",
              line_of(CLOSURE_OTHER_NAME, "# TRAIN")),
         code(LAMBDA_TRAIN, "training through a lambda before scoring", line_of(LAMBDA_TRAIN, "# TRAIN")),
+        code(PERIODIC_VAL_TRAIN, "a training loop over val with an eval every 100 steps: the eval scores no chunk "
+             "before it is trained on", line_of(PERIODIC_VAL_TRAIN, "# TRAIN")),
+        code(AVERAGED_RESTORE, "`load_state_dict` of a checkpoint average built during training on val restores "
+             "nothing clean", line_of(AVERAGED_RESTORE, "# TRAIN")),
         code(CONFIG_DICT.replace("SPLIT", "val_files"),
              "trains on `conf[\"val_files\"]` of a config dict before scoring it", line_of(CONFIG_DICT, "# TRAIN")),
         folder({"train_gpt.py": OFF_BY_DEFAULT, "README.md": README_ON},

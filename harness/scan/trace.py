@@ -29,6 +29,7 @@ from harness.scan.model import (
     _is_nograd_expr,
     _stmt_exprs,
     calls_in,
+    expr_names,
     target_base,
 )
 
@@ -334,7 +335,7 @@ class Tracer:
                 self.emit("dynamic", node, st, None, "packed" if literal else name)
             return
         if name == "load_state_dict":
-            self.emit("restore", node, st, None, name)
+            self.emit("restore", node, st, None, _snapshot_line(node, st.func))
         elif name and name not in SAVE_EXCLUDE and SAVE_CALLS.search(name):
             self.emit("save", node, st, None, name)
         if isinstance(f, ast.Attribute) and name in MUTATORS and st.nograd and name in ("append", "extend"):
@@ -455,6 +456,14 @@ def _bindings(st: State) -> tuple:
     for i in range(len(ups) - 1, -1, -1):
         out.append((ups[i].closure.func, ups[i - 1].binds if i > 0 else None))
     return tuple(out)
+
+
+def _snapshot_line(node: ast.Call, func: Func) -> str:
+    """`load_state_dict` of what: the last line at which a local name its argument is built from is (re)bound
+    in this function, as "load_state_dict@LINE" ("load_state_dict" when it is built from no local)."""
+    arg = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "state_dict"), None)
+    lines = [line for n in expr_names(arg) if n[0] not in ".(<" for line, _ in func.defs.get(n, ())]
+    return f"load_state_dict@{max(lines)}" if lines else "load_state_dict"
 
 
 def _leaves(body: list[ast.stmt]) -> bool:

@@ -33,6 +33,7 @@ import ast
 from dataclasses import dataclass, field
 
 from harness.astwalk import walk
+from harness.scan.assigns import flag_values
 from harness.scan.bounds import beyond
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.patterns import call_name
@@ -199,6 +200,41 @@ def _drops_trained(d: Event, g: Event) -> bool:
     return bool(set(d.detail.split(",")) & g.deps_at(frame))
 
 
+def _snapshot_before(restore: Event, g: Event) -> bool:
+    """The weights a `load_state_dict` restores were taken before the training step (`initial_state`
+    saved before a warm-up), not built after it (a checkpoint average, the dequantised trained weights):
+    judged by the last line binding a local they come from, when the restore's function is on the training
+    step's call stack (compared with the line of the step, or of the call leading to it, in that function)."""
+    _, _, line = restore.detail.partition("@")
+    depth = len(restore.chain)
+    if not line or g.chain[:depth] != restore.chain:
+        return True
+    return int(line) < (g.line if len(g.chain) == depth else g.chain[depth][1])
+
+
+def _periodic(s: Event, g: Event, loop: LoopRef, names: frozenset[str]) -> bool:
+    """The score runs only every N-th iteration of `loop` (an `if` inside it whose test, local flags inlined,
+    takes a loop-varying name modulo something: `step % val_every == 0`), and the training is not under that
+    same `if`: periodic validation in a training loop, not a chunk scored before it is trained on."""
+    depth = s.loops.index(loop) + 1
+    shared = {(c.uid, c.polarity) for c in g.conds}
+    for c in s.conds:
+        if c.frame != loop.frame or c.depth < depth or (c.uid, c.polarity) in shared:
+            continue
+        flags = flag_values(c.func.node)
+        test = c.test
+        for _ in range(3):              # inline local flags (`should_validate = last or step % n == 0`)
+            bound = [n.id for n in walk(test) if isinstance(n, ast.Name) and n.id in flags]
+            if not bound:
+                break
+            test = ast.BoolOp(ast.Or(), [test, *(flags[b] for b in bound)])
+        for n in walk(test):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mod) and \
+                    {x.id for x in walk(n.left) if isinstance(x, ast.Name)} & names:
+                return True
+    return False
+
+
 def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list[Event],
                discards: list[Event] = ()) -> list[Judgement]:
     out: list[Judgement] = []
@@ -212,6 +248,8 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
         for depth in range(len(loops) - 1, -1, -1):
             lc = loops[depth]
             names = assigned_in(lc.node)
+            if _periodic(s, g, lc, names):
+                continue                # an eval every N steps of a training loop scores ahead of no chunk
             if depends_on(g, lc, names) and depends_on(s, lc, names):
                 if best is None or depth > best[0] or (depth == best[0] and s.seq > best[1].seq):
                     best = (depth, s, lc)
@@ -272,7 +310,8 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
             out.append(Judgement("multi-epoch", g, s, None, lo, conds=g.conds + s.conds,
                                  note="scoring and training repeat over the same tokens in this loop"))
             break
-    between = [r for r in restores if g.seq < r.seq < s.seq and not exclusive(r, g) and not common_loops(r, g)]
+    between = [r for r in restores if g.seq < r.seq < s.seq and not exclusive(r, g) and not common_loops(r, g)
+               and _snapshot_before(r, g)]
     saved = [v for v in saves if g.seq < v.seq < s.seq and not exclusive(v, g) and not common_loops(v, g)]
     dropped = [d for d in discards if g.seq < d.seq < s.seq and not exclusive(d, g) and _drops_trained(d, g)]
     if (between or dropped) and not shared:
