@@ -55,6 +55,26 @@ AVERAGED_RESTORE = PRELUDE + '''def main():
     print("final", eval_val(model, data))
 ''' + MAIN
 
+# one training function reached on two paths: the first is off by default, the second runs
+TWO_PATHS = PRELUDE + '''def adapt(model, tokens):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for i in range(0, tokens.numel() - 1, 2048):
+        x = tokens[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    if args.ttt_epochs > 8:
+        adapt(model, val_tokens[: val_tokens.numel() // 2])
+    else:
+        adapt(model, val_tokens)
+    print(eval_val(model, val_tokens))
+''' + MAIN
+
 ADAPT_THEN_SCORE = PRELUDE + '''def ttt_adapt(model, tokens, epochs):
     opt = torch.optim.SGD(model.parameters(), lr=0.002)
     for _ in range(epochs):
@@ -299,6 +319,8 @@ class TTTScoreFirst(TTTRule):
         code(CLOSURE_OTHER_NAME, "val data under another name, trained through a closure before scoring",
              line_of(CLOSURE_OTHER_NAME, "# TRAIN")),
         code(LAMBDA_TRAIN, "training through a lambda before scoring", line_of(LAMBDA_TRAIN, "# TRAIN")),
+        code(TWO_PATHS, "the same training line on a path off by default and on one that runs: the error stands",
+             line_of(TWO_PATHS, "# TRAIN")),
         code(PERIODIC_VAL_TRAIN, "a training loop over val with an eval every 100 steps: the eval scores no chunk "
              "before it is trained on", line_of(PERIODIC_VAL_TRAIN, "# TRAIN")),
         code(AVERAGED_RESTORE, "`load_state_dict` of a checkpoint average built during training on val restores "

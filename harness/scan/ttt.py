@@ -5,7 +5,8 @@ Reads the events of harness.scan.trace and classifies every `grad` event (val-de
 
 - **covered** (score-first): some `score` event precedes it in the body of a common loop `Lc`, and the
   data of both depend on `Lc`'s iteration (the loop variable or names rebound in the loop), so each
-  iteration scores its chunk and then trains on it. The proof names the shape, the score line, the
+  iteration scores its chunk and then trains on it. A score that runs only every N-th iteration
+  (`if step % n == 0`, periodic validation in a training loop) covers nothing. The proof names the shape, the score line, the
   update line and the last-chunk guard (an `if` inside `Lc` on a per-iteration name), when there is one.
   - a common loop *outside* `Lc` whose iteration the data does not depend on is a re-pass over the same
     tokens (an epoch loop around the chunk loop): TTT-MULTI-EPOCH;
@@ -14,7 +15,8 @@ Reads the events of harness.scan.trace and classifies every `grad` event (val-de
   common loop) scores tokens that were already trained on: TTT-SCORE-FIRST; when a `save`
   (serialize/quantize/compress) comes between the training and that score: PREQUANT-TTT-ON-VAL; when a
   `load_state_dict` restores the weights, or a `del` throws away the module the step trained, before
-  that score: TTT-WARMUP-ON-VAL (warning).
+  that score: TTT-WARMUP-ON-VAL (warning). A restore of weights built after the step in the same function
+  (a checkpoint average, the dequantised trained model) is not one.
 - a grad with no score anywhere, exec/eval of computed strings, or a trace over budget: undecided
   (the rules report these with confidence `low`, i.e. needs-review).
 
@@ -364,7 +366,10 @@ def analyse_units(units: list) -> Analysis:
     seen: set[tuple] = set()
     for group in [events, *by_name]:
         for j in drop_contradicted_proofs(judge_events(group)):
-            key = (j.kind, j.grad.unit, j.grad.line, j.score.line if j.score else None)
+            # one judgement per shape and per set of branches on its path: the same training line reached
+            # under another `if` (one path off by configuration, another on) is judged again
+            key = (j.kind, j.grad.unit, j.grad.line, j.score.line if j.score else None,
+                   frozenset((c.unit, c.line, c.polarity) for c in j.conds))
             if key in seen:
                 continue
             seen.add(key)
