@@ -126,12 +126,21 @@ class TTTRule(Rule):
         return analyse(sub)
 
     def judged(self, sub) -> Iterable[tuple[Judgement, str, str]]:
+        """Each judgement of this rule's kinds with its severity (error where its path runs, else warning)
+        and note; one per shape (training line, score line): of the paths judged there, one that runs."""
         a = self.analysis(sub)
+        chosen: dict[tuple, tuple[Judgement, str, str]] = {}
         for j in a.judgements:
             if j.kind not in self.KINDS:
                 continue
             state = path_state(sub, j.conds)
-            yield j, ("error" if state.runs else "warning"), state.note
+            item = (j, "error" if state.runs else "warning", state.note)
+            ev = j.grad or j.score
+            key = (j.kind, ev.unit if ev else None, ev.line if ev else None,
+                   j.score.line if j.grad is not None and j.score is not None else None)
+            if key not in chosen or (chosen[key][1] != "error" and item[1] == "error"):
+                chosen[key] = item
+        yield from chosen.values()
 
     def located(self, j: Judgement, message: str, severity, confidence, note: str, sub) -> Finding:
         a = self.analysis(sub)
