@@ -129,8 +129,9 @@ def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
             continue
         shown = _show(c)
         if constant is not None and constant != c.polarity:
-            return PathState(False, f"this path does not run as the code calls it (`{shown}` at line {c.line} "
-                                    f"is {not c.polarity} with the arguments its callers pass, or their defaults)")
+            return PathState(False, f"this path does not run as the code calls it (`{shown}` at line "
+                                    f"{c.line} is {not c.polarity} with the arguments its callers pass, or "
+                                    f"their defaults)")
         if by_run is not None and by_run != c.polarity:
             if by_default is not None and by_default != c.polarity:
                 return PathState(False, f"this path is off by default (`{shown}` at line {c.line}: {why}) "

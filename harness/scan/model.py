@@ -370,7 +370,8 @@ def _keyed_value(n: ast.AST, dicts: dict[str, dict[str, ast.expr]]) -> ast.expr 
         return dicts[n.value.id].get(n.slice.value)
     if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get" \
             and isinstance(n.func.value, ast.Name) and n.func.value.id in dicts and not n.keywords \
-            and 1 <= len(n.args) <= 2 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str):
+            and 1 <= len(n.args) <= 2 and isinstance(n.args[0], ast.Constant) \
+            and isinstance(n.args[0].value, str):
         value = dicts[n.func.value.id].get(n.args[0].value)
         if value is None:
             return n.args[1] if len(n.args) == 2 else ast.Constant(None)
@@ -394,9 +395,11 @@ def literal_dicts(body: list[ast.stmt]) -> dict[str, dict[str, ast.expr]]:
                         if not isinstance(x, ast.Name) or len(node.targets) > 1:
                             changed.add(base)
             value = node.value
-            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and isinstance(value, ast.Dict) \
+            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and isinstance(value, ast.Dict) \
                     and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
-                found[node.targets[0].id] = dict(zip((k.value for k in value.keys), value.values))  # type: ignore[union-attr]
+                keys = (k.value for k in value.keys)  # type: ignore[union-attr]
+                found[node.targets[0].id] = dict(zip(keys, value.values))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
             changed.update(b for x in _flatten_targets(node.target) if (b := target_base(x)))
         elif isinstance(node, ast.Delete):

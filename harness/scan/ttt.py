@@ -6,8 +6,9 @@ Reads the events of harness.scan.trace and classifies every `grad` event (val-de
 - **covered** (score-first): some `score` event precedes it in the body of a common loop `Lc`, and the
   data of both depend on `Lc`'s iteration (the loop variable or names rebound in the loop), so each
   iteration scores its chunk and then trains on it. A score that runs only every N-th iteration
-  (`if step % n == 0`, periodic validation in a training loop) covers nothing. The proof names the shape, the score line, the
-  update line and the last-chunk guard (an `if` inside `Lc` on a per-iteration name), when there is one.
+  (`if step % n == 0`, periodic validation in a training loop) covers nothing. The proof names the
+  shape, the score line, the update line and the last-chunk guard (an `if` inside `Lc` on a
+  per-iteration name), when there is one.
   - a common loop *outside* `Lc` whose iteration the data does not depend on is a re-pass over the same
     tokens (an epoch loop around the chunk loop): TTT-MULTI-EPOCH;
   - a score over val after the adapted loop (outside `Lc`, not in an exclusive branch): TTT-NO-RESCORE.
