@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from harness.astwalk import walk
+from harness.scan.assigns import scope_walk, single_assigns
 
 VAL = "<VAL>"
 VAL_STRING = re.compile(r"fineweb_val|(^|[/_])val_\*|(^|[/_])val_\d{3,}\.bin|_val_\{")
@@ -83,12 +84,12 @@ class Func:
         """`literal_dicts` of this scope (cached)."""
         cached = self.__dict__.get("_literal_dicts")
         if cached is None:
-            cached = self.__dict__["_literal_dicts"] = literal_dicts(self.body())
+            cached = self.__dict__["_literal_dicts"] = literal_dicts(self.node)
         return cached
 
     def _build(self) -> None:
         self._defs = {}
-        self._deps, self._returns = build_deps(self.body(), self._defs)
+        self._deps, self._returns = build_deps(self.body(), self._defs, self.dicts)
         self._spans = [(n.lineno, getattr(n, "end_lineno", n.lineno)) for n in _walk_same_scope(self.body())
                        if isinstance(n, (ast.For, ast.AsyncFor, ast.While))]
 
@@ -379,47 +380,16 @@ def _keyed_value(n: ast.AST, dicts: dict[str, dict[str, ast.expr]]) -> ast.expr 
     return None
 
 
-def literal_dicts(body: list[ast.stmt]) -> dict[str, dict[str, ast.expr]]:
-    """Names a scope binds once, to a dict display whose keys are all string constants (no `**`), and never
-    changes afterwards (no item store, `del`, augmented assignment or mutating method call): key -> value."""
-    found: dict[str, dict[str, ast.expr]] = {}
-    bindings: dict[str, int] = {}
-    changed: set[str] = set()
-    for node in _walk_same_scope(body):
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                for x in _flatten_targets(t):
-                    base = target_base(x)
-                    if base:
-                        bindings[base] = bindings.get(base, 0) + 1
-                        if not isinstance(x, ast.Name) or len(node.targets) > 1:
-                            changed.add(base)
-            value = node.value
-            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                    and isinstance(value, ast.Dict) \
-                    and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
-                keys = (k.value for k in value.keys)  # type: ignore[union-attr]
-                found[node.targets[0].id] = dict(zip(keys, value.values))
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
-            changed.update(b for x in _flatten_targets(node.target) if (b := target_base(x)))
-        elif isinstance(node, ast.Delete):
-            changed.update(b for t in node.targets for x in _flatten_targets(t) if (b := target_base(x)))
-        elif isinstance(node, (ast.With, ast.AsyncWith)):
-            changed.update(b for item in node.items if item.optional_vars is not None
-                           for x in _flatten_targets(item.optional_vars) if (b := target_base(x)))
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            changed.update(node.names)
-        if isinstance(node, ast.stmt):
-            for expr in _stmt_exprs(node):
-                for n in walk(expr):            # a walrus rebinding it, or a mutating method call on it
-                    if isinstance(n, ast.NamedExpr):
-                        changed.add(n.target.id)
-                for call in calls_in(expr):
-                    if isinstance(call.func, ast.Attribute) and call.func.attr in MUTATORS:
-                        base = target_base(call.func.value)
-                        if base:
-                            changed.add(base)
-    return {k: v for k, v in found.items() if bindings.get(k) == 1 and k not in changed}
+def literal_dicts(scope: ast.AST) -> dict[str, dict[str, ast.expr]]:
+    """Names the scope of `scope` binds once (`assigns.single_assigns`: no item store, `del`, augmented
+    assignment or other rebinding), to a dict display whose keys are all string constants (no `**`), and never
+    changes through a mutating method call: name -> key -> value."""
+    mutated = {target_base(n.func.value) for n in scope_walk(scope)
+               if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in MUTATORS}
+    return {name: dict(zip((k.value for k in value.keys), value.values))  # type: ignore[union-attr]
+            for name, value in single_assigns(scope).items()
+            if isinstance(value, ast.Dict) and name not in mutated
+            and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys)}
 
 
 def _expr_names(node: ast.AST, keyed: dict[int, ast.expr] | None = None) -> set[str]:
@@ -473,18 +443,18 @@ def _expr_names(node: ast.AST, keyed: dict[int, ast.expr] | None = None) -> set[
     return out
 
 
-def build_deps(body: list[ast.stmt], defs: dict[str, list[tuple[int, set[str]]]] | None = None
-               ) -> tuple[dict[str, set[str]], set[str]]:
+def build_deps(body: list[ast.stmt], defs: dict[str, list[tuple[int, set[str]]]] | None = None,
+               dicts: dict[str, dict[str, ast.expr]] | None = None) -> tuple[dict[str, set[str]], set[str]]:
     """Def-use map of a function body (flow-insensitive union per name), and the names its return values
     depend on. With `defs`, each definition is also recorded with its line, for `Closure` to tell which
-    definitions reach a use."""
+    definitions reach a use. With `dicts` (the scope's `literal_dicts`), a constant-key read of one of those
+    dicts depends on that key's value only."""
     deps: dict[str, set[str]] = {}
     returns: set[str] = set()
     line = 0
-    dicts = literal_dicts(body)
 
     def expr_names(node: ast.AST | None) -> set[str]:  # noqa: F811 - the keyed reads of this scope
-        return keyed_names(node, dicts)
+        return keyed_names(node, dicts or {})
 
     def add(name: str | None, names: set[str]) -> None:
         if name:
