@@ -217,7 +217,7 @@ class Tracer:
                 # `if c: ...; return f(...)` then `return g(...)`: the rest of the block is the `else`
                 uid = st.chain + ((st.func.unit, s.lineno, "if"),)
                 c = CondRef(uid, st.func.unit, s.lineno, False, st.frame, len(st.loops), s.test, st.func,
-                            _bindings(st))
+                            _cond_frames(st))
                 st = replace(st, conds=st.conds + (c,))
 
     def stmt(self, s: ast.stmt, st: State) -> None:
@@ -242,7 +242,7 @@ class Tracer:
             for pol, body in ((True, s.body), (False, s.orelse)):
                 if body:
                     c = CondRef(uid, st.func.unit, s.lineno, pol, st.frame, len(st.loops), s.test, st.func,
-                                _bindings(st))
+                                _cond_frames(st))
                     self.block(body, replace(st, conds=st.conds + (c,)))
             return
         if isinstance(s, (ast.With, ast.AsyncWith)):
@@ -419,9 +419,7 @@ class Tracer:
             elif kw.arg is None:
                 for p in positional:
                     bind(p, kw.value)
-        binds = {p: a for p, a in arg_exprs.items() if not starred}
-        if not starred:
-            binds.update((p, d) for p, d in literal_defaults(target.node).items() if p not in binds)
+        binds = {} if starred else {**literal_defaults(target.node), **arg_exprs}
         outer = None
         outer_states = st.outer_states + (st,)
         for s in reversed(outer_states):
@@ -449,13 +447,9 @@ def literal_defaults(fn: ast.AST) -> dict[str, ast.expr]:
     return {a.arg: d for a, d in pairs if isinstance(d, ast.Constant)}
 
 
-def _bindings(st: State) -> tuple:
+def _cond_frames(st: State) -> tuple:
     """CondRef.frames for a test in the current frame."""
-    ups = st.ups
-    out = [(st.func, ups[-1].binds if ups else None)]
-    for i in range(len(ups) - 1, -1, -1):
-        out.append((ups[i].closure.func, ups[i - 1].binds if i > 0 else None))
-    return tuple(out)
+    return tuple((func, up.binds if up else None) for func, _, up, _ in _frame_walk(st))
 
 
 def _snapshot_line(node: ast.Call, func: Func) -> str:
@@ -475,13 +469,19 @@ def _leaves(body: list[ast.stmt]) -> bool:
     return isinstance(last, ast.If) and bool(last.orelse) and _leaves(last.body) and _leaves(last.orelse)
 
 
+def _frame_walk(st: State) -> list[tuple[Func, Closure, _Up | None, tuple]]:
+    """The call frames around the current statement, innermost first: function, taint closure, the call
+    that entered it (None for the outermost frame) and the frame's chain."""
+    ups = st.ups
+    out = [(st.func, st.closure, ups[-1] if ups else None, st.chain)]
+    for i in range(len(ups) - 1, -1, -1):
+        out.append((ups[i].closure.func, ups[i].closure, ups[i - 1] if i > 0 else None, st.chain[:i + 1]))
+    return out
+
+
 def _frames(st: State) -> list[Frame]:
     """The call frames around an event, innermost first, for harness.scan.bounds.region."""
-    ups = st.ups
-    out = [Frame(st.func, st.closure, ups[-1].args if ups else {}, st.chain)]
-    for i in range(len(ups) - 1, -1, -1):
-        out.append(Frame(ups[i].closure.func, ups[i].closure, ups[i - 1].args if i > 0 else {}, st.chain[:i + 1]))
-    return out
+    return [Frame(func, closure, up.args if up else {}, chain) for func, closure, up, chain in _frame_walk(st)]
 
 
 def _dotted(node: ast.AST) -> str:

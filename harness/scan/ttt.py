@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from harness.astwalk import walk
 from harness.scan.assigns import flag_values
 from harness.scan.bounds import beyond
+from harness.scan.explain import inline_locals
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.patterns import call_name
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
@@ -224,13 +225,7 @@ def _periodic(s: Event, g: Event, loop: LoopRef, names: frozenset[str]) -> bool:
     for c in s.conds:
         if c.frame != loop.frame or c.depth < depth or (c.uid, c.polarity) in shared:
             continue
-        flags = flag_values(c.func.node)
-        test = c.test
-        for _ in range(3):              # inline local flags (`should_validate = last or step % n == 0`)
-            bound = [n.id for n in walk(test) if isinstance(n, ast.Name) and n.id in flags]
-            if not bound:
-                break
-            test = ast.BoolOp(ast.Or(), [test, *(flags[b] for b in bound)])
+        test = inline_locals(c.test, flag_values(c.func.node))   # `should_validate = last or step % n == 0`
         for n in walk(test):
             if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mod) and \
                     {x.id for x in walk(n.left) if isinstance(x, ast.Name)} & names:
