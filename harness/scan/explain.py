@@ -92,12 +92,6 @@ def resolve_test(test: ast.expr, frames: tuple, depth: int = 0) -> ast.expr:
     return Resolve().visit(test)
 
 
-def inline_locals(test: ast.expr, assigns: dict[str, ast.expr]) -> ast.expr:
-    """A copy of `test` with local names replaced by their values in `assigns` (`single_assigns` or
-    `flag_values` of the test's scope), three levels deep."""
-    return _Inline(assigns).visit(copy_expr(test, {}))
-
-
 def _bare(test: ast.expr) -> ast.expr:
     """`getattr(args, 'x', d)` → `args.x` so settings can be looked up."""
     class Fix(ast.NodeTransformer):
@@ -126,7 +120,7 @@ def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
             if c.frames:
                 test = _bare(resolve_test(copy_expr(c.test, {}), c.frames))
             else:
-                test = _bare(inline_locals(c.test, single_assigns(c.func.node)))
+                test = _bare(_Inline(single_assigns(c.func.node)).visit(copy_expr(c.test, {})))
             by_default = config.enabled_by_default(sub, test)
             by_run = config.enabled_by_run(sub, test)
             _, why = config.branch_state(sub, test)

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from harness.astwalk import walk
 from harness.scan.assigns import flag_values
 from harness.scan.bounds import beyond
-from harness.scan.explain import inline_locals
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.patterns import call_name
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
@@ -225,7 +224,15 @@ def _periodic(s: Event, g: Event, loop: LoopRef, names: frozenset[str]) -> bool:
     for c in s.conds:
         if c.frame != loop.frame or c.depth < depth or (c.uid, c.polarity) in shared:
             continue
-        test = inline_locals(c.test, flag_values(c.func.node))   # `should_validate = last or step % n == 0`
+        flags = flag_values(c.func.node)
+        test = c.test
+        # add the values of local flags beside their names (`should_validate = last or step % n == 0`);
+        # replacing them would lose `step` where `step = next(it)` (a for loop written as a while loop)
+        for _ in range(3):
+            bound = [n.id for n in walk(test) if isinstance(n, ast.Name) and n.id in flags]
+            if not bound:
+                break
+            test = ast.BoolOp(ast.Or(), [test, *(flags[b] for b in bound)])
         for n in walk(test):
             if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mod) and \
                     {x.id for x in walk(n.left) if isinstance(x, ast.Name)} & names:
