@@ -40,6 +40,12 @@ def test_eval_time_on_cpu_has_no_gpu_estimate():
     assert set(out) == {"eval_seconds"} and not findings
 
 
+def test_eval_time_keeps_a_few_milliseconds():
+    # a tiny CPU eval can finish in under 5 ms: the reported time must not round that to 0
+    out = eval_time(0.0034567, "fast", "CPU", 0, 600.0, [], "t.py")
+    assert out["eval_seconds"].value == 0.003457
+
+
 def test_cli_eval_reports_wall_time_and_budget_warning(tmp_path, eval_case):  # noqa: F811
     tok, data, _ = eval_case
     script = make_submission(tmp_path, OLD_STYLE.replace("PEEK_FLAG", "False"))

