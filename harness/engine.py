@@ -47,12 +47,13 @@ def apply_rules_as_of(sub: Submission, rule, findings: list[Finding]) -> list[Fi
 
 
 def audit_submission(path: Path, options: AuditOptions | None = None,
-                     rule_ids: Sequence[str] | None = None) -> SubmissionReport:
-    """Load one submission and run the rules (all, or `rule_ids`) over it."""
+                     rule_ids: Sequence[str] | None = None, display: str | None = None) -> SubmissionReport:
+    """Load one submission and run the rules (all, or `rule_ids`) over it; `display` names it in reports
+    (default: its path relative to the working directory)."""
     from rules import all_rules
 
     options = options or AuditOptions()
-    shown = display_path(path)
+    shown = display if display is not None else display_path(path)
     try:
         sub = Submission(path, shown, options)
     except (OSError, LoadError) as exc:
