@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import harness
@@ -29,6 +30,7 @@ from harness.sweep.rows import MERGED, UNMERGED, build_row, finish_rows
 NAME = "sweep"
 HELP = "audit every records folder a queue of PR heads adds, and the legal leaderboard it implies"
 STATES = ("open", "closed", "merged")
+PLAN_THREADS = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
         patterns = args.refs or ["refs/pull/*/head"]
         heads = gitsource.list_heads(repo, patterns, prs, args.since)
         plan = _plan(repo, base_sha, heads)
-        base_jobs = [FolderJob(repo, base_sha, f, t) for f in gitsource.records_folders_at(repo, base_sha)
-                     if (t := gitsource.tree_of(repo, base_sha, f))]
+        at_base = gitsource.records_folders_at(repo, base_sha)
+        base_trees = gitsource.trees(repo, [f"{base_sha}:{f}" for f in at_base])
+        base_jobs = [FolderJob(repo, base_sha, f, t) for f in at_base if (t := base_trees[f"{base_sha}:{f}"])]
     except (ValueError, gitsource.SweepError) as exc:
         return _usage(str(exc))
     options = AuditOptions()
@@ -126,19 +129,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(repo: Path, base_sha: str, heads: list[gitsource.Head]) -> list[tuple[gitsource.Head, FolderJob, str]]:
-    """(head, folder job, merge state) for every records folder each head adds or changes."""
-    plan = []
+    """(head, folder job, merge state) for every records folder each head adds or changes and still holds.
+
+    A folder counts as merged when its head is in the base's history, or when the folder exists on the base
+    but did not at the head's fork point (a squash or rebase merge)."""
     line = gitsource.first_parents(repo, base_sha)
-    for head in heads:
-        fork = gitsource.fork_point(repo, base_sha, head.sha, line)
+
+    def changes(head: gitsource.Head) -> list[tuple[gitsource.Head, str, bool, str]]:
+        fork, merged_commit = gitsource.fork_point(repo, base_sha, head.sha, line)
         if fork is None:
+            return []
+        return [(head, fork, merged_commit, folder) for folder in gitsource.changed_folders(repo, fork, head.sha)]
+
+    with ThreadPoolExecutor(max_workers=PLAN_THREADS) as pool:    # git subprocesses: threads overlap them
+        found = [item for items in pool.map(changes, heads) for item in items]
+    specs = [f"{c}:{folder}" for head, fork, _, folder in found for c in (head.sha, fork, base_sha)]
+    tree = gitsource.trees(repo, specs)
+    plan = []
+    for head, fork, merged_commit, folder in found:
+        at_head = tree[f"{head.sha}:{folder}"]
+        if at_head is None:
             continue
-        merged_commit = gitsource.is_ancestor(repo, head.sha, base_sha)
-        for folder in gitsource.changed_folders(repo, fork, head.sha):
-            tree = gitsource.tree_of(repo, head.sha, folder)
-            if tree is None:
-                continue
-            landed = merged_commit or (gitsource.tree_of(repo, base_sha, folder) is not None
-                                       and gitsource.tree_of(repo, fork, folder) is None)
-            plan.append((head, FolderJob(repo, head.sha, folder, tree), MERGED if landed else UNMERGED))
+        landed = merged_commit or (tree[f"{base_sha}:{folder}"] is not None and tree[f"{fork}:{folder}"] is None)
+        plan.append((head, FolderJob(repo, head.sha, folder, at_head), MERGED if landed else UNMERGED))
     return plan

@@ -131,14 +131,14 @@ def first_parents(repo: Path, base: str) -> list[str]:
     return git(repo, "rev-list", "--first-parent", "--reverse", base).decode().split()
 
 
-def fork_point(repo: Path, base_sha: str, head_sha: str, line: list[str]) -> str | None:
+def fork_point(repo: Path, base_sha: str, head_sha: str, line: list[str]) -> tuple[str | None, bool]:
     """Where the head's own changes start. For an unmerged head, its merge-base with the base. For a head
     already merged (an ancestor of the base), the merge-base with the base as it was just before the merge:
     the first commit `M` of the base's first-parent `line` that contains the head is found by bisection,
-    and the fork is the merge-base of `M^1` and the head."""
+    and the fork is the merge-base of `M^1` and the head. The flag says whether the head is merged."""
     fork = merge_base(repo, base_sha, head_sha)
     if fork != head_sha:
-        return fork
+        return fork, False
     lo, hi = 0, len(line) - 1
     while lo < hi:
         mid = (lo + hi) // 2
@@ -147,28 +147,30 @@ def fork_point(repo: Path, base_sha: str, head_sha: str, line: list[str]) -> str
         else:
             lo = mid + 1
     if not line or lo == 0:
-        return None
-    return merge_base(repo, line[lo - 1], head_sha)
+        return None, True
+    return merge_base(repo, line[lo - 1], head_sha), True
 
 
 def changed_folders(repo: Path, since: str, sha: str) -> list[str]:
-    """Records folders with a path changed between `since` and `sha` that still exist at `sha`."""
+    """Records folders with a path changed between `since` and `sha` (some may no longer exist at `sha`)."""
     raw = git(repo, "diff", "--name-only", "--no-renames", "-z", since, sha).decode("utf-8", "surrogateescape")
-    folders = sorted({f for f in (records_folder_of(p) for p in raw.split("\0") if p) if f})
-    return [f for f in folders if tree_of(repo, sha, f)]
+    return sorted({f for f in (records_folder_of(p) for p in raw.split("\0") if p) if f})
 
 
-def tree_of(repo: Path, commit: str, folder: str) -> str | None:
-    """The tree id of `folder` at `commit` (None when it is absent or not a folder)."""
-    out = git(repo, "ls-tree", "-z", commit, "--", folder, check=False).decode("utf-8", "surrogateescape")
-    for entry in out.split("\0"):
-        if not entry:
-            continue
-        meta, name = entry.split("\t", 1)
-        mode, kind, sha = meta.split()
-        if name == folder and kind == "tree":
-            return sha
-    return None
+def trees(repo: Path, specs: list[str]) -> dict[str, str | None]:
+    """Tree ids of many `<commit>:<path>` specs in one `git cat-file --batch-check` (None: absent, or not
+    a folder)."""
+    unique = list(dict.fromkeys(specs))
+    if not unique:
+        return {}
+    out = git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+              stdin="".join(f"{spec}\n" for spec in unique).encode("utf-8", "surrogateescape"))
+    answers = out.decode("utf-8", "surrogateescape").splitlines()
+    result = {}
+    for spec, answer in zip(unique, answers):
+        parts = answer.split()
+        result[spec] = parts[0] if len(parts) == 2 and parts[1] == "tree" else None
+    return result
 
 
 def records_folders_at(repo: Path, commit: str) -> list[str]:
