@@ -21,15 +21,18 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     import harness
     import harness.commands as commands
+    from harness.commands._common import EXIT_CODES
 
-    parser = argparse.ArgumentParser(prog="golfaudit", description="Audit parameter-golf submissions.")
+    parser = argparse.ArgumentParser(prog="golfaudit", description="Audit parameter-golf submissions.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"golfaudit {harness.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"harness.commands.{info.name}")
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__, epilog=EXIT_CODES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
     return parser

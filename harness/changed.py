@@ -112,6 +112,14 @@ def changes_since(ref: str, cwd: Path | None = None) -> ChangeSet:
     return ChangeSet(root, ref, base, files, present, existing, deleted, tuple(outside))
 
 
+def head_commit(root: Path) -> str | None:
+    """The checkout's HEAD commit, None when git cannot say."""
+    try:
+        return git(["rev-parse", "HEAD"], root).strip() or None
+    except ChangedError:
+        return None
+
+
 def records_folder_findings(change: ChangeSet) -> list[Finding]:
     """RECORDS-FOLDER hygiene findings for a change that is not one new records folder."""
     from rules import rule_by_id

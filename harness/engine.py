@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -150,10 +150,9 @@ def _weight(path: Path) -> int:
         return 0
 
 
-def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs: int = 1,
-                use_cache: bool = True) -> Report:
-    options = options or AuditOptions()
-    _tune_gc()
+def discover(paths: Sequence[Path]) -> list[Path]:
+    """The submissions at or under `paths`, each once, in report order; NotASubmission for a path that
+    is not a submission and holds none."""
     targets: list[Path] = []
     seen: set[Path] = set()
     for p in paths:
@@ -163,16 +162,45 @@ def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs
                 seen.add(resolved)
                 targets.append(found)
     targets.sort(key=lambda p: display_path(p))
+    return targets
+
+
+def audit_paths(paths: Sequence[Path], options: AuditOptions | None = None, jobs: int = 1,
+                use_cache: bool = True, search: bool = True,
+                progress: Callable[[int, int, str], None] | None = None) -> Report:
+    """Audit the submissions at or under `paths` (`search`), or `paths` themselves as submissions.
+    `progress(done, total, path)` is called after each submission is audited."""
+    options = options or AuditOptions()
+    _tune_gc()
+    if search:
+        targets = discover(paths)
+    else:
+        targets = sorted(dict.fromkeys(paths), key=lambda p: display_path(p))
+    return _audit_targets(targets, options, jobs, use_cache, progress)
+
+
+def _audit_targets(targets: list[Path], options: AuditOptions, jobs: int, use_cache: bool,
+                   progress: Callable[[int, int, str], None] | None) -> Report:
+    total = len(targets)
+
+    def tick(done: int, path: Path) -> None:
+        if progress is not None:
+            progress(done, total, display_path(path))
+
     work = [(t, options, use_cache) for t in targets]
     if jobs > 1 and len(work) > 1:
         # largest folders first (their scripts dominate the time), so no worker is left with a big one at the end
         order = sorted(range(len(work)), key=lambda i: -_weight(targets[i]))
+        results: list[dict | None] = [None] * len(work)
         with ProcessPoolExecutor(max_workers=jobs, initializer=_tune_gc) as pool:
-            done = list(pool.map(_audit_cached, [work[i] for i in order], chunksize=1))
-        results = [None] * len(work)
-        for i, result in zip(order, done):
-            results[i] = result
+            for n, (i, result) in enumerate(zip(order, pool.map(_audit_cached, [work[i] for i in order],
+                                                                 chunksize=1)), 1):
+                results[i] = result
+                tick(n, targets[i])
     else:
-        results = [_audit_cached(w) for w in work]
+        results = []
+        for n, w in enumerate(work, 1):
+            results.append(_audit_cached(w))
+            tick(n, w[0])
     subs = tuple(SubmissionReport.from_json(r) for r in results)
     return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=subs)

@@ -156,6 +156,48 @@ def decide_verdict(findings: tuple[Finding, ...] | list[Finding]) -> Verdict:
     return "legal"
 
 
+def deciding_finding(sub: SubmissionReport) -> Finding | None:
+    """The finding that decides the verdict (or, for a legal submission that is not eligible, the
+    eligibility): the first, in report order, of the findings the policy above turns on. None when the
+    submission is legal and not ineligible, or could not be read."""
+    if sub.error:
+        return None
+    active = [f for f in sub.findings if not f.suppressed and f.severity == "error"]
+    legality = [f for f in active if f.category == "legality"]
+    if sub.verdict == "illegal":
+        for level in ("high", "medium"):
+            for f in legality:
+                if f.confidence == level:
+                    return f
+    if sub.verdict == "needs-review":
+        return legality[0] if legality else None
+    if sub.eligible is False:
+        for category in ("eligibility", "hygiene"):
+            for f in active:
+                if f.category == category:
+                    return f
+    return None
+
+
+def reading_order(sub: SubmissionReport) -> list[Finding]:
+    """The findings as a reviewer reads them: the deciding one first, then the other errors that decide
+    (legality, then eligibility and hygiene), warnings, info; suppressed ones last. Stable within a rank."""
+    decider = deciding_finding(sub)
+
+    def rank(f: Finding) -> int:
+        if f.suppressed:
+            return 9
+        if f is decider:
+            return 0
+        if f.severity == "error":
+            if f.category == "legality":
+                return 1 if f.confidence in ("high", "medium") else 2
+            return 3
+        return 4 if f.severity == "warning" else 5
+
+    return sorted(sub.findings, key=rank)
+
+
 def decide_eligibility(verdict: Verdict, findings: tuple[Finding, ...] | list[Finding], track: str) -> bool | None:
     if verdict in ("illegal", "error"):
         return False

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.formats import formats, render, rulestatus
-from harness.formats.markdown import GITHUB_COMMENT_LIMIT
+from harness.formats.markdown_full import GITHUB_COMMENT_LIMIT
 from harness.formats.rulestatus import RuleMeta, row_for
 from harness.report import Finding, Report, SubmissionReport, judge
 
@@ -109,14 +109,16 @@ def test_new_formats_are_registered():
     assert {"markdown", "sarif", "junit", "text", "json"} <= set(formats())
 
 
-def test_markdown_golden(fixed_rules):
-    check_golden("report.md", render(sample_report(), "markdown", repo_url=REPO, ref=SHA))
+@pytest.mark.parametrize("name,suffix", [("markdown", ""), ("markdown-full", "-full")])
+def test_markdown_golden(fixed_rules, name, suffix):
+    check_golden(f"report{suffix}.md", render(sample_report(), name, repo_url=REPO, ref=SHA))
 
 
-def test_markdown_single_submission_golden(fixed_rules):
+@pytest.mark.parametrize("name,suffix", [("markdown", ""), ("markdown-full", "-full")])
+def test_markdown_single_submission_golden(fixed_rules, name, suffix):
     report = sample_report()
     one = Report(report.tool, report.version, report.ruleset, report.submissions[:1])
-    check_golden("single.md", render(one, "markdown", repo_url=REPO, ref=SHA))
+    check_golden(f"single{suffix}.md", render(one, name, repo_url=REPO, ref=SHA))
 
 
 # -- the maintainer's checklist, asserted on the rendered text ---------------------------------------------
@@ -141,7 +143,7 @@ def test_markdown_links_are_pinned_to_the_ref(fixed_rules):
 
 
 def test_markdown_rule_table_statuses(fixed_rules):
-    text = render(sample_report(), "markdown")
+    text = render(sample_report(), "markdown-full")
     sections = text.split("### ")
     bad = next(s for s in sections if s.startswith("❌"))
     odd = next(s for s in sections if "Odd" in s.split("\n")[0])
@@ -157,7 +159,7 @@ def test_markdown_rule_table_statuses(fixed_rules):
 
 
 def test_markdown_evidence_citation_and_sources(fixed_rules):
-    text = render(sample_report(), "markdown")
+    text = render(sample_report(), "markdown-full")
     assert "<details><summary>evidence (40 lines)</summary>" in text      # long evidence is folded
     assert "  ```\n  exec(L.decompress(B.b85decode(blob)))\n  ```" in text  # short evidence is inline
     assert "README · README FAQ: \"you are only allowed to test-time train" in text
@@ -178,19 +180,29 @@ def _huge_report(n_subs: int, n_findings: int) -> Report:
 
 
 @pytest.mark.parametrize("n_subs,n_findings", [(1, 400), (8, 60), (300, 3)])
-def test_markdown_truncates_under_the_comment_limit(fixed_rules, n_subs, n_findings):
+def test_markdown_full_truncates_under_the_comment_limit(fixed_rules, n_subs, n_findings):
     report = _huge_report(n_subs, n_findings)
-    text = render(report, "markdown", repo_url=REPO, ref=SHA)
+    text = render(report, "markdown-full", repo_url=REPO, ref=SHA)
     assert len(text) <= 65000 < GITHUB_COMMENT_LIMIT
     assert "✂️ **Truncated**" in text
     assert text.splitlines()[0].startswith("❌ **golfaudit:")      # the verdict line always survives
 
 
+@pytest.mark.parametrize("n_subs,n_findings", [(1, 400), (8, 60), (300, 3), (60, 40)])
+def test_markdown_stays_under_the_comment_limit(fixed_rules, n_subs, n_findings):
+    text = render(_huge_report(n_subs, n_findings), "markdown", repo_url=REPO, ref=SHA)
+    assert len(text) < GITHUB_COMMENT_LIMIT
+    assert text.splitlines()[0].startswith("❌ **golfaudit:")
+    if n_subs == 1:
+        assert len(text.encode("utf-8")) < 8192
+        assert "more error(s) in the full report" in text
+
+
 def test_markdown_truncation_says_what_was_cut(fixed_rules):
-    text = render(_huge_report(1, 400), "markdown")
+    text = render(_huge_report(1, 400), "markdown-full")
     note = text[text.index("✂️ **Truncated**"):]
     assert "evidence" in note and "info findings" in note
-    small = render(_huge_report(1, 2), "markdown")
+    small = render(_huge_report(1, 2), "markdown-full")
     assert "Truncated" not in small and "<details><summary>evidence (40 lines)" in small
 
 
@@ -217,14 +229,14 @@ def test_markdown_truncation_cuts_legal_sections_first(fixed_rules):
                    [_f("EVAL-TIME-600S", "legality", "info", "high", "train.log", j + 1, f"proof {j} " + "y" * 200,
                        evidence=LONG_EVIDENCE) for j in range(40)], {}, {}) for i in range(12)]
     bad = sample_report().submissions[0]
-    text = render(Report("golfaudit", "0.1.0", "t", (*legal, bad)), "markdown")
+    text = render(Report("golfaudit", "0.1.0", "t", (*legal, bad)), "markdown-full")
     assert len(text) <= 65000 and "✂️ **Truncated**" in text
     bad_section = text[text.index("### ❌"):]
     assert "<details><summary>evidence (40 lines)</summary>" in bad_section   # the illegal one kept everything
     assert "val tokens reach optimizer.step()" in bad_section
 
 
-@pytest.mark.parametrize("name", ["markdown", "sarif", "junit"])
+@pytest.mark.parametrize("name", ["markdown-full", "sarif", "junit"])
 def test_undecodable_file_names_still_render_as_utf8(fixed_rules, name):
     f = _f("RECORDS-FOLDER", "hygiene", "warning", "high", "bad\udcff.py", 1, "odd name \udcfe")
     report = Report("golfaudit", "0.1.0", "t", (judge("records/x/y", "10min-16mb", [f], {}, {}),))

@@ -9,6 +9,12 @@ from pathlib import Path
 
 from harness.report import Report, exit_code
 
+EXIT_CODES = """\
+exit codes (the same for every subcommand):
+  0  done: no verdict at or above --fail-on (unpack: the source was printed)
+  1  a verdict at or above --fail-on, or a submission that could not be read or unpacked (verdict `error`)
+  2  usage error (bad arguments; a path that does not exist or is not a submission) or internal error"""
+
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     from harness.formats import formats
@@ -24,11 +30,21 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def emit(report: Report, args: argparse.Namespace, **render_kwargs) -> int:
+    from harness.display import labels_for
     from harness.formats import render
 
-    color = args.output is None and args.format == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    links = {"repo_url": getattr(args, "repo_url", None), "ref": getattr(args, "ref", None)}
-    text = render(report, args.format, color=color, **{**links, **render_kwargs})
+    terminal = args.output is None and sys.stdout.isatty()
+    color = terminal and args.format == "text" and "NO_COLOR" not in os.environ
+    from harness.ci_context import pull_request_context
+
+    pr = pull_request_context(os.environ, head=getattr(args, "head_sha", None))
+    links = {"repo_url": getattr(args, "repo_url", None) or pr.get("repo_url"),
+             "ref": getattr(args, "ref", None) or pr.get("head_sha"), "pull_request": pr}
+    roots = getattr(args, "paths", None) or [p for p in (getattr(args, "folder", None), getattr(args, "path", None))
+                                             if p is not None]
+    labels = labels_for((s.path for s in report.submissions), roots)
+    text = render(report, args.format, color=color, width=terminal_width() if terminal else None, labels=labels,
+                  **{**links, **render_kwargs})
     if args.output:
         try:
             args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -38,6 +54,13 @@ def emit(report: Report, args: argparse.Namespace, **render_kwargs) -> int:
     else:
         sys.stdout.write(text)
     return exit_code(report, args.fail_on)
+
+
+def terminal_width() -> int:
+    """COLUMNS when set (a positive number), else the terminal's own width."""
+    import shutil
+
+    return shutil.get_terminal_size(fallback=(120, 24)).columns
 
 
 def usage_error(message: str) -> int:

@@ -21,11 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a records folder, a tree of records folders, or a single .py file "
                              "(optional with --changed-since, where it narrows the changed folders)")
     add_output_arguments(parser)
-    parser.add_argument("--sota", help="the record to beat: a records folder or a JSON file with per-seed scores")
+    parser.add_argument("--sota", help="the record to beat: a records folder or a JSON file with per-seed scores "
+                                       "(default: inside a parameter-golf clone, the best legal, eligible record "
+                                       "of the same track dated before the folder; `--sota none` turns that off)")
     parser.add_argument("--rules-as-of", type=dt.date.fromisoformat, metavar="DATE",
                         help="judge by the rules in force at DATE (default: each submission's own date)")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="parallel workers")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the result cache")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on standard error (default: a bar on a terminal, else a line every "
+                             "10 folders, for batches)")
     parser.add_argument("--changed-since", metavar="REF",
                         help="audit only the records folders changed between the merge-base of REF and HEAD "
                              "(git diff REF...HEAD); anything else the change touches is a RECORDS-FOLDER finding")
@@ -38,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import harness
     from harness.changed import ChangedError, add_change_findings, changes_since
-    from harness.engine import audit_paths
+    from harness.discover import NotASubmission
+    from harness.engine import discover
     from harness.options import AuditOptions
+    from harness.progress import batch_progress
     from harness.report import Report
     from harness.sota import load_sota
     from harness.suppress import (
@@ -58,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         return usage_error("--jobs must be at least 1")
     sota = None
-    if args.sota:
+    if args.sota and args.sota != "none":
         try:
             sota = load_sota(Path(args.sota))
         except ValueError as exc:
@@ -68,17 +75,30 @@ def run(args: argparse.Namespace) -> int:
         baseline = load_baseline(args.baseline) if args.baseline else set()
     except SuppressionError as exc:
         return usage_error(str(exc))
-    options = AuditOptions(rules_as_of=args.rules_as_of, sota=sota)
     change = None
-    targets = list(args.paths)
     if args.changed_since:
         try:
             change = changes_since(args.changed_since)
         except ChangedError as exc:
             return usage_error(f"--changed-since: {exc}")
+        from harness.changed import head_commit
+
+        args.head_sha = head_commit(change.repo_root)
+        # a folder the change touches is audited as a submission even when it is incomplete
         targets = [folder for folder in (change.repo_root / f for f in change.folders) if _under(folder, args.paths)]
+    else:
+        try:
+            targets = discover(args.paths)
+        except NotASubmission as exc:
+            return usage_error(str(exc))
     if targets:
-        report = audit_paths(targets, options, jobs=args.jobs, use_cache=not args.no_cache)
+        progress = batch_progress("audited", len(targets), enabled=not args.no_progress)
+        options = AuditOptions(rules_as_of=args.rules_as_of, sota=sota)
+        try:
+            report = _audit(targets, options, args, progress, auto_sota=args.sota is None)
+        finally:
+            if progress is not None:
+                progress.close()
     else:
         report = Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=())
     if change is not None:
@@ -87,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
     if allow or baseline:
         report = apply_suppressions(report, allow, baseline, baseline_name=str(args.baseline or "baseline"))
     return emit(report, args)
+
+
+def _audit(targets: list[Path], options, args: argparse.Namespace, progress, auto_sota: bool):
+    from harness.engine import audit_paths
+
+    return audit_paths(targets, options, jobs=args.jobs, use_cache=not args.no_cache, search=False,
+                       progress=progress)
 
 
 def _under(folder: Path, roots: list[Path]) -> bool:

@@ -18,7 +18,7 @@ HELP = "run a submission in a sandbox on local data with decoy val shards, then 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, metavar="FOLDER", help="a records folder (or a single script)")
+    parser.add_argument("path", type=Path, metavar="FOLDER", help="a records folder (its train_gpt.py is run)")
     parser.add_argument("--data", type=Path, required=True,
                         help="folder with fineweb_{train,val}_*.bin (or its datasets/fineweb10B_sp<V> parent)")
     parser.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model the shards use")
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.path.exists():
         return usage_error(f"no such file or folder: {args.path}")
+    if not args.path.is_dir():
+        return usage_error(f"{args.path}: not a folder: run takes a records folder holding train_gpt.py")
     try:
         env = parse_env(args.env)
     except ValueError as exc:

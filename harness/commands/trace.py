@@ -19,7 +19,7 @@ HELP = "run a submission's own eval/TTT with position provenance and prove (or r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", type=Path, help="records folder (or its train_gpt.py)")
+    parser.add_argument("folder", type=Path, help="a records folder (its train_gpt.py, else its first train*.py)")
     parser.add_argument("--artifact", type=Path,
                         help="a compressed model file copied into the run's working folder (a script that "
                              "trains first writes its own there)")
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.folder.exists():
         return usage_error(f"no such file or folder: {args.folder}")
+    if not args.folder.is_dir():
+        return usage_error(f"{args.folder}: not a folder: trace takes a records folder holding train_gpt.py")
     try:
         env = parse_env(args.env)
     except ValueError as exc:
@@ -78,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
                                f"(--no-sandbox runs it as a plain subprocess, for debugging only)")
         sandbox = SandboxOptions(budget=args.budget, gpus=args.gpus, workdir=args.workdir,
                                  max_memory=args.max_memory)
-    folder = args.folder.parent if args.folder.is_file() else args.folder
-    script = args.folder if args.folder.is_file() else folder / "train_gpt.py"
+    folder = args.folder
+    script = folder / "train_gpt.py"
     if not script.is_file():
         cands = sorted(folder.glob("train*.py"))
         if not cands:

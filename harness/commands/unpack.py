@@ -1,9 +1,9 @@
 """Print the source a packed script runs, decoded statically (nothing is executed).
 
 FILE may be a script (its top-level sibling .py files are available to `exec(open(...))` and imports) or a
-records folder (its main script is used). Exit 0 with the source on standard output; 1 when FILE cannot be
-read, its decoding is over the caps (a bomb), or the decoded code cannot be parsed; 2 for usage errors.
-Problems that do not stop the output (dynamic exec, a sibling outside the folder) go to standard error.
+records folder (its main script is used). The source goes to standard output; a script whose decoding is
+over the caps (a bomb) or whose decoded code cannot be parsed exits 1. Problems that do not stop the output
+(dynamic exec, a sibling outside the folder) go to standard error.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"{path}: cannot be read: {exc.strerror or exc}")
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return usage_error(f"{path}: not a regular file or folder")
+    if stat.S_ISREG(mode) and path.suffix.lower() != ".py":
+        return usage_error(f"{path}: not a Python script (expected a .py file or a records folder)")
     sub, script = _submission(path)
     if script is None and not sub.script_names:
         print(f"golfaudit: {path}: no training script in this folder", file=sys.stderr)

@@ -1,68 +1,79 @@
-"""Terminal output with rich: a summary table, then findings as `file:line  RULE-ID  message`."""
+"""Plain text for a terminal or a pipe: one headline per submission, then its findings, deciding one first.
+
+Headline: verdict, eligibility, val_bpb claimed → measured (and where it was measured), the deciding
+finding as `RULE file:line`, and the submission. Then per submission with findings, one line per finding
+(`path/file:line  RULE  severity/confidence  message`), same-cause findings merged (their rules joined with
+`+`, the other messages on `also` lines). A message is never broken across lines: on a terminal the table
+fits the width (COLUMNS when set), in a pipe nothing is wrapped, so `grep` sees each message whole.
+"""
 
 from __future__ import annotations
 
 import io
-from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from harness.formats import register
-from harness.report import Report
+from harness.formats.headline import ELIGIBLE, bytes_text, decider_text, grouped, score_text, where
+from harness.report import Report, SubmissionReport
 
 VERDICT_STYLE = {"legal": "green", "needs-review": "yellow", "illegal": "bold red", "error": "bold magenta"}
+PIPE_WIDTH = 100_000    # wide enough that rich never wraps a line of a report written to a pipe or file
 
 
-def _value(entry: Any) -> Any:
-    if isinstance(entry, dict) and "value" in entry:
-        return entry["value"]
-    return entry
+def _headline_table(report: Report, labels: dict[str, str], terminal: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD if terminal else None, show_edge=False, pad_edge=False,
+                  title=f"golfaudit {report.version} — {len(report.submissions)} submission(s)", title_justify="left")
+    overflow = "fold" if terminal else "ignore"
+    for column in ("verdict", "eligible", "val_bpb claimed → measured", "bytes claimed → measured",
+                   "deciding finding", "submission"):
+        table.add_column(column, overflow=overflow, no_wrap=not terminal)
+    for sub in report.submissions:
+        table.add_row(f"[{VERDICT_STYLE[sub.verdict]}]{sub.verdict}[/]", ELIGIBLE[sub.eligible], score_text(sub),
+                      bytes_text(sub), decider_text(sub, "").replace(" /", " ").lstrip("/"),
+                      labels.get(sub.path, sub.path))
+    return table
 
 
-def claimed_vs_measured(sub) -> tuple[str, str]:
-    claimed_bpb = sub.claims.get("val_bpb", sub.claims.get("mean_val_bpb"))
-    measured_bpb = _value(sub.measured.get("val_bpb_mean"))
-    bpb = f"{claimed_bpb if claimed_bpb is not None else '—'} / {measured_bpb if measured_bpb is not None else '—'}"
-    claimed_bytes = sub.claims.get("bytes_total", sub.claims.get("artifact_bytes_max"))
-    measured_bytes = _value(sub.measured.get("total_bytes_max"))
-    size = f"{claimed_bytes if claimed_bytes is not None else '—'} / " \
-           f"{measured_bytes if measured_bytes is not None else '—'}"
-    return bpb, size
+def finding_lines(sub: SubmissionReport, label: str) -> list[str]:
+    """The findings of one submission (info findings left out), one line per merged group."""
+    out = []
+    for group in grouped(sub, include_info=False):
+        f = group.first
+        mark = " [suppressed]" if f.suppressed else ""
+        out.append(f"  {where(label, f)}  {group.rule_text}  {f.severity}/{f.confidence}{mark}  {_one_line(f.message)}")
+        out += [f"      also {o.rule}: {_one_line(o.message)}" for o in group.others]
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n"))
 
 
 @register("text")
-def render(report: Report, width: int = 160, color: bool = False, **_: object) -> str:
+def render(report: Report, width: int | None = None, color: bool = False, labels: dict[str, str] | None = None,
+           **_: object) -> str:
+    """`width`: the terminal's columns (None: not a terminal, nothing is wrapped)."""
+    labels = labels or {}
+    terminal = width is not None
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None)
-    table = Table(title=f"golfaudit {report.version} — {len(report.submissions)} submission(s)", show_lines=False)
-    for column in ("submission", "verdict", "eligible", "val_bpb claimed / log", "bytes claimed / log", "findings"):
-        table.add_column(column, overflow="fold")
+    console = Console(file=buffer, width=width or PIPE_WIDTH, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False)
+    console.print(_headline_table(report, labels, terminal))
     for sub in report.submissions:
-        bpb, size = claimed_vs_measured(sub)
-        counts = {s: sum(1 for f in sub.findings if f.severity == s and not f.suppressed)
-                  for s in ("error", "warning", "info")}
-        table.add_row(sub.path, f"[{VERDICT_STYLE[sub.verdict]}]{sub.verdict}[/]",
-                      {True: "yes", False: "no", None: "n/a"}[sub.eligible], bpb, size,
-                      f"{counts['error']}E {counts['warning']}W {counts['info']}I")
-    console.print(table)
-    for sub in report.submissions:
-        shown = [f for f in sub.findings if f.severity != "info"]
-        if not shown and not sub.error:
+        label = labels.get(sub.path, sub.path)
+        lines = finding_lines(sub, label)
+        if not lines and not sub.error:
             continue
-        console.print(f"\n[bold]{sub.path}[/]  ({sub.verdict})", highlight=False)
+        console.print(f"\n[bold]{label}[/]  ({sub.verdict}, eligible: {ELIGIBLE[sub.eligible]})", soft_wrap=True)
         if sub.error:
-            console.print(f"  error: {sub.error}", highlight=False, markup=False)
-        for f in shown:
-            where = f"{sub.path}/{f.file}" if f.file else sub.path
-            if f.line:
-                where += f":{f.line}"
-            mark = " [suppressed]" if f.suppressed else ""
-            console.print(f"  {where}  {f.rule}  {f.severity}/{f.confidence}{mark}  {f.message}",
-                          highlight=False, markup=False)
+            console.print(f"  error: {_one_line(sub.error)}", markup=False, soft_wrap=True)
+        for line in lines:
+            console.print(line, markup=False, soft_wrap=True)
     totals: dict[str, int] = {}
     for sub in report.submissions:
         totals[sub.verdict] = totals.get(sub.verdict, 0) + 1
-    console.print("\nsummary: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())), highlight=False)
-    return buffer.getvalue()
+    console.print("\nsummary: " + ", ".join(f"{k}={v}" for k, v in sorted(totals.items())), soft_wrap=True)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -146,12 +147,19 @@ def test_indentation_nested_past_the_tokenizer_limit(batch):
 
 
 # -- the folder itself ------------------------------------------------------------------------------------
-def test_folder_missing_everything(batch):
+def test_folder_missing_everything_is_not_a_submission(batch):
     (batch / "case").mkdir()
-    run, sub = check_pair(batch)
-    found = messages(sub, "RECORDS-FOLDER")
-    assert any("no training script" in m for m in found), found
-    assert any("README.md" in m and "submission.json" in m for m in found), found
+    run = run_check(batch, "case", "good")
+    assert run.rc == 2 and run.report is None, run.stderr
+    assert "case: holds no submission" in run.stderr and "submission.json" in run.stderr, run.stderr
+
+
+def test_folder_with_only_a_readme_in_a_tree_is_skipped(batch):
+    write_folder(batch / "tree" / "notes", {"README.md": "# notes\n"})
+    shutil.copytree(batch / "good", batch / "tree" / "good")
+    run = run_check(batch, "tree")
+    assert_contract(run)
+    assert [s["path"].rsplit("/", 1)[-1] for s in run.report["submissions"]] == ["good"]
 
 
 def test_directory_named_train_gpt_py(batch):
@@ -323,8 +331,12 @@ def test_unwritable_output_is_a_clear_error(batch):
 
 def test_fifo_given_as_the_path(batch):
     os.mkfifo(batch / "case")
-    run, sub = check_pair(batch)
-    assert sub["verdict"] == "error" and run.rc == 1
+    run = run_check(batch, "case", "good")          # never opened: no hang
+    assert run.rc == 2 and "case: not a submission" in run.stderr, run.stderr
+    os.mkfifo(batch / "train_gpt.py")               # a FIFO named like a script is audited, and unreadable
+    run = run_check(batch, "train_gpt.py", "good")
+    assert_contract(run)
+    assert run.sub("train_gpt.py")["verdict"] == "error" and run.rc == 1
 
 
 def test_log_only_folder_is_audited(batch):
