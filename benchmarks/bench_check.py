@@ -50,16 +50,16 @@ def _bare_parse(records: Path) -> tuple[float, int]:
 def _scanner_share(records: Path) -> tuple[float, float]:
     """CPU seconds of loading code (parse/unpack) and of the TTT order analysis, summed over folders."""
     sys.path.insert(0, str(ROOT))
+    from harness.context import AuditContext
     from harness.discover import find_submissions
     from harness.scan.ttt import analyse_units
-    from harness.scan.units import scan_units
     from harness.submission import Submission
 
     load = analyse = 0.0
     for folder in find_submissions(records):
         sub = Submission(folder, str(folder))
         t0 = time.process_time()
-        units = scan_units(sub)
+        units = AuditContext(sub).units
         t1 = time.process_time()
         analyse_units(units)
         t2 = time.process_time()

@@ -126,13 +126,8 @@ def packed_size(source: str, packer: str = "lzma") -> int:
 def code_bytes(sub: Submission) -> CodeBytes | None:
     """What the shipped code weighs, and which count binds (None when there is no script).
 
-    Computed once per Submission (the minifier takes a second or two on a 150 KB script)."""
-    if "_golfaudit_code_bytes" not in sub.__dict__:
-        sub.__dict__["_golfaudit_code_bytes"] = _code_bytes(sub)
-    return sub.__dict__["_golfaudit_code_bytes"]
-
-
-def _code_bytes(sub: Submission) -> CodeBytes | None:
+    An audit computes it once (`AuditContext.code_bytes`): the minifier takes a second or two on a 150 KB
+    script."""
     names = list(sub.script_names)
     if not names:
         return None
@@ -180,9 +175,8 @@ class SeedSize:
     rounded: bool
 
 
-def seed_sizes(sub) -> list[SeedSize]:
-    """Per log with size lines: the log's own total, and model + the shipped code as it counts."""
-    cb = code_bytes(sub)
+def seed_sizes(sub: Submission, cb: CodeBytes | None) -> list[SeedSize]:
+    """Per log with size lines: the log's own total, and model + the shipped code as it counts (`cb`)."""
     out = []
     for log in sub.logs:
         if log.total_bytes is None and log.model_bytes is None:
@@ -200,9 +194,8 @@ def seed_sizes(sub) -> list[SeedSize]:
     return out
 
 
-def code_bytes_report(sub: Submission) -> dict[str, Any]:
+def code_bytes_report(cb: CodeBytes | None) -> dict[str, Any]:
     """measured["code"]: raw and packed counts, what the logs printed, and which one binds."""
-    cb = code_bytes(sub)
     if cb is None:
         return {}
     out: dict[str, Any] = {

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ast
 import posixpath
 from dataclasses import dataclass
+from functools import cached_property
 
-from harness.astwalk import walk
+from harness.astwalk import local_values, walk
 from harness.parse import ParseFailure, parse_source
 from harness.submission import LoadError, Submission
 from harness.unpack import (
@@ -27,19 +28,67 @@ from harness.unpack import (
     is_wrapper,
 )
 
-_CACHE_SLOT = "_golfaudit_codeload"
 LAUNCHERS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.popen")
 
 
 @dataclass(frozen=True)
 class CodeUnit:
+    """One parsed Python source: the name findings cite, its text and its tree, and what the scanner and
+    the rules ask of it (computed once per unit)."""
+
     name: str                           # file name for findings, or "<file> (unpacked)"
     text: str                           # the source text (unpacked when packed)
     tree: ast.Module
-    via: str                            # "ast" | "libcst"
+    via: str = "ast"                    # "ast" | "libcst"
     packed_from: str | None = None      # file holding the packed literal
     packed_line: int | None = None      # its line in that file (for nested packing: the outermost line)
     layers: tuple[str, ...] = ()        # decoding chain, outermost first, e.g. ("b85", "lzma-raw")
+
+    @cached_property
+    def nodes(self) -> list[ast.AST]:
+        """Every node of the tree, walked once and shared by all rules."""
+        return walk(self.tree)
+
+    @cached_property
+    def parents(self) -> dict[ast.AST, ast.AST]:
+        out: dict[ast.AST, ast.AST] = {}
+        for node in self.nodes:
+            for child in ast.iter_child_nodes(node):
+                out[child] = node
+        return out
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    @cached_property
+    def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        return [n for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+    @cached_property
+    def _values(self) -> dict[int, tuple[ast.AST, dict[str, list[ast.expr]]]]:
+        return {}
+
+    def segment(self, node: ast.AST) -> str:
+        """Source lines of `node` (cheap pre-filter before walking it)."""
+        start, end = getattr(node, "lineno", 1), getattr(node, "end_lineno", None) or len(self.lines)
+        return "\n".join(self.lines[start - 1:end])
+
+    def walk(self, node: ast.AST) -> list[ast.AST]:
+        """`ast.walk(node)` as a list, computed once per node."""
+        return walk(node)
+
+    def values(self, fn: ast.AST) -> dict[str, list[ast.expr]]:
+        """`local_values(fn)`, computed once per function."""
+        key = id(fn)
+        if key not in self._values:
+            self._values[key] = (fn, local_values(fn))
+        return self._values[key][1]
+
+    def line_text(self, line: int | None, width: int = 200) -> str:
+        if line and 1 <= line <= len(self.lines):
+            return self.lines[line - 1].strip()[:width]
+        return ""
 
 
 @dataclass(frozen=True)
@@ -64,14 +113,27 @@ class CodeBundle:
 
 
 def load_code(sub: Submission, script: str | None = None, limits: Limits | None = None) -> CodeBundle:
-    """The bundle for `script` (default: the submission's first script name), cached on `sub`."""
+    """The bundle for `script` (default: the submission's first script name). An audit loads it once:
+    `AuditContext.code` (harness.context) holds it."""
     if script is None:
         script = sub.script_names[0] if sub.script_names else None
-    cache = sub.__dict__.setdefault(_CACHE_SLOT, {})
-    key = (script, limits)
-    if key not in cache:
-        cache[key] = _Loader(sub, limits or Limits()).run(script)
-    return cache[key]
+    return _Loader(sub, limits or Limits()).run(script)
+
+
+def parsed_scripts(sub: Submission) -> list[CodeUnit]:
+    """The submission's scripts parsed directly, nothing followed: the code to read when the loader itself
+    fails. Unparseable files are skipped: RECORDS-FOLDER reports those."""
+    out = []
+    names = list(sub.script_names)
+    if not sub.single_file:
+        names += sorted(n for n in sub.files if n.endswith(".py") and n not in names)
+    for name in names:
+        try:
+            text = sub.read_source(name)
+            out.append(CodeUnit(name, text, parse_source(text, name).tree))
+        except (LoadError, ParseFailure, OSError):
+            continue
+    return out
 
 
 @dataclass(frozen=True)

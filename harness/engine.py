@@ -1,6 +1,6 @@
 """Run every rule over every submission and fold the findings into reports.
 
-One submission = one load + one pass of all rules. A rule that crashes does not crash the audit: it
+One submission = one load + one pass of all rules over its `AuditContext` (harness.context). A rule that crashes does not crash the audit: it
 becomes a low-confidence legality finding (so the verdict is `needs-review`, never a silent `legal`).
 Results are cached by content (harness.cache) and computed in parallel with `--jobs`.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import harness
 from harness import cache
+from harness.context import AuditContext
 from harness.discover import find_submissions
 from harness.options import AuditOptions
 from harness.report import Finding, Report, SubmissionReport, judge
@@ -58,13 +59,14 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
         sub = Submission(path, shown, options)
     except (OSError, LoadError) as exc:
         return judge(shown, "unknown", [], {}, {}, error=f"{shown}: cannot be read: {exc}")
+    ctx = AuditContext(sub)
     findings: list[Finding] = []
     for rule_cls in all_rules():
         if rule_ids is not None and rule_cls.ID not in rule_ids:
             continue
         rule = rule_cls()
         try:
-            produced = list(rule.check(sub))
+            produced = list(rule.check(ctx))
         except RecursionError:
             produced = [rule.finding("the detector ran out of recursion depth on this code; review by hand",
                                      severity="error", confidence="low")]
@@ -75,7 +77,7 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
                                         f"({type(exc).__name__}: {exc}); the submission needs review by hand",
                                 citation=str(rule_cls.CITATION), source_weight=rule_cls.CITATION.weight)]
         findings.extend(apply_rules_as_of(sub, rule_cls, produced))
-    claims, measured = collect_claims_and_measured(sub)
+    claims, measured = collect_claims_and_measured(ctx)
     reasons = unreadable_reasons(sub)
     error = "; ".join(reasons) if reasons else None
     return judge(shown, sub.track, findings, claims, measured, error=error)
@@ -98,12 +100,12 @@ def unreadable_reasons(sub: Submission) -> list[str]:
     return reasons
 
 
-def collect_claims_and_measured(sub: Submission) -> tuple[dict, dict]:
+def collect_claims_and_measured(ctx: AuditContext) -> tuple[dict, dict]:
     """Claims (what the folder says) and measurements (what we found), built by harness.measure."""
     from harness.measure import claims_of, measured_of
 
     try:
-        return claims_of(sub), measured_of(sub)
+        return claims_of(ctx.submission), measured_of(ctx.submission, ctx.code_bytes)
     except Exception as exc:  # noqa: BLE001
         return {}, {"error": f"could not collect measurements: {type(exc).__name__}: {exc}"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.codebytes import CodeBytes, code_bytes_report, seed_sizes
 from harness.report import Measured
 from harness.submission import Submission
 
@@ -69,13 +70,11 @@ def claims_of(sub: Submission) -> dict[str, Any]:
     return claims
 
 
-def measured_of(sub: Submission) -> dict[str, Any]:
-    from harness.codebytes import code_bytes, code_bytes_report, seed_sizes
-
+def measured_of(sub: Submission, cb: CodeBytes | None) -> dict[str, Any]:
+    """What the logs and the files say, per seed and overall; `cb` is the shipped code's size."""
     measured: dict[str, Any] = {}
     seeds: dict[str, dict[str, Any]] = {}
-    cb = code_bytes(sub)
-    sizes = {id(s.log): s for s in seed_sizes(sub)}
+    sizes = {id(s.log): s for s in seed_sizes(sub, cb)}
     backing = {id(log) for log in backing_logs(sub)}
     for log in sub.logs:
         if log.final is None and log.total_bytes is None and log.train_time_ms is None:
@@ -135,7 +134,7 @@ def measured_of(sub: Submission) -> dict[str, Any]:
         if counted:
             measured["total_bytes_counted_max"] = Measured(max(counted), "computed",
                                                            "max over logs of model (log) + counted code")
-    code = code_bytes_report(sub)
+    code = code_bytes_report(cb)
     if code:
         measured["code"] = code
     return measured

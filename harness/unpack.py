@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.astwalk import walk
+from harness.nodememo import NodeMemo
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,16 @@ class Scope:
     counts: dict[str, int] = field(default_factory=dict)          # name -> how often bound other than by import
 
 
+_SCOPES: NodeMemo[Scope] = NodeMemo("scope")
+
+
 def build_scope(tree: ast.Module, filename: str) -> Scope:
     """Collect import aliases and names assigned exactly once (anywhere in the file).
 
     The tables are computed once per (tree, filename); each call gets its own Scope (fresh memo)."""
-    cached = tree.__dict__.get("_golfaudit_scope")
+    cached = _SCOPES.get(tree)
     if cached is None or cached.filename != filename:
-        cached = tree.__dict__["_golfaudit_scope"] = _build_scope(tree, filename)
+        cached = _SCOPES.put(tree, _build_scope(tree, filename))
     return Scope(filename, dict(cached.aliases), dict(cached.bindings), counts=dict(cached.counts))
 
 

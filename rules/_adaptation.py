@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from harness.context import AuditContext
 from harness.report import Finding
 
 
@@ -20,18 +21,18 @@ class Wording:
     unclear: str
 
 
-def adaptation_findings(rule, sub, kind: str, words: Wording) -> Iterable[Finding]:
+def adaptation_findings(rule, ctx: AuditContext, kind: str, words: Wording) -> Iterable[Finding]:
     """Findings for every `kind` adaptation inside evaluation code (an eval function or val-named arguments)."""
     from harness.scan.config import function_uses, overall_use
-    from harness.scan.patterns import adaptations, code_units, is_eval_function, is_val_word, words_of
+    from harness.scan.patterns import adaptations, is_eval_function, is_val_word, words_of
 
-    for a in adaptations(code_units(sub)):
+    for a in adaptations(ctx.units):
         if a.kind != kind:
             continue
         fn = a.function
         if not (is_eval_function(fn.name) or any(is_val_word(w) for w in words_of(fn.args))):
             continue
-        state, why = overall_use(function_uses(sub, fn.name))
+        state, why = overall_use(function_uses(ctx, fn.name))
         fields = {"fn": fn.name, "var": a.var, "line": a.line, "where": a.where or "same function",
                   "loss_line": a.loss_line}
         what = words.what.format(**fields)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from harness.context import AuditContext
 from harness.report import Category, Confidence, Finding, Severity, SourceWeight
-
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.submission import Submission
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,8 @@ class Rule:
     LEGAL: ClassVar[list[Example]] = []
     ILLEGAL: ClassVar[list[Example]] = []
 
-    def check(self, sub: Submission) -> Iterable[Finding]:  # pragma: no cover - interface
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:  # pragma: no cover - interface
+        """Findings for the submission `ctx.submission`, read through the shared context (harness.context)."""
         raise NotImplementedError
 
     def finding(

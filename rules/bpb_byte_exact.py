@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable
 
 from harness.astwalk import walk
+from harness.context import AuditContext
 from harness.report import Finding
 from rules.base import Citation, Rule, code
 
@@ -111,10 +112,10 @@ class BpbByteExact(Rule):
         code(_NO_BOUNDARY_IN_EVAL, "space byte added even after BOS", 25),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        from harness.scan.patterns import code_units
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
 
-        for unit in code_units(sub):
+        for unit in ctx.units:
             text = unit.text
             if "bpb" not in text and "id_to_piece" not in text and "leading_space" not in text:
                 continue

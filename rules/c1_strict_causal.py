@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from harness.astwalk import walk
+from harness.context import AuditContext
 from harness.report import Finding
 from rules.base import Citation, Rule, code, folder
 
@@ -128,11 +129,12 @@ class C1StrictCausal(Rule):
                file="ngram/kernel.cpp"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        from harness.scan.patterns import code_units, current_token_refs, dotted, position_loops, score_lines
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        from harness.scan.patterns import current_token_refs, dotted, position_loops, score_lines
 
+        sub = ctx.submission
         yield from self._native(sub)
-        for unit in code_units(sub):
+        for unit in ctx.units:
             for fn in unit.functions:
                 seg = unit.segment(fn)
                 gate = bool(GATE_INDEX_TEXT.search(seg))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from rules._adaptation import Wording, adaptation_findings
 from rules.base import Citation, Rule, code, folder
@@ -161,5 +162,5 @@ class Etlb(Rule):
                 "on which there is no maintainer ruling: review by hand",
         unclear="could not tell which targets its loss (line {loss_line}) uses: review by hand")
 
-    def check(self, sub) -> Iterable[Finding]:
-        yield from adaptation_findings(self, sub, "logit-bias", self.WORDING)
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from adaptation_findings(self, ctx, "logit-bias", self.WORDING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from rules.base import Citation, Rule, code
 
@@ -107,10 +108,10 @@ class EvalNoTrainData(Rule):
         code(_TTT_TRAIN_MIX, "TTT eval trains on batches from the train loader", 3),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        from harness.scan.patterns import TRAIN_DATA_WORD, code_units, eval_functions
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        from harness.scan.patterns import TRAIN_DATA_WORD, eval_path
 
-        for name, (unit, fn, how) in sorted(eval_functions(code_units(sub)).items()):
+        for name, (unit, fn, how) in sorted(eval_path(ctx).items()):
             segment = unit.segment(fn)
             if not TRAIN_DATA_WORD.search(segment):
                 continue

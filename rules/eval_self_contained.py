@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from harness.astwalk import walk
+from harness.context import AuditContext
 from harness.report import Finding
 from rules.base import Citation, Rule, code, folder
 
@@ -112,11 +113,11 @@ class EvalSelfContained(Rule):
         code(_TOP_DOWNLOAD, "download at import time of the training script", 3, severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        from harness.scan.patterns import code_units, eval_functions
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        from harness.scan.patterns import eval_path
 
-        units = code_units(sub)
-        reach = eval_functions(units)
+        units = ctx.units
+        reach = eval_path(ctx)
         eval_ids = {id(fn): (name, how) for name, (_, fn, how) in reach.items()}
         for unit in units:
             if not _mentions_network(unit.text):

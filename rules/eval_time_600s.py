@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
@@ -42,7 +43,8 @@ class EvalTime600s(Rule):
             severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         if not is_ten_minute(sub):
             return
         tol = tolerance_s(sub)

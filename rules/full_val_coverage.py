@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
@@ -50,7 +51,8 @@ class FullValCoverage(Rule):
         log(old_log(val_tokens=None), "no val token count in the log", severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         backing = {id(lg) for lg in backing_logs(sub)}
         scored = [lg for lg in sub.logs if lg.final is not None]
         counted = [lg for lg in sub.logs if lg.val_tokens is not None]

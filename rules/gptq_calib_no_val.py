@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from harness.astwalk import walk
+from harness.context import AuditContext
 from harness.report import Finding
 from rules.base import Citation, Rule, code
 
@@ -143,11 +144,11 @@ class GptqCalibNoVal(Rule):
         code(_TEMP_GRID, "temperature grid search minimising val loss", 8),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
         from harness.scan.config import node_state
-        from harness.scan.patterns import call_name, code_units, is_val_word
+        from harness.scan.patterns import call_name, is_val_word
 
-        for unit in code_units(sub):
+        for unit in ctx.units:
             for fn in unit.functions:
                 segment = unit.segment(fn)
                 named = bool(CALIB_FN.search(fn.name))
@@ -185,7 +186,7 @@ class GptqCalibNoVal(Rule):
                         if val:
                             msg = (f"{call_name(node)}() (quantization/calibration) is fed validation data "
                                    f"(`{val}`) at line {node.lineno}; Hessians and fitted settings must not see val")
-                            state, why = node_state(sub, unit, node)
+                            state, why = node_state(ctx, unit, node)
                             if state == "off":
                                 yield self.finding(f"{msg}; this branch is switched off ({why})", unit.name,
                                                    node.lineno, severity="warning",

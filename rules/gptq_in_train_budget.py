@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log
@@ -50,7 +51,8 @@ class GptqInTrainBudget(Rule):
             severity="warning", options={"rules_as_of": dt.date(2026, 3, 20)}),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         if not is_ten_minute(sub):
             return
         tol = tolerance_s(sub)

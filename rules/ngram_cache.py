@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from rules.base import Citation, Rule, code
 
@@ -109,10 +110,9 @@ class NgramCache(Rule):
         code(_RESCORE, "second pass rescoring with the completed cache", 14),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
         from harness.scan.patterns import (
             SCORE_ACC,
-            code_units,
             current_token_refs,
             position_loops,
             score_lines,
@@ -121,7 +121,7 @@ class NgramCache(Rule):
             words_of,
         )
 
-        for unit in code_units(sub):
+        for unit in ctx.units:
             for fn in unit.functions:
                 seg = unit.segment(fn)
                 if "for " not in seg or not SCORE_ACC.search(seg) or ("+=" not in seg and "-=" not in seg):

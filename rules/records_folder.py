@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from harness.submission import LoadError
 from rules.base import Citation, Rule, code, folder
@@ -39,9 +40,10 @@ class RecordsFolder(Rule):
                severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
         from harness.parse import ParseFailure, parse_source
 
+        sub = ctx.submission
         if sub.single_file:
             names = list(sub.files)
         else:

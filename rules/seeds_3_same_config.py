@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.measure import per_seed_claims, seed_scores
 from harness.report import Finding
 from rules._samples import new_log, old_log, submission_json
@@ -57,7 +58,8 @@ class Seeds3SameConfig(Rule):
                severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         if sub.track != "10min-16mb":
             return
         logs = seed_scores(sub)

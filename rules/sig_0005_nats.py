@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.logs import VARIANT
 from harness.measure import seed_scores
 from harness.options import SotaReference
@@ -68,7 +69,8 @@ class Sig0005Nats(Rule):
                "one seed cannot be tested", options={"sota": SOTA}, severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         if sub.track != "10min-16mb":
             return
         sota = sub.options.sota

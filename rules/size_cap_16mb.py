@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from harness.codebytes import code_bytes, seed_sizes
+from harness.codebytes import seed_sizes
+from harness.context import AuditContext
 from harness.measure import _num, backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log, submission_json
@@ -69,9 +70,10 @@ class SizeCap16MB(Rule):
                "no log: the shipped artifact file plus code is over the cap", file="final_model.int8.ptz"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        cb = code_bytes(sub)
-        sizes = seed_sizes(sub)
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
+        cb = ctx.code_bytes
+        sizes = seed_sizes(sub, cb)
         backing = {id(log) for log in backing_logs(sub)}
         code_note = ""
         if cb is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from rules._adaptation import Wording, adaptation_findings
 from rules.base import Citation, Rule, code, folder
@@ -166,5 +167,5 @@ class Slot(Rule):
                 "which there is no maintainer ruling: review by hand",
         unclear="could not tell which targets its loss (line {loss_line}) covers: review by hand")
 
-    def check(self, sub) -> Iterable[Finding]:
-        yield from adaptation_findings(self, sub, "hidden-delta", self.WORDING)
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from adaptation_findings(self, ctx, "hidden-delta", self.WORDING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.measure import _num, backing_logs, matches_rounded, per_seed_claims, seed_scores
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log, submission_json, ternary_log
@@ -106,7 +107,8 @@ class SubmissionJson(Rule):
                file="train.log", severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         name = sub.submission_json_name
         if name is None:
             return

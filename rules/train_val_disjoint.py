@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log
@@ -46,7 +47,8 @@ class TrainValDisjoint(Rule):
         log(LEAKY, "before the ruling: a warning", line_of(LEAKY, "train_shards"), severity="warning"),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
         backing = {id(lg) for lg in backing_logs(sub)}
         for lg in sub.logs:
             severity = "error" if id(lg) in backing else "warning"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.ttt_rule import MAIN, PRELUDE, TRACE_HINT, TRAIN_ONLY, TTTRule, line_of, where
 from rules.base import Citation, code, folder
@@ -342,15 +343,15 @@ class TTTScoreFirst(TTTRule):
              "it; nothing binds it to val, so needs-review", line_of(BY_NAME_TRAIN_FIRST, "# TRAIN")),
     ]
 
-    def check(self, sub) -> Iterable[Finding]:
-        yield from self.unreadable_code(sub)
-        for j, severity, note in self.judged(sub):
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from self.unreadable_code(ctx)
+        for j, severity, note in self.judged(ctx):
             if j.kind == "proof":
-                yield self.located(j, self._proof(j), "info", "high", note, sub)
+                yield self.located(j, self._proof(j), "info", "high", note, ctx)
             elif j.kind == "undecided":
                 place = f" at {where(j.grad)}" if j.grad is not None else ""
                 msg = f"could not decide the TTT order{place}: {j.note}; {TRACE_HINT}"
-                yield self.located(j, msg, "error" if severity == "error" else "warning", "low", note, sub)
+                yield self.located(j, msg, "error" if severity == "error" else "warning", "low", note, ctx)
             else:
                 g, s = j.grad, j.score
                 later = (f"in a later iteration of the loop at line {j.loop.line}" if j.loop is not None
@@ -360,15 +361,13 @@ class TTTScoreFirst(TTTRule):
                 if j.note:
                     msg += f" ({j.note})"
                 confidence = "medium" if j.loop is not None else "high"
-                yield self.located(j, msg, severity, confidence, note, sub)
+                yield self.located(j, msg, severity, confidence, note, ctx)
 
-    def unreadable_code(self, sub) -> Iterable[Finding]:
+    def unreadable_code(self, ctx: AuditContext) -> Iterable[Finding]:
         """Code the static analysis cannot see (a decompression bomb, packing nested past the cap, exec of a
         file outside the folder or of a string it cannot resolve): the order cannot be decided, so the
         submission needs review — never a silent `legal`."""
-        from harness.codeload import load_code
-
-        for problem in load_code(sub).problems:
+        for problem in ctx.code.problems:
             if problem.kind in ("bomb", "dynamic", "outside-folder") or "nested" in problem.message:
                 yield self.finding(f"code that runs cannot be analysed statically ({problem.kind}): "
                                    f"{problem.message}; {TRACE_HINT}", problem.file, problem.line,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.codeload import load_code
+from harness.context import AuditContext
 from harness.parse import parse_source
 from harness.submission import Submission
 from tests.conftest import pg_repo, requires_pg_repo
@@ -48,10 +49,11 @@ def test_pure_wrapper_is_replaced_by_the_unpacked_code(tmp_path):
     assert [n.lineno for n in ast.walk(main.tree) if isinstance(n, ast.FunctionDef)] == [1]
 
 
-def test_bundle_is_cached_per_submission(tmp_path):
-    sub = folder(tmp_path, {"train_gpt.py": BODY})
-    assert load_code(sub) is load_code(sub)
-    assert load_code(sub).main.name == "train_gpt.py"
+def test_bundle_is_loaded_once_per_audit(tmp_path):
+    ctx = AuditContext(folder(tmp_path, {"train_gpt.py": BODY}))
+    assert ctx.code is ctx.code
+    assert ctx.code.main.name == "train_gpt.py"
+    assert ctx.units == list(ctx.code.units)
 
 
 def test_nested_three_deep_keeps_the_whole_layer_chain(tmp_path):

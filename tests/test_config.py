@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.context import AuditContext
 from harness.scan.config import UNKNOWN, branch_state, enabled_by_default, enabled_by_run, resolve_settings
 from harness.submission import Submission
 from tests.conftest import pg_repo, requires_pg_repo
@@ -46,7 +47,7 @@ def expr(text: str) -> ast.expr:
 
 
 def test_defaults_are_converted_like_the_script(tmp_path):
-    s = resolve_settings(make(tmp_path, {"train_gpt.py": SCRIPT}))
+    s = resolve_settings(AuditContext(make(tmp_path, {"train_gpt.py": SCRIPT})))
     assert s["SEED"].default == 1337 and s["seed"].default == 1337
     assert s["TTT_ENABLED"].default is False and s["ttt_enabled"] is s["TTT_ENABLED"]
     assert s["TTT_LR"].default == pytest.approx(0.005)
@@ -61,7 +62,7 @@ def test_defaults_are_converted_like_the_script(tmp_path):
 def test_readme_run_command_overrides(tmp_path):
     readme = ("# run\n```bash\nexport TTT_LR=0.01\nSEED=42 TTT_ENABLED=1 \\\n  COMPRESSOR=lzma "
               "torchrun --standalone --nproc_per_node=8 train_gpt.py\nSEED=$SEED torchrun train_gpt.py\n```\n")
-    s = resolve_settings(make(tmp_path, {"train_gpt.py": SCRIPT, "README.md": readme}))
+    s = resolve_settings(AuditContext(make(tmp_path, {"train_gpt.py": SCRIPT, "README.md": readme})))
     assert s["TTT_ENABLED"].effective is True and s["TTT_ENABLED"].source == "README"
     assert s["SEED"].effective == 42
     assert s["TTT_LR"].effective == pytest.approx(0.01)
@@ -73,7 +74,7 @@ def test_run_script_then_log_override(tmp_path):
     log = "Hyperparameters:\n  seed: 7\n  ttt_enabled: False\n  ttt_lr: 0.02\nstep:1/2\n"
     files = {"train_gpt.py": SCRIPT, "run.sh": "#!/bin/bash\nTTT_ENABLED=1 SEED=3 torchrun train_gpt.py\n",
              "train_seed7.log": log}
-    s = resolve_settings(make(tmp_path, files))
+    s = resolve_settings(AuditContext(make(tmp_path, files)))
     assert s["TTT_ENABLED"].effective is False and s["TTT_ENABLED"].source == "log:train_seed7.log"
     assert s["SEED"].effective == 7
     assert s["TTT_LR"].effective == pytest.approx(0.02)
@@ -81,7 +82,7 @@ def test_run_script_then_log_override(tmp_path):
 
 def test_run_script_alone(tmp_path):
     files = {"train_gpt.py": SCRIPT, "run_cuda.sh": "export ETLB_ENABLED=1\ntorchrun train_gpt.py\n"}
-    s = resolve_settings(make(tmp_path, files))
+    s = resolve_settings(AuditContext(make(tmp_path, files)))
     assert s["ETLB_ENABLED"].effective is True and s["ETLB_ENABLED"].source == "run_cuda.sh"
 
 
@@ -99,38 +100,38 @@ def test_run_script_alone(tmp_path):
 def test_branch_state(tmp_path, test, default, run):
     readme = "```\nTTT_ENABLED=1 torchrun train_gpt.py\n```\n"
     sub = make(tmp_path, {"train_gpt.py": SCRIPT, "README.md": readme})
-    assert enabled_by_default(sub, expr(test)) is default
-    assert enabled_by_run(sub, expr(test)) is run
-    state, why = branch_state(sub, expr(test))
+    assert enabled_by_default(AuditContext(sub), expr(test)) is default
+    assert enabled_by_run(AuditContext(sub), expr(test)) is run
+    state, why = branch_state(AuditContext(sub), expr(test))
     assert state == {True: "on", False: "off", None: "unknown"}[run]
     assert why
 
 
 def test_branch_state_explains_default(tmp_path):
     sub = make(tmp_path, {"train_gpt.py": SCRIPT})
-    state, why = branch_state(sub, expr("h.etlb_enabled"))
+    state, why = branch_state(AuditContext(sub), expr("h.etlb_enabled"))
     assert state == "off" and "ETLB_ENABLED=False by default" in why
 
 
 def test_non_literal_default_is_unknown(tmp_path):
     code = "import os\nclass Hyperparameters:\n    run_id = os.environ.get('RUN_ID', str(uuid.uuid4()))\n"
-    s = resolve_settings(make(tmp_path, {"train_gpt.py": code}))
+    s = resolve_settings(AuditContext(make(tmp_path, {"train_gpt.py": code})))
     assert s["RUN_ID"].default is UNKNOWN
-    assert enabled_by_default(make(tmp_path / "b", {"train_gpt.py": code}), expr("h.run_id")) is None
+    assert enabled_by_default(AuditContext(make(tmp_path / "b", {"train_gpt.py": code})), expr("h.run_id")) is None
 
 
 def test_unparseable_script_gives_empty_settings(tmp_path):
-    assert resolve_settings(make(tmp_path, {"train_gpt.py": "def f(:\n"})) == {}
+    assert resolve_settings(AuditContext(make(tmp_path, {"train_gpt.py": "def f(:\n"}))) == {}
 
 
 @requires_pg_repo
 def test_real_record_run_command_and_logs():
     root = pg_repo() / "records" / "track_10min_16mb"
     sub = Submission(root / "2026-03-23_LeakyReLU_LegalTTT_ParallelMuon", "x")
-    s = resolve_settings(sub)
+    s = resolve_settings(AuditContext(sub))
     assert s["TTT_ENABLED"].default is False and s["TTT_ENABLED"].effective is True
     sub = Submission(root / "2026-04-29_SmearGateBOSFix_3Seed_1.06141", "y")
-    s = resolve_settings(sub)
+    s = resolve_settings(AuditContext(sub))
     assert s["CASEOPS_ENABLED"].default is False and s["CASEOPS_ENABLED"].effective is True
     assert s["PHASED_TTT_NUM_PHASES"].effective == 3 and s["PHASED_TTT_NUM_PHASES"].source.startswith("log:")
 
@@ -141,7 +142,7 @@ def test_env_helper_function(tmp_path):
             "class Hyperparameters:\n    temp_scaling = _e('TEMP_SCALING', 0, bool)\n"
             "    layers = _e('NUM_LAYERS', 16, int)\n    path = _e('DATA_PATH', './data')\n")
     sub = make(tmp_path, {"train_gpt.py": code, "run_x.sh": "TEMP_SCALING=1 \\\nNUM_LAYERS=10 \\\ntorchrun x.py\n"})
-    s = resolve_settings(sub)
+    s = resolve_settings(AuditContext(sub))
     assert s["TEMP_SCALING"].default is False and s["TEMP_SCALING"].effective is True
     assert s["NUM_LAYERS"].default == 16 and s["NUM_LAYERS"].effective == 10
     assert s["DATA_PATH"].default == "./data" and s["path"].source == "default"

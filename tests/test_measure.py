@@ -36,7 +36,7 @@ def test_claims_and_log_sources(tmp_path):
     claims = claims_of(sub)
     assert claims["val_bpb"] == 1.2243657
     assert claims["seeds"]["1337"]["artifact_bytes"] == 15863489
-    measured = measured_of(sub)
+    measured = measured_of(sub, code_bytes(sub))
     row = measured["seeds"]["1337"]
     # a score read from a log is tagged as such, never as reproduced
     assert row["val_bpb"].source == "log" and row["val_bpb"].value == pytest.approx(1.2243657)
@@ -96,4 +96,4 @@ def test_measured_is_json_serialisable(tmp_path):
 
     sub = make(tmp_path, {"train_seed42.log": new_log(code=20, code_raw=None, tokenizer="sp8192"),
                           "train_gpt.py": "x = 1\n"})
-    json.dumps(_measured_json(measured_of(sub)))
+    json.dumps(_measured_json(measured_of(sub, code_bytes(sub))))

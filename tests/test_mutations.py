@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.context import AuditContext
 from harness.scan.mutate import MUTATIONS, for_to_while, inline_helper, rename_identifiers, reorder_functions
 from harness.submission import Submission
 from rules import all_rules
@@ -23,10 +24,10 @@ RULES = [r for r in all_rules() if r.ID in TTT_IDS]
 def signature(folder: Path, mutation: str) -> list[tuple]:
     """(rule, severity, confidence, deciding line) of every TTT finding. The deciding line is the line
     number under renaming (layout is kept) and the trained-on line's text otherwise."""
-    sub = Submission(folder, str(folder))
+    ctx = AuditContext(Submission(folder, str(folder)))
     out = []
     for rule in RULES:
-        for f in rule().check(sub):
+        for f in rule().check(ctx):
             text = f.evidence.split("\n")[0].split(": ", 1)[-1]
             where = f.line if mutation == "rename" else re.sub(r"_inl\b", "", text).strip()
             out.append((f.rule, f.severity, f.confidence, where, "by its name" in f.message))

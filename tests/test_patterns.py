@@ -1,4 +1,4 @@
-"""Static pattern helpers (harness.scan.patterns) and helper D's rules on real records (PG_REPO)."""
+"""Static pattern helpers (harness.scan.patterns) and the pattern rules on real records (PG_REPO)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.codeload import CodeUnit
+from harness.context import AuditContext
 from harness.scan.config import function_uses, overall_use
 from harness.scan.patterns import (
-    Unit,
     adaptations,
-    code_units,
     current_token_refs,
     eval_functions,
     is_eval_function,
@@ -28,8 +28,8 @@ D_RULES = ("GPTQ-CALIB-NO-VAL", "SLOT", "ETLB", "NGRAM-CACHE", "C1-STRICT-CAUSAL
            "EVAL-SELF-CONTAINED", "EVAL-NO-TRAIN-DATA")
 
 
-def unit_of(src: str) -> Unit:
-    return Unit("t.py", src, ast.parse(src))
+def unit_of(src: str) -> CodeUnit:
+    return CodeUnit("t.py", src, ast.parse(src))
 
 
 def make(tmp_path: Path, files: dict[str, str], track: str = "track_10min_16mb") -> Submission:
@@ -128,25 +128,26 @@ def main():
         eval_etlb()
 '''
     sub = make(tmp_path, {"train_gpt.py": code})
-    uses = function_uses(sub, "eval_etlb")
+    uses = function_uses(AuditContext(sub), "eval_etlb")
     assert [(u.line, u.state) for u in uses] == [(9, "off")]        # the self-reference at line 5 is skipped
     assert overall_use(uses)[0] == "off"
     sub = make(tmp_path / "b", {"train_gpt.py": code, "README.md": "```\nETLB_ENABLED=1 torchrun train_gpt.py\n```\n"})
-    assert overall_use(function_uses(sub, "eval_etlb"))[0] == "on"
-    assert overall_use(function_uses(sub, "nowhere")) == ("unused", "never called")
+    assert overall_use(function_uses(AuditContext(sub), "eval_etlb"))[0] == "on"
+    assert overall_use(function_uses(AuditContext(sub), "nowhere")) == ("unused", "never called")
 
 
 def test_code_units_skip_unparseable(tmp_path):
     sub = make(tmp_path, {"train_gpt.py": "def f(:\n"})
-    assert code_units(sub) == [] or all(u.tree is not None for u in code_units(sub))
+    units = AuditContext(sub).units
+    assert units == [] or all(u.tree is not None for u in units)
 
 
 def test_bpb_ratio_is_a_warning_on_the_non_record_track(tmp_path):
     src = "import math\n\ndef report(total_bits, total_tokens):\n    bpb = total_bits / (total_tokens * 4.3)\n" \
           "    return bpb\n"
     rule = rule_by_id("BPB-BYTE-EXACT")()
-    record = list(rule.check(make(tmp_path / "a", {"train_gpt.py": src})))
-    non_record = list(rule.check(make(tmp_path / "b", {"train_gpt.py": src}, "track_non_record_16mb")))
+    record = list(rule.check(AuditContext(make(tmp_path / "a", {"train_gpt.py": src}))))
+    non_record = list(rule.check(AuditContext(make(tmp_path / "b", {"train_gpt.py": src}, "track_non_record_16mb"))))
     assert [(f.severity, f.line) for f in record] == [("error", 4)]
     assert [(f.severity, f.line) for f in non_record] == [("warning", 4)]
 
@@ -156,7 +157,7 @@ def test_bad_input_never_raises(tmp_path):
              "run.sh": "export 'unterminated\n", "train.log": "Hyperparameters:\n  etlb_enabled: maybe\n"}
     sub = make(tmp_path, files)
     for rid in D_RULES:
-        assert list(rule_by_id(rid)().check(sub)) == []
+        assert list(rule_by_id(rid)().check(AuditContext(sub))) == []
 
 
 # -- real records --------------------------------------------------------------------------------------
@@ -171,9 +172,9 @@ def test_merged_records_draw_no_error_from_d_rules():
     are the shipped-but-off ETLB path of 04-09 A2 and the disclosed approximate BPB of a non-record entry."""
     counts: Counter = Counter()
     for folder in _record_dirs():
-        sub = Submission(folder, folder.name)
+        ctx = AuditContext(Submission(folder, folder.name))
         for rid in D_RULES:
-            for f in rule_by_id(rid)().check(sub):
+            for f in rule_by_id(rid)().check(ctx):
                 assert f.severity != "error", f"{folder.name}: {f.rule} {f.file}:{f.line} {f.message}"
                 counts[(rid, f.severity, folder.name)] += 1
     assert counts[("ETLB", "warning", "2026-04-09_A2_Muon097_3Seed")] == 1
@@ -184,7 +185,7 @@ def test_merged_records_draw_no_error_from_d_rules():
 def test_a2_etlb_is_off_because_of_the_log_and_default():
     folder = pg_repo() / "records" / "track_10min_16mb" / "2026-04-09_A2_Muon097_3Seed"
     sub = Submission(folder, folder.name)
-    [f] = rule_by_id("ETLB")().check(sub)
+    [f] = rule_by_id("ETLB")().check(AuditContext(sub))
     assert f.severity == "warning" and "eval_val_sliding_etlb" in f.message and "ETLB_ENABLED=False" in f.message
     assert f.file == "train_gpt.py (unpacked)"
 
@@ -193,8 +194,8 @@ def test_a2_etlb_is_off_because_of_the_log_and_default():
 def test_3layerrecur_calls_undefined_etlb_without_error():
     folder = pg_repo() / "records" / "track_10min_16mb" / "2026-04-09_SP8192_3LayerRecur_ParResid_QK525_LegalTTT"
     sub = Submission(folder, folder.name)
-    assert list(rule_by_id("ETLB")().check(sub)) == []
-    assert overall_use(function_uses(sub, "eval_val_sliding_etlb"))[0] == "off"
+    assert list(rule_by_id("ETLB")().check(AuditContext(sub))) == []
+    assert overall_use(function_uses(AuditContext(sub), "eval_val_sliding_etlb"))[0] == "off"
 
 
 def test_function_uses_follow_the_caller(tmp_path):
@@ -213,11 +214,11 @@ def main():
         run_evals(h)
 '''
     sub = make(tmp_path, {"train_gpt.py": code})
-    uses = function_uses(sub, "eval_slot")
+    uses = function_uses(AuditContext(sub), "eval_slot")
     assert [(u.line, u.state) for u in uses] == [(7, "off")]   # dead() is never called: dropped
     assert "run_evals()" in uses[0].why
     sub = make(tmp_path / "b", {"train_gpt.py": code, "train.log": "Hyperparameters:\n  slot_enabled: True\n"})
-    assert overall_use(function_uses(sub, "eval_slot"))[0] == "on"
+    assert overall_use(function_uses(AuditContext(sub), "eval_slot"))[0] == "on"
 
 
 @requires_pg_repo
@@ -227,13 +228,13 @@ def test_a2_kernel_with_the_1420_leak_put_back_is_flagged(tmp_path):
 
     src = pg_repo() / "records" / "track_10min_16mb" / "2026-04-09_A2_Muon097_3Seed"
     rule = rule_by_id("C1-STRICT-CAUSAL")()
-    assert list(rule.check(Submission(src, src.name))) == []
+    assert list(rule.check(AuditContext(Submission(src, src.name)))) == []
     dst = tmp_path / "a2"
     shutil.copytree(src, dst)
     kernel = dst / "ngram" / "fused_expert_kernel.cpp"
     text = kernel.read_text()
     assert "is_bnd_[prev_tok]" in text
     kernel.write_text(text.replace("is_bnd_[prev_tok]", "is_bnd_[tok]", 1))
-    [f] = rule.check(Submission(dst, "a2"))
+    [f] = rule.check(AuditContext(Submission(dst, "a2")))
     assert f.severity == "error" and f.file == "ngram/fused_expert_kernel.cpp"
     assert "is_bnd_[tok]" in text.replace("is_bnd_[prev_tok]", "is_bnd_[tok]", 1).splitlines()[f.line - 1]

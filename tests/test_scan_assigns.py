@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.context import AuditContext
 from harness.scan import bounds, explain
 from harness.scan.assigns import scope_walk, single_assigns
 from harness.submission import Submission
@@ -101,8 +102,8 @@ def _findings(source: str, tmp_path: Path) -> list:
     folder = tmp_path / "records" / "track_10min_16mb" / "2026-04-20_Assigns"
     folder.mkdir(parents=True)
     (folder / "train_gpt.py").write_text(source)
-    sub = Submission(folder, str(folder))
-    return [f for r in all_rules() if r.ID in TTT_IDS for f in r().check(sub)]
+    ctx = AuditContext(Submission(folder, str(folder)))
+    return [f for r in all_rules() if r.ID in TTT_IDS for f in r().check(ctx)]
 
 
 def test_slice_bounds_see_through_a_nested_helper_local(tmp_path):

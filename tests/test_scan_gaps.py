@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.context import AuditContext
 from harness.report import decide_verdict
 from harness.scan.bounds import beyond, poly, region
 from harness.submission import Submission
@@ -29,8 +30,8 @@ TTT_IDS = ("TTT-SCORE-FIRST", "PREQUANT-TTT-ON-VAL", "TTT-NO-RESCORE", "TTT-MULT
 
 
 def ttt_findings(folder: Path) -> list:
-    sub = Submission(folder, str(folder))
-    return [f for r in all_rules() if r.ID in TTT_IDS for f in r().check(sub)]
+    ctx = AuditContext(Submission(folder, str(folder)))
+    return [f for r in all_rules() if r.ID in TTT_IDS for f in r().check(ctx)]
 
 
 def findings_of(source: str, tmp_path: Path) -> list:

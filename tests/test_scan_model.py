@@ -8,17 +8,18 @@ import base64
 import lzma
 import textwrap
 
+from harness.codeload import CodeUnit
+from harness.context import AuditContext
 from harness.parse import parse_source
 from harness.scan.model import Program
 from harness.scan.trace import trace
 from harness.scan.ttt import analyse_units
-from harness.scan.units import ScanUnit, scan_units
 from harness.submission import Submission
 
 
-def units(src: str, name: str = "train_gpt.py") -> list[ScanUnit]:
+def units(src: str, name: str = "train_gpt.py") -> list[CodeUnit]:
     src = textwrap.dedent(src)
-    return [ScanUnit(name, src, parse_source(src).tree)]
+    return [CodeUnit(name, src, parse_source(src).tree)]
 
 
 def events(src: str, kind: str | None = None):
@@ -242,7 +243,7 @@ def test_packed_script_is_unpacked_from_its_literal(tmp_path):
     wrapper = ("import lzma as L,base64 as B\n"
                f'exec(L.decompress(B.b85decode("{blob}"),format=L.FORMAT_RAW,filters=[{{"id":L.FILTER_LZMA2}}]))\n')
     (tmp_path / "train_gpt.py").write_text(wrapper)
-    (unit,) = scan_units(Submission(tmp_path, tmp_path.name))
+    (unit,) = AuditContext(Submission(tmp_path, tmp_path.name)).units
     assert unit is not None and unit.name == "train_gpt.py (unpacked)" and unit.text == inner
     assert unit.packed_from == "train_gpt.py"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.context import AuditContext
 from harness.discover import find_submissions
 from harness.report import decide_verdict
 from harness.submission import Submission
@@ -20,8 +21,8 @@ def record_findings() -> dict[str, list]:
     rules = [r() for r in all_rules() if r.ID in TTT_IDS]
     out = {}
     for folder in find_submissions(repo / "records"):
-        sub = Submission(folder, str(folder))
-        out[folder.name] = [f for rule in rules for f in rule.check(sub)]
+        ctx = AuditContext(Submission(folder, str(folder)))
+        out[folder.name] = [f for rule in rules for f in rule.check(ctx)]
     return out
 
 

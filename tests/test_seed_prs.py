@@ -63,10 +63,11 @@ def _has_ref_name(repo: Path, ref: str) -> bool:
 
 
 def _line(folder: Path, finding) -> str:
+    from harness.context import AuditContext
     from harness.scan.ttt import analyse
     from harness.submission import Submission
 
-    a = analyse(Submission(folder, str(folder)))
+    a = analyse(AuditContext(Submission(folder, str(folder))))
     text = a.texts.get(finding.file, "")
     lines = text.splitlines()
     return lines[finding.line - 1] if finding.line and 0 < finding.line <= len(lines) else ""

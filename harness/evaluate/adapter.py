@@ -198,7 +198,6 @@ def _import_downgraded(script: Path, spec: Any, original: SyntaxError) -> Any:
     except (RewriteError, SyntaxError):
         raise original from None
     mod = importlib.util.module_from_spec(spec)
-    mod.__dict__["__golfaudit_fstrings_rewritten__"] = True
     exec(code, mod.__dict__)  # noqa: S102 - the submission's own code, as its import would run it
     return mod
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import ast
 
 from harness.astwalk import walk
+from harness.nodememo import NodeMemo
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-_WALK_SLOT = "_golfaudit_scope_walk"
-_VALUES_SLOT = "_golfaudit_single_assigns"
-_FLAGS_SLOT = "_golfaudit_flag_values"
-_BINDINGS_SLOT = "_golfaudit_bindings"
+_SCOPE_WALKS: NodeMemo[list[ast.AST]] = NodeMemo("scope walk")
+_SINGLE_ASSIGNS: NodeMemo[dict[str, ast.expr]] = NodeMemo("single assigns")
+_FLAG_VALUES: NodeMemo[dict[str, ast.expr]] = NodeMemo("flag values")
+_BINDINGS: NodeMemo[dict[str, list[ast.expr | None]]] = NodeMemo("bindings")
 _TARGETED = (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr, ast.comprehension)
 _BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.ImportFrom, ast.Global,
                       ast.Nonlocal, ast.ExceptHandler, ast.MatchAs, ast.MatchStar, ast.MatchMapping,
@@ -32,10 +33,7 @@ _BINDERS = frozenset((*_TARGETED, ast.withitem, ast.Delete, ast.Import, ast.Impo
 def scope_walk(node: ast.AST) -> list[ast.AST]:
     """The nodes of `node`'s own scope (its body), breadth first; a nested def/class/lambda appears itself
     with the parts evaluated in this scope (decorators, defaults, bases, keywords), never its body. Cached."""
-    cached = node.__dict__.get(_WALK_SLOT)
-    if cached is None:
-        cached = node.__dict__[_WALK_SLOT] = _scope_walk(node)
-    return cached
+    return _SCOPE_WALKS(node, _scope_walk)
 
 
 def _scope_walk(node: ast.AST) -> list[ast.AST]:
@@ -99,7 +97,7 @@ def _rebound(n: ast.AST) -> list[str]:
 def _bindings(node: ast.AST) -> dict[str, list[ast.expr | None]]:
     """Every binding of each name in the scope of `node`: the value of a plain `name = value`, None for any
     other kind (cached on the node)."""
-    cached = node.__dict__.get(_BINDINGS_SLOT)
+    cached = _BINDINGS.get(node)
     if cached is not None:
         return cached
     out: dict[str, list[ast.expr | None]] = {}
@@ -113,17 +111,16 @@ def _bindings(node: ast.AST) -> dict[str, list[ast.expr | None]]:
         elif cls in _BINDERS:
             for name in _rebound(n):
                 out.setdefault(name, []).extend([None, None])
-    node.__dict__[_BINDINGS_SLOT] = out
-    return out
+    return _BINDINGS.put(node, out)
 
 
 def single_assigns(node: ast.AST) -> dict[str, ast.expr]:
     """Names the scope of `node` (a function, lambda, class or module) binds exactly once, by a plain
     `name = value`, with that value (see the module docstring); cached on the node."""
-    cached = node.__dict__.get(_VALUES_SLOT)
+    cached = _SINGLE_ASSIGNS.get(node)
     if cached is None:
-        cached = node.__dict__[_VALUES_SLOT] = {k: v[0] for k, v in _bindings(node).items()
-                                                if len(v) == 1 and v[0] is not None}
+        cached = _SINGLE_ASSIGNS.put(node, {k: v[0] for k, v in _bindings(node).items()
+                                            if len(v) == 1 and v[0] is not None})
     return cached
 
 
@@ -138,7 +135,7 @@ def flag_values(node: ast.AST) -> dict[str, ast.expr]:
     """`single_assigns`, plus names that are also reset to a falsy constant (`active = False`, `= None`)
     elsewhere in the scope: those get `value and __golfaudit_unknown__`, which is false when their one other
     value is and unknown otherwise (a flag switched off on some path). For deciding branch tests only."""
-    cached = node.__dict__.get(_FLAGS_SLOT)
+    cached = _FLAG_VALUES.get(node)
     if cached is not None:
         return cached
     out: dict[str, ast.expr] = {}
@@ -154,8 +151,7 @@ def flag_values(node: ast.AST) -> dict[str, ast.expr]:
             out[name] = ast.BoolOp(ast.And(), [main[0], ast.Name(UNKNOWN_NAME, ast.Load())])
         else:
             out[name] = ast.Constant(False)
-    node.__dict__[_FLAGS_SLOT] = out
-    return out
+    return _FLAG_VALUES.put(node, out)
 
 
 __all__ = ["UNKNOWN_NAME", "flag_values", "scope_walk", "single_assigns"]

@@ -14,12 +14,12 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from harness.astwalk import walk
-from harness.scan.patterns import code_units, enclosing_function
+from harness.context import AuditContext
+from harness.scan.patterns import enclosing_function
 
 
 class _Unknown:
@@ -66,7 +66,6 @@ class _Decl:
 
 
 _PLACEHOLDER = "__golfaudit_env_value__"
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 ENV_ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -369,22 +368,15 @@ def copy_expr(node: Any, memo: dict[int, Any]) -> Any:
     return node
 
 
-def resolve_settings(sub: Any) -> dict[str, Setting]:
-    """Every setting the code declares (plus any the run config names), keyed by ENV and attr names."""
-    try:
-        return _CACHE[sub]
-    except (KeyError, TypeError):
-        pass
-    result = _resolve(sub)
-    try:
-        _CACHE[sub] = result
-    except TypeError:
-        pass
-    return result
+def resolve_settings(ctx: AuditContext) -> dict[str, Setting]:
+    """Every setting the code declares (plus any the run config names), keyed by ENV and attr names;
+    computed once per audit."""
+    return ctx.derived(_resolve)
 
 
-def _resolve(sub: Any) -> dict[str, Setting]:
-    decls = sorted(_declarations(code_units(sub)), key=lambda d: d.attr is None)  # assignments first
+def _resolve(ctx: AuditContext) -> dict[str, Setting]:
+    sub = ctx.submission
+    decls = sorted(_declarations(ctx.units), key=lambda d: d.attr is None)  # assignments first
     readme = _readme_env(getattr(sub, "readme_text", "") or "")
     scripts: list[tuple[str, dict[str, str]]] = []
     for name in sorted(getattr(sub, "files", {})):
@@ -495,8 +487,8 @@ class _Bind(ast.NodeTransformer):
         return self.generic_visit(node)
 
 
-def _evaluate(sub: Any, test: ast.expr, which: str) -> tuple[bool | None, list[str]]:
-    settings = resolve_settings(sub)
+def _evaluate(ctx: AuditContext, test: ast.expr, which: str) -> tuple[bool | None, list[str]]:
+    settings = resolve_settings(ctx)
     binder = _Bind(settings, which)
     bound = binder.visit(copy_expr(test, {}))
     if not binder.used:
@@ -521,20 +513,20 @@ def constant_value(test: ast.expr) -> bool | None:
         return None
 
 
-def enabled_by_default(sub: Any, test: ast.expr) -> bool | None:
+def enabled_by_default(ctx: AuditContext, test: ast.expr) -> bool | None:
     """Truth of `test` with every setting at the script's default; None when it cannot be decided."""
-    return _evaluate(sub, test, "default")[0]
+    return _evaluate(ctx, test, "default")[0]
 
 
-def enabled_by_run(sub: Any, test: ast.expr) -> bool | None:
+def enabled_by_run(ctx: AuditContext, test: ast.expr) -> bool | None:
     """Truth of `test` under the effective settings (README/run.sh/log overrides, else defaults)."""
-    return _evaluate(sub, test, "effective")[0]
+    return _evaluate(ctx, test, "effective")[0]
 
 
-def branch_state(sub: Any, test: ast.expr) -> tuple[str, str]:
+def branch_state(ctx: AuditContext, test: ast.expr) -> tuple[str, str]:
     """("on"|"off"|"unknown", why) for an `if` test under the submission's effective settings."""
-    value, used = _evaluate(sub, test, "effective")
-    settings = resolve_settings(sub)
+    value, used = _evaluate(ctx, test, "effective")
+    settings = resolve_settings(ctx)
     parts = []
     for name in dict.fromkeys(used):
         s = settings.get(name) or settings.get(name.lower())
@@ -594,12 +586,12 @@ def _guards(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[ast.expr]:
     return out
 
 
-def function_uses(sub: Any, name: str, _depth: int = 3, _seen: frozenset[str] = frozenset()) -> list[Use]:
+def function_uses(ctx: AuditContext, name: str, _depth: int = 3, _seen: frozenset[str] = frozenset()) -> list[Use]:
     """References to function `name` (calls, or passed as a value) outside its own definition. A reference
     inside another function (not `main`) also takes that function's own state: if every call of the
     caller is off, so is this reference; if the caller is never called, the reference is dropped."""
     uses: list[Use] = []
-    for unit in code_units(sub):
+    for unit in ctx.units:
         if name not in unit.text:
             continue
         parents = unit.parents
@@ -618,10 +610,10 @@ def function_uses(sub: Any, name: str, _depth: int = 3, _seen: frozenset[str] = 
             if inside_self:
                 continue
             caller = enclosing_function(node, parents)
-            state, why = node_state(sub, unit, node)
+            state, why = node_state(ctx, unit, node)
             if state != "off" and caller is not None and caller.name not in ("main", name) and _depth > 0 \
                     and caller.name not in _seen:
-                outer, outer_why = overall_use(function_uses(sub, caller.name, _depth - 1, _seen | {name}))
+                outer, outer_why = overall_use(function_uses(ctx, caller.name, _depth - 1, _seen | {name}))
                 if outer == "unused":
                     continue
                 if outer == "off":
@@ -646,13 +638,13 @@ def overall_use(uses: list[Use]) -> tuple[str, str]:
     return "off", f"called only at {uses[0].file}:{uses[0].line}, in a branch that is off ({uses[0].why})"
 
 
-def node_state(sub: Any, unit: Any, node: ast.AST) -> tuple[str, str]:
+def node_state(ctx: AuditContext, unit: Any, node: ast.AST) -> tuple[str, str]:
     """("on"|"off"|"unknown", why) for the `if` branches (on known settings) holding `node` in its function.
     Conditions on no known setting (loop counters, ranks) do not decide whether the code is used."""
-    guards = [g for g in _guards(node, unit.parents) if _evaluate(sub, g, "effective")[1]]
+    guards = [g for g in _guards(node, unit.parents) if _evaluate(ctx, g, "effective")[1]]
     if not guards:
         return "on", "reached unconditionally"
-    states = [branch_state(sub, g) for g in guards]
+    states = [branch_state(ctx, g) for g in guards]
     if any(s == "off" for s, _ in states):
         return "off", "; ".join(w for s, w in states if s == "off")
     if all(s == "on" for s, _ in states):

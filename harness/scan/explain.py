@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from harness.context import AuditContext
+from harness.scan import config
 from harness.scan.assigns import flag_values, single_assigns
 from harness.scan.config import copy_expr
 from harness.scan.trace import CondRef, Event
@@ -104,12 +106,8 @@ def _bare(test: ast.expr) -> ast.expr:
     return Fix().visit(test)
 
 
-def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
+def path_state(ctx: AuditContext, conds: tuple[CondRef, ...]) -> PathState:
     """Whether the branches on a path run under the folder's configuration (see module docstring)."""
-    try:
-        from harness.scan import config
-    except ImportError:  # pragma: no cover - helper D's module absent
-        return PathState(True)
     enabled_notes: list[str] = []
     seen: set = set()
     for c in conds:
@@ -121,9 +119,9 @@ def path_state(sub, conds: tuple[CondRef, ...]) -> PathState:
                 test = _bare(resolve_test(copy_expr(c.test, {}), c.frames))
             else:
                 test = _bare(_Inline(single_assigns(c.func.node)).visit(copy_expr(c.test, {})))
-            by_default = config.enabled_by_default(sub, test)
-            by_run = config.enabled_by_run(sub, test)
-            _, why = config.branch_state(sub, test)
+            by_default = config.enabled_by_default(ctx, test)
+            by_run = config.enabled_by_run(ctx, test)
+            _, why = config.branch_state(ctx, test)
             constant = config.constant_value(test) if by_run is None and by_default is None else None
         except Exception:  # noqa: BLE001 - an undecidable branch counts as possibly taken
             continue

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from harness.astwalk import walk
+from harness.nodememo import NodeMemo
 from harness.scan.assigns import scope_walk, single_assigns
 
 VAL = "<VAL>"
@@ -69,6 +70,8 @@ class Func:
     _assigned: set[str] | None = None
     _defs: dict | None = None
     _spans: list | None = None
+    may_train: bool | None = None          # harness.scan.trace: has a backward / autograd.grad call, or calls one
+    zero_inits: set[str] | None = None     # harness.scan.trace: names it initialises to zero
 
     @property
     def line(self) -> int:
@@ -343,14 +346,15 @@ def expr_names(node: ast.AST | None) -> set[str]:
     (callers get a copy)."""
     if node is None:
         return set()
-    cached = getattr(node, "_golfaudit_names", None)
-    if cached is None:
-        cached = frozenset(_expr_names(node))
-        try:
-            node._golfaudit_names = cached  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
-    return set(cached)
+    return set(_EXPR_NAMES(node, _frozen_expr_names))
+
+
+_EXPR_NAMES: NodeMemo[frozenset[str]] = NodeMemo("expression names")
+_CALLS_IN: NodeMemo[list[ast.Call]] = NodeMemo("calls in")
+
+
+def _frozen_expr_names(node: ast.AST) -> frozenset[str]:
+    return frozenset(_expr_names(node))
 
 
 def keyed_names(node: ast.AST | None, dicts: dict[str, dict[str, ast.expr]]) -> set[str]:
@@ -511,7 +515,7 @@ def build_deps(body: list[ast.stmt], defs: dict[str, list[tuple[int, set[str]]]]
 def calls_in(node: ast.AST) -> list[ast.Call]:
     """Calls inside an expression in evaluation order (arguments before the call), lambdas skipped;
     cached on the node."""
-    cached = getattr(node, "_golfaudit_calls", None)
+    cached = _CALLS_IN.get(node)
     if cached is not None:
         return cached
     out: list[ast.Call] = []
@@ -526,11 +530,7 @@ def calls_in(node: ast.AST) -> list[ast.Call]:
             out.append(n)
 
     visit(node)
-    try:
-        node._golfaudit_calls = out  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
-    return out
+    return _CALLS_IN.put(node, out)
 
 
 def _stmt_exprs(node: ast.stmt) -> list[ast.expr]:

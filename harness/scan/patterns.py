@@ -1,122 +1,19 @@
 """Small `ast` helpers shared by the static pattern rules (config, SLOT, ETLB, n-gram, BPB, eval-path).
 
-`code_units(sub)` is the one place code is obtained: harness.codeload's bundle when it exists (packed
-scripts unpacked), else the training scripts parsed directly. Everything else here is pure `ast`.
+They read `CodeUnit`s (harness.codeload), the code an `AuditContext` holds. Everything here is pure `ast`.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from harness.astwalk import walk
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One parsed Python source: the name findings should cite, its text and its tree."""
-
-    name: str
-    text: str
-    tree: ast.Module
-
-    @cached_property
-    def nodes(self) -> list[ast.AST]:
-        """Every node of the tree, walked once and shared by all rules."""
-        return walk(self.tree)
-
-    @cached_property
-    def parents(self) -> dict[ast.AST, ast.AST]:
-        out: dict[ast.AST, ast.AST] = {}
-        for node in self.nodes:
-            for child in ast.iter_child_nodes(node):
-                out[child] = node
-        return out
-
-    @cached_property
-    def lines(self) -> list[str]:
-        return self.text.splitlines()
-
-    def segment(self, node: ast.AST) -> str:
-        """Source lines of `node` (cheap pre-filter before walking it)."""
-        start, end = getattr(node, "lineno", 1), getattr(node, "end_lineno", None) or len(self.lines)
-        return "\n".join(self.lines[start - 1:end])
-
-    def walk(self, node: ast.AST) -> list[ast.AST]:
-        """`ast.walk(node)` as a list, cached per node."""
-        return walk(node)
-
-    def values(self, fn: ast.AST) -> dict[str, list[ast.expr]]:
-        """`local_values(fn)`, cached per function."""
-        cache = self.__dict__.setdefault("_values_cache", {})
-        key = id(fn)
-        if key not in cache:
-            cache[key] = (fn, local_values(fn))
-        return cache[key][1]
-
-    @cached_property
-    def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
-        return [n for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-
-    def line_text(self, line: int | None, width: int = 200) -> str:
-        if line and 1 <= line <= len(self.lines):
-            return self.lines[line - 1].strip()[:width]
-        return ""
-
-
-_UNITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def code_units(sub: Any) -> list[Unit]:
-    """Parsed code of a submission (cached per Submission object). Unparseable files are skipped:
-    RECORDS-FOLDER and the code loader report those."""
-    try:
-        return _UNITS[sub]
-    except (KeyError, TypeError):
-        pass
-    units = _load_units(sub)
-    try:
-        _UNITS[sub] = units
-    except TypeError:
-        pass
-    return units
-
-
-def _load_units(sub: Any) -> list[Unit]:
-    try:
-        from harness.codeload import load_code  # helper B's loader (unpacks packed scripts)
-    except ImportError:
-        load_code = None
-    if load_code is not None:
-        try:
-            bundle = load_code(sub)
-            out = []
-            for u in bundle.units:
-                tree = getattr(u, "tree", None)
-                if isinstance(tree, ast.Module):
-                    out.append(Unit(str(u.name), str(getattr(u, "text", "")), tree))
-            return out
-        except Exception:  # noqa: BLE001 - fall back to the plain parse below
-            pass
-    from harness.parse import ParseFailure, parse_source
-    from harness.submission import LoadError
-
-    out = []
-    names = list(sub.script_names)
-    if not getattr(sub, "single_file", True):
-        names += sorted(n for n in sub.files if n.endswith(".py") and n not in names)
-    for name in names:
-        try:
-            text = sub.read_source(name)
-            out.append(Unit(name, text, parse_source(text, name).tree))
-        except (LoadError, ParseFailure, OSError):
-            continue
-    return out
+from harness.codeload import CodeUnit
+from harness.context import AuditContext
 
 
 # -- names and expressions ----------------------------------------------------------------------
@@ -180,7 +77,7 @@ def loops(node: ast.AST) -> Iterator[ast.For | ast.While | ast.AsyncFor]:
             yield n
 
 
-def defined_functions(units: Iterable[Unit]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+def defined_functions(units: Iterable[CodeUnit]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
     out: dict[str, Any] = {}
     for u in units:
         for f in functions(u.tree):
@@ -264,27 +161,6 @@ def is_val_word(word: str) -> bool:
     return bool(VAL_WORD.search(word)) and not (NOT_VAL_WORD.search(word) and not word.lower().startswith("val_"))
 
 
-def local_values(fn: ast.AST) -> dict[str, list[ast.expr]]:
-    """name → every expression assigned to it inside `fn` (plain, annotated, augmented, for-targets)."""
-    out: dict[str, list[ast.expr]] = {}
-    for node in walk(fn):
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                for n in walk(t):
-                    if isinstance(n, ast.Name):
-                        out.setdefault(n.id, []).append(node.value)
-        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None \
-                and isinstance(node.target, ast.Name):
-            out.setdefault(node.target.id, []).append(node.value)
-        elif isinstance(node, (ast.For, ast.comprehension)):
-            for n in walk(node.target):
-                if isinstance(n, ast.Name):
-                    out.setdefault(n.id, []).append(node.iter)
-        elif isinstance(node, ast.NamedExpr):
-            out.setdefault(node.target.id, []).append(node.value)
-    return out
-
-
 def words_of(expr: ast.AST) -> Iterator[str]:
     """Names, attribute names and string constants under `expr`."""
     for n in walk(expr):
@@ -328,7 +204,7 @@ class Adaptation:
     "other". region: which targets its loss uses — "scored" (the window's scored targets, or the whole
     window), "context" (only positions before the scored slice, `[:s]`), "unknown"."""
 
-    unit: Unit
+    unit: CodeUnit
     function: ast.FunctionDef | ast.AsyncFunctionDef
     var: str
     line: int
@@ -494,7 +370,7 @@ def _target_region(targets: list[ast.expr], values: dict[str, list[ast.expr]]) -
     return "scored"  # no slicing at all: the loss covers the whole window, scored targets included
 
 
-def adaptations(units: Iterable[Unit]) -> list[Adaptation]:
+def adaptations(units: Iterable[CodeUnit]) -> list[Adaptation]:
     out: list[Adaptation] = []
     for unit in units:
         if "requires_grad" not in unit.text and "Parameter(" not in unit.text:
@@ -525,25 +401,26 @@ def adaptations(units: Iterable[Unit]) -> list[Adaptation]:
     return out
 
 
-def eval_functions(units: list[Unit]) -> dict[str, tuple[Unit, ast.FunctionDef | ast.AsyncFunctionDef, str]]:
+EvalFunctions = dict[str, tuple[CodeUnit, ast.FunctionDef | ast.AsyncFunctionDef, str]]
+
+
+def eval_path(ctx: AuditContext) -> EvalFunctions:
+    """`eval_functions` of the submission's code, computed once per audit."""
+    return ctx.derived(_eval_path)
+
+
+def _eval_path(ctx: AuditContext) -> EvalFunctions:
+    return eval_functions(ctx.units)
+
+
+def eval_functions(units: list[CodeUnit]) -> EvalFunctions:
     """Functions run at evaluation time: eval-named ones (eval_val*, *ttt*, *sliding*, score*) and every
-    function they call, transitively. name → (unit, def, how it is reached). Cached on the first unit."""
-    if not units:
-        return {}
-    cached = units[0].__dict__.get("_eval_functions")
-    if cached is not None and cached[0] == [id(u) for u in units]:
-        return cached[1]
-    result = _eval_functions(units)
-    units[0].__dict__["_eval_functions"] = ([id(u) for u in units], result)
-    return result
-
-
-def _eval_functions(units: list[Unit]) -> dict[str, tuple[Unit, ast.FunctionDef | ast.AsyncFunctionDef, str]]:
-    defs: dict[str, tuple[Unit, Any]] = {}
+    function they call, transitively. name → (unit, def, how it is reached)."""
+    defs: dict[str, tuple[CodeUnit, Any]] = {}
     for u in units:
         for fn in u.functions:
             defs.setdefault(fn.name, (u, fn))
-    out: dict[str, tuple[Unit, Any, str]] = {}
+    out: dict[str, tuple[CodeUnit, Any, str]] = {}
     frontier = [(name, "an evaluation function by its name") for name in defs if is_eval_function(name)]
     while frontier:
         name, how = frontier.pop()

@@ -166,9 +166,8 @@ class Tracer:
     def _may_train(self, f: Func, depth: int, seen: set[int]) -> bool:
         """Whether `f` or a user function it calls (by name, a few levels deep) has a `.backward()` or
         `autograd.grad` call: only those are worth a trace by parameter name."""
-        cached = getattr(f, "_golfaudit_may_train", None)
-        if cached is not None:
-            return cached
+        if f.may_train is not None:
+            return f.may_train
         if id(f) in seen or depth > 4:
             return False
         seen.add(id(f))
@@ -185,7 +184,7 @@ class Tracer:
                 found = True
                 break
         if found or depth == 0:
-            f._golfaudit_may_train = found  # type: ignore[attr-defined]
+            f.may_train = found
         return found
 
     # -- emission -------------------------------------------------------------------------------
@@ -502,9 +501,8 @@ _ZERO_CALLS = {"zeros", "zeros_like", "tensor", "scalar_tensor", "float", "int",
 
 def _zero_inits(func: Func) -> set[str]:
     """Names a function initialises to zero: `x = 0`, `x = 0.0`, `x = torch.zeros(...)`, `x = torch.tensor(0.)`."""
-    cached = getattr(func, "_zero_cache", None)
-    if cached is not None:
-        return cached
+    if func.zero_inits is not None:
+        return func.zero_inits
     out: set[str] = set()
     for node in walk(func.node) if not isinstance(func.node, ast.Module) else func.node.body:
         if isinstance(node, ast.Assign):
@@ -526,7 +524,7 @@ def _zero_inits(func: Func) -> set[str]:
             if old in out and new not in out:
                 out.add(new)
                 changed = True
-    func._zero_cache = out  # type: ignore[attr-defined]
+    func.zero_inits = out
     return out
 
 

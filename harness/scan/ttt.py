@@ -27,7 +27,7 @@ TTT-SCORE-FIRST, not a proof. No proof is kept for a grad or score that another 
 Functions with a val-named parameter (`val_tokens`, ...) that the flow trace never calls are traced once
 more with that parameter taken as val (`Event.by_name`); the rules report those with confidence `low`.
 
-`analyse(sub)` is cached per Submission; the five rules only format its `Judgement`s.
+`analyse(ctx)` is computed once per audit; the five rules only format its `Judgement`s.
 """
 
 from __future__ import annotations
@@ -36,11 +36,17 @@ import ast
 from dataclasses import dataclass, field
 
 from harness.astwalk import walk
+from harness.codeload import CodeUnit
+from harness.context import AuditContext
+from harness.nodememo import NodeMemo
 from harness.scan.assigns import flag_values
 from harness.scan.bounds import beyond
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
 from harness.scan.patterns import call_name
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
+
+_NORMAL_TESTS: NodeMemo[tuple[str, bool]] = NodeMemo("normal test")
+_ASSIGNED_IN: NodeMemo[frozenset[str]] = NodeMemo("assigned in")
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,16 @@ class Analysis:
 
 # ---------------------------------------------------------------------------------------------------
 def _norm(c: CondRef) -> tuple[int, str, bool]:
-    hit = getattr(c.test, "_golfaudit_norm", None)
-    if hit is None:
-        test, flip = c.test, False
-        while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            test, flip = test.operand, not flip
-        hit = (ast.dump(test), flip)
-        c.test._golfaudit_norm = hit  # type: ignore[attr-defined]
+    hit = _NORMAL_TESTS(c.test, _normal_test)
     return id(c.func), hit[0], c.polarity != hit[1]
+
+
+def _normal_test(test: ast.AST) -> tuple[str, bool]:
+    """A branch test without its leading `not`s (dumped), and whether they flip it."""
+    flip = False
+    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, flip = test.operand, not flip
+    return ast.dump(test), flip
 
 
 def exclusive(a: Event, b: Event) -> bool:
@@ -109,16 +117,16 @@ def common_loops(a: Event, b: Event) -> list[LoopRef]:
 
 def assigned_in(node: ast.AST) -> frozenset[str]:
     """Names (re)bound anywhere inside a loop: its target and every store in its body (cached on the node)."""
-    cached = getattr(node, "_golfaudit_assigned", None)
-    if cached is None:
-        names: set[str] = set()
-        if isinstance(node, (ast.For, ast.AsyncFor)):
-            names |= {n.id for n in walk(node.target) if isinstance(n, ast.Name)}
-        deps, _ = build_deps(list(getattr(node, "body", [])))
-        names |= set(deps)
-        cached = frozenset(names)
-        node._golfaudit_assigned = cached  # type: ignore[attr-defined]
-    return cached
+    return _ASSIGNED_IN(node, _assigned_in)
+
+
+def _assigned_in(node: ast.AST) -> frozenset[str]:
+    names: set[str] = set()
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        names |= {n.id for n in walk(node.target) if isinstance(n, ast.Name)}
+    deps, _ = build_deps(list(getattr(node, "body", [])))
+    names |= set(deps)
+    return frozenset(names)
 
 
 PURE_CALLS = {"iter", "range", "len", "enumerate", "zip", "list", "tuple", "dict", "set", "sorted", "reversed",
@@ -353,8 +361,8 @@ def drop_contradicted_proofs(judgements: list[Judgement]) -> list[Judgement]:
     return [j for j in judgements if j.kind != "proof" or not ({j.grad.seq, j.score.seq} & bad)]
 
 
-def analyse_units(units: list) -> Analysis:
-    packed = {u.name: u.packed_from for u in units if getattr(u, "packed_from", None)}
+def analyse_units(units: list[CodeUnit]) -> Analysis:
+    packed = {u.name: u.packed_from for u in units if u.packed_from}
     texts = {u.name: u.text for u in units}
     try:
         program = Program(units)
@@ -385,16 +393,10 @@ def analyse_units(units: list) -> Analysis:
     return analysis
 
 
-def analyse(sub) -> Analysis:
-    """The TTT order analysis of a submission (cached on the Submission object)."""
-    cached = getattr(sub, "_golfaudit_ttt_analysis", None)
-    if cached is not None:
-        return cached
-    from harness.scan.units import scan_units
+def analyse(ctx: AuditContext) -> Analysis:
+    """The TTT order analysis of a submission, computed once per audit (the five TTT rules share it)."""
+    return ctx.derived(_analyse)
 
-    result = analyse_units(scan_units(sub))
-    try:
-        sub._golfaudit_ttt_analysis = result
-    except AttributeError:
-        pass
-    return result
+
+def _analyse(ctx: AuditContext) -> Analysis:
+    return analyse_units(ctx.units)

@@ -1,13 +1,14 @@
 """What the five TTT rules share: the analysis call, severity from the branch state, and example code.
 
 Each rule module (rules/ttt_*.py, rules/prequant_ttt_on_val.py) picks the judgements of its kind from
-harness.scan.ttt.analyse(sub) and words them; nothing is decided twice.
+harness.scan.ttt.analyse(ctx) and words them; nothing is decided twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.explain import packed_note, path_state, source_line, where
 from harness.scan.ttt import Analysis, Judgement, analyse
@@ -103,7 +104,7 @@ def by_name_note(ev, review: bool = True) -> str:
 
 
 class TTTRule(Rule):
-    """Base of the TTT order rules: `judged(sub)` yields (judgement, severity-or-None, note)."""
+    """Base of the TTT order rules: `judged(ctx)` yields (judgement, severity-or-None, note)."""
 
     KINDS: tuple[str, ...] = ()
 
@@ -111,29 +112,29 @@ class TTTRule(Rule):
         """The finding's wording for one judgement (rules using the default `check`)."""
         raise NotImplementedError
 
-    def check(self, sub) -> Iterable[Finding]:
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
         """One finding per judgement of this rule's kinds: error where the path runs (warning otherwise),
         or the rule's own severity when that is a warning, at the rule's confidence."""
-        for j, severity, note in self.judged(sub):
+        for j, severity, note in self.judged(ctx):
             sev = "warning" if self.SEVERITY == "warning" else severity
-            yield self.place(j, self.located(j, self.message(j), sev, self.CONFIDENCE, note, sub))
+            yield self.place(j, self.located(j, self.message(j), sev, self.CONFIDENCE, note, ctx))
 
     def place(self, j: Judgement, finding: Finding) -> Finding:
         """Where the finding points (default: the training line)."""
         return finding
 
-    def analysis(self, sub) -> Analysis:
-        return analyse(sub)
+    def analysis(self, ctx: AuditContext) -> Analysis:
+        return analyse(ctx)
 
-    def judged(self, sub) -> Iterable[tuple[Judgement, str, str]]:
+    def judged(self, ctx: AuditContext) -> Iterable[tuple[Judgement, str, str]]:
         """Each judgement of this rule's kinds with its severity (error where its path runs, else warning)
         and note; one per shape (training line, score line): of the paths judged there, one that runs."""
-        a = self.analysis(sub)
+        a = self.analysis(ctx)
         chosen: dict[tuple, tuple[Judgement, str, str]] = {}
         for j in a.judgements:
             if j.kind not in self.KINDS:
                 continue
-            state = path_state(sub, j.conds)
+            state = path_state(ctx, j.conds)
             item = (j, "error" if state.runs else "warning", state.note)
             ev = j.grad or j.score
             key = (j.kind, ev.unit if ev else None, ev.line if ev else None,
@@ -142,8 +143,8 @@ class TTTRule(Rule):
                 chosen[key] = item
         yield from chosen.values()
 
-    def located(self, j: Judgement, message: str, severity, confidence, note: str, sub) -> Finding:
-        a = self.analysis(sub)
+    def located(self, j: Judgement, message: str, severity, confidence, note: str, ctx: AuditContext) -> Finding:
+        a = self.analysis(ctx)
         ev = j.grad or j.score
         evidence = "\n".join(x for x in (source_line(a.texts, j.grad), source_line(a.texts, j.score),
                                           source_line(a.texts, j.save)) if x)
