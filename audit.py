@@ -2,7 +2,8 @@
 """golfaudit command line: parse arguments → harness API → render → exit code.
 
 Exit codes, the same for every subcommand: 0 no submission's verdict at or above --fail-on;
-1 some is, or some submission could not be read (verdict `error`); 2 usage or internal error.
+1 some is, or some submission could not be read (verdict `error`); 2 usage or internal error;
+128 + N when signal N stopped it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 Subcommands live in harness/commands/<name>.py, each with `add_arguments(parser)` and `run(args) -> int`.
 """
 
@@ -15,7 +16,7 @@ import os
 import pkgutil
 import sys
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.handler(args))
-    except KeyboardInterrupt:
-        print("golfaudit: interrupted", file=sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt as exc:        # Ctrl-C, or harness.sandbox.stop.Interrupted (SIGTERM, SIGHUP too)
+        print(f"golfaudit: interrupted{f' by {exc}' if str(exc) else ''}", file=sys.stderr)
+        return getattr(exc, "exit_status", EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - never a traceback at a user
         print(f"golfaudit: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE

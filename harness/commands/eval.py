@@ -5,6 +5,7 @@ loops around the submission's model. Runs the submission's model code (import wi
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -100,11 +101,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _relaunch(gpus: int, argv: list[str]) -> int:
     """This same command under torchrun with `gpus` processes; rank 0's report is the output."""
+    from harness.sandbox.lifeline import die_with_parent
+
     audit = Path(__file__).resolve().parents[2] / "audit.py"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
            str(audit), *argv]
     try:
-        return subprocess.run(cmd, check=False).returncode
+        # torchrun gets SIGTERM if this process dies (even of SIGKILL) and takes its ranks down with it
+        return subprocess.run(cmd, check=False, preexec_fn=die_with_parent(signal.SIGTERM)).returncode
     except OSError as exc:
         return usage_error(f"--gpus {gpus}: cannot start torchrun: {exc}")
 

@@ -1,7 +1,11 @@
 """Run a submission in the sandbox (no network, unprivileged, decoy val shards, budgets) and report.
 
     python audit.py run FOLDER --data DIR --tokenizer FILE [--gpus N] [--train-budget S] [--eval-budget S]
-                     [--env K=V ...] [--format F] [--output FILE]
+                     [--grace S] [--env K=V ...] [--format F] [--output FILE]
+
+Exit status: as every subcommand, and 1 as well when the run did not reach its final score line (budget,
+crash, a limit); 130 / 143 / 129 when SIGINT / SIGTERM / SIGHUP stopped the auditor (the run is killed at
+once and a partial report, `killed_for: interrupted`, is still written).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=int, default=0, help="torchrun --nproc_per_node=N; 0 runs plain python on CPU")
     parser.add_argument("--train-budget", type=float, default=600.0, metavar="S", help="seconds (default 600)")
     parser.add_argument("--eval-budget", type=float, default=600.0, metavar="S", help="seconds (default 600)")
-    parser.add_argument("--grace", type=float, default=30.0, metavar="S",
-                        help="after the budgets: SIGTERM, then SIGKILL of everything this much later (default 30)")
+    parser.add_argument("--grace", type=float, metavar="S",
+                        help="at a budget: SIGTERM, then SIGKILL of everything this much later (default 5 on the "
+                             "CPU, 30 with GPUs)")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra setting (repeatable)")
     parser.add_argument("--workdir", type=Path, help="where the run's copy, data and log go (default out/run/...)")
     parser.add_argument("--python", default=sys.executable, help="interpreter inside the sandbox")
@@ -58,16 +63,26 @@ def run(args: argparse.Namespace) -> int:
         return usage_error("--disk-limit must be >= 0")
     if args.gpus < 0 or args.train_budget <= 0 or args.eval_budget <= 0:
         return usage_error("--gpus must be >= 0 and the budgets > 0")
+    if args.grace is not None and args.grace < 0:
+        return usage_error("--grace must be >= 0")
     opts = RunOptions(data=args.data, tokenizer=args.tokenizer, gpus=args.gpus, train_budget=args.train_budget,
                       eval_budget=args.eval_budget, grace=args.grace, env=env, workdir=args.workdir,
                       python=args.python, max_memory=args.max_memory, max_tasks=args.max_tasks,
                       decoy_val_tokens=args.decoy_val_tokens, disk_limit=args.disk_limit)
-    sub = run_submission(args.path, opts)
-    _summary(sub)
     from harness import __version__
+    from harness.sandbox import stop
 
-    report = Report(tool="golfaudit", version=__version__, ruleset="run", submissions=(sub,))
-    return emit(report, args)
+    with stop.stop_on_signals():            # Ctrl-C, a CI timeout, a hang-up: kill the run, report, exit
+        sub = run_submission(args.path, opts)
+        _summary(sub)
+        report = Report(tool="golfaudit", version=__version__, ruleset="run", submissions=(sub,))
+        code = emit(report, args)
+        signum = stop.requested()
+    if signum:
+        return stop.exit_status(signum)
+    if sub.measured.get("run", {}).get("finished") is False:
+        return max(code, 1)                 # a run that did not reach its final score line fails the gate
+    return code
 
 
 def _summary(sub) -> None:
@@ -80,6 +95,8 @@ def _summary(sub) -> None:
     lines = [f"run: exit={run.get('exit_code')} wall={val(run.get('wall_s'))}s "
              f"train_wall={val(run.get('train_wall_s'))}s eval_wall={val(run.get('eval_wall_s'))}s "
              f"over_budget={run.get('over_budget')} log={run.get('log')}"]
+    if run.get("finished") is False:
+        lines.append(f"run: did not finish: {run.get('ending_detail') or run.get('ending')}")
     art = sub.measured.get("artifact")
     if art:
         lines.append(f"artifact: {art['path']} {val(art['bytes'])} bytes ({art['codec']}, decompresses="

@@ -30,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra environment for the run (repeatable), e.g. TTT_EPOCHS=1")
     parser.add_argument("--plot", type=Path, help="write the timeline PNG here")
     parser.add_argument("--budget", "--timeout", dest="budget", type=float, default=600.0, metavar="S",
-                        help="wall-clock seconds for the traced run (default 600); SIGTERM, then SIGKILL 10 s later")
+                        help="wall-clock seconds for the traced run (default 600); SIGTERM, then SIGKILL --grace "
+                             "later")
+    parser.add_argument("--grace", type=float, metavar="S",
+                        help="seconds from SIGTERM to SIGKILL at the budget (default 5 on the CPU, 30 with GPUs)")
     parser.add_argument("--gpus", type=int, default=0,
                         help="pass the GPUs through to the sandbox (N >= 1: /dev/nvidia*, CUDA_VISIBLE_DEVICES); "
                              "the traced run is one process either way")
@@ -64,13 +67,14 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"--data: {args.data} holds no fineweb_val_*.bin shard")
     if args.tokens is not None and args.tokens < 1:
         return usage_error("--tokens must be at least 1")
-    if args.budget <= 0 or args.gpus < 0:
-        return usage_error("--budget must be > 0 and --gpus >= 0")
+    if args.budget <= 0 or args.gpus < 0 or (args.grace is not None and args.grace < 0):
+        return usage_error("--budget must be > 0, --grace >= 0 and --gpus >= 0")
     used = args.workdir is not None and args.workdir.exists()
     if used and (not args.workdir.is_dir() or any(args.workdir.iterdir())):
         return usage_error(f"--workdir: {args.workdir} exists and is not an empty folder")
     sandbox = None
     if not args.no_sandbox:
+        from harness.sandbox.deadline import default_grace
         from harness.sandbox.runner import sandbox_available
         from harness.trace.sandboxed import SandboxOptions
 
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             return usage_error(f"the trace runs in the sandbox, which is unavailable here: {reason} "
                                f"(--no-sandbox runs it as a plain subprocess, for debugging only)")
         sandbox = SandboxOptions(budget=args.budget, gpus=args.gpus, workdir=args.workdir,
-                                 max_memory=args.max_memory)
+                                 max_memory=args.max_memory,
+                                 grace=default_grace(args.gpus) if args.grace is None else args.grace)
     folder = args.folder
     script = folder / "train_gpt.py"
     if not script.is_file():
@@ -87,15 +92,18 @@ def run(args: argparse.Namespace) -> int:
         if not cands:
             return usage_error(f"{folder}: no train_gpt.py (or train*.py) to trace")
         script = cands[0]
+    from harness import __version__ as version
+    from harness.sandbox import stop
     from harness.trace.runner import trace_submission
 
-    sub, _ = trace_submission(folder, script, args.data, args.tokenizer, args.tokens, env, args.plot,
-                              static=not args.no_static, timeout=args.budget, artifact=args.artifact,
-                              sandbox=sandbox)
-    _summary(sub.measured)
-    from harness import __version__ as version
-
-    return emit(Report(tool="golfaudit", version=version, ruleset="trace", submissions=(sub,)), args)
+    with stop.stop_on_signals():            # Ctrl-C, a CI timeout, a hang-up: kill the run, report, exit
+        sub, _ = trace_submission(folder, script, args.data, args.tokenizer, args.tokens, env, args.plot,
+                                  static=not args.no_static, timeout=args.budget, artifact=args.artifact,
+                                  sandbox=sandbox)
+        _summary(sub.measured)
+        code = emit(Report(tool="golfaudit", version=version, ruleset="trace", submissions=(sub,)), args)
+        signum = stop.requested()
+    return stop.exit_status(signum) if signum else code
 
 
 def _summary(measured: dict) -> None:
@@ -103,6 +111,9 @@ def _summary(measured: dict) -> None:
     box = measured.get("sandbox")
     if not isinstance(box, dict):
         print(f"trace: {box}", file=sys.stderr)
+        return
+    if "isolation" not in box:               # stopped before the sandbox started
+        print(f"trace: no sandboxed run (killed_for={box.get('killed_for')})", file=sys.stderr)
         return
     limits = ", ".join(box["isolation"]["limits"])
     print(f"trace: sandbox exit={box['exit_code']} wall={box['wall_s']}s budget={box['budget_s']:.0f}s "

@@ -146,10 +146,10 @@ class RunCgroups:
         name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
         return _read_int(self.memory_dir / name)
 
-    def kill_and_remove(self) -> None:
-        """Kill anything left in the groups, then remove them."""
+    def kill(self) -> None:
+        """SIGKILL every process in the groups: `cgroup.kill` on v2 (the kernel kills the whole group, forks
+        in flight included), else each pid `cgroup.procs` lists."""
         import signal
-        import time
 
         for d in self.dirs:
             if self.version == 2:
@@ -162,6 +162,12 @@ class RunCgroups:
                         pass
             except OSError:
                 pass
+
+    def kill_and_remove(self) -> None:
+        """Kill anything left in the groups, then remove them."""
+        import time
+
+        self.kill()
         for d in self.dirs:
             for _ in range(50):
                 try:

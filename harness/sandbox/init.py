@@ -10,7 +10,12 @@ exists and must not import project code. Steps:
 3. this process chroots into the new root and forks the payload, which drops to an unprivileged uid/gid
    with no supplementary groups, sets `no_new_privs` and its rlimits, then execs with a scrubbed env;
 4. as PID 1 it reaps every orphan; when the payload exits, everything left in the namespace is killed.
-   SIGTERM is forwarded to every process of the namespace.
+   SIGTERM is forwarded to every process of the namespace;
+5. it watches the lifeline (a socket whose other end only the auditor holds, fd `lifeline_fd` of the spec):
+   end-of-file there means the auditor is gone, however it died, and init kills the namespace (SIGKILL to
+   every process, then its own exit, after which the kernel kills whatever is left). On the same socket it
+   reports when the payload started (`{"event": "started"}`, with CLOCK_MONOTONIC, shared with the host) and
+   how it ended (`{"event": "exited", "status": code or -signal}`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import socket
 import stat
 import struct
 import sys
+import threading
+import time
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -136,11 +143,35 @@ def kill_all(sig: int) -> None:
         pass
 
 
+def tell(line: socket.socket | None, message: dict) -> None:
+    if line is None:
+        return
+    try:
+        line.sendall((json.dumps(message) + "\n").encode())
+    except OSError:
+        pass                      # the auditor is gone: the watcher ends the namespace
+
+
+def watch_lifeline(line: socket.socket) -> None:
+    """Block until the auditor's end closes, then end every process of the namespace and this one."""
+    try:
+        while line.recv(4096):
+            pass
+    except OSError:
+        pass
+    kill_all(signal.SIGKILL)
+    os._exit(137)
+
+
 def main() -> None:
     with open(sys.argv[1]) as handle:
         spec = json.load(handle)
     if os.getpid() != 1:
         fail("must run as PID 1 of a new PID namespace")
+    line = None
+    if spec.get("lifeline_fd") is not None:
+        line = socket.socket(fileno=spec["lifeline_fd"])
+        line.set_inheritable(False)          # the payload never holds it
     root = build_root(spec)
     loopback_up()
     os.chroot(root)
@@ -152,6 +183,9 @@ def main() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         exec_payload(spec)
+    tell(line, {"event": "started", "pid": child, "monotonic": time.monotonic()})
+    if line is not None:
+        threading.Thread(target=watch_lifeline, args=(line,), daemon=True).start()
     code = 125
     while True:
         try:
@@ -162,6 +196,7 @@ def main() -> None:
             continue
         if pid == child:
             code = os.waitstatus_to_exitcode(status)
+            tell(line, {"event": "exited", "status": code, "monotonic": time.monotonic()})
             code = 128 - code if code < 0 else code
             kill_all(signal.SIGKILL)      # leftovers (setsid children, daemons) die with the payload
     sys.stdout.flush()

@@ -1,7 +1,9 @@
 """Turn a finished sandboxed run into findings and measured values (all tagged `reproduced`).
 
-Phase times come from when the log's own markers appeared on the console: training ends at the
-`stopping_early` line (else the last step line), evaluation at the last final-score line. The script's own
+Phase times come from when the log's own markers appeared on the console, counted from the payload's start
+(the sandbox's own start-up is reported apart): training ends at the `stopping_early` line, the last
+iteration's step line or the serialize line (else the last step line), evaluation at the last final-score
+line. How the run ended, and what a run that did not finish means for the verdict: harness.sandbox.ending. The script's own
 numbers (train_time, eval_time) are read from the same log. Fewer than 8 GPUs: an 8xH100 step-time
 extrapolation is added, labelled ESTIMATE.
 """
@@ -14,6 +16,8 @@ from typing import Any
 from harness.logs import ParsedLog, parse_log_text, read_log_text
 from harness.report import Finding, Measured
 from harness.sandbox.artifact import SIZE_CAP, Artifact, find_artifacts, measure_artifact
+from harness.sandbox.ending import budget_findings, describe, unfinished_finding
+from harness.sandbox.hardware import REFERENCE_GPUS, detect
 from harness.sandbox.launch import wallclock_cap
 from harness.sandbox.prepare import Prepared, RunOptions
 from harness.sandbox.runner import SandboxResult
@@ -28,7 +32,6 @@ CITE = {
     "GPTQ-IN-TRAIN-BUDGET": '#1017 copy: "No compute may be transferred between phases" (GPTQ/Hessian calibration '
                             'on train data must fit the 600 s training budget)',
 }
-REFERENCE_GPUS = 8
 
 
 def _finding(rule: str, severity: str, message: str, *, category: str = "eligibility", confidence: str = "high",
@@ -49,6 +52,8 @@ def _last(markers: list[tuple[float, str, str]], kind: str) -> float | None:
 def phase_times(result: SandboxResult) -> tuple[float | None, float | None]:
     """(seconds from launch to the end of training, seconds of evaluation after it), from the markers."""
     train_end = _first(result.markers, "stop")
+    if train_end is None:
+        train_end = _first(result.markers, "serialize")
     if train_end is None:
         train_end = _last(result.markers, "step")
     final = _last(result.markers, "final")
@@ -90,6 +95,8 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
     log = parse_log_text(text, "console.log", size, truncated)
     findings: list[Finding] = []
     train_end, eval_s = phase_times(result)
+    ending = describe(result)
+    hardware = detect(opts.gpus)
     run: dict[str, Any] = {
         "log": result.log_path,
         "workdir": str(prep.workdir),
@@ -98,10 +105,21 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         "settings": prep.env_settings,
         "settings_dropped": prep.plan.dropped,
         "exit_code": result.exit_code,
-        "wall_s": Measured(result.wall_s, "reproduced", "launch to exit of every process"),
-        "budget_s": {"train": opts.train_budget, "eval": opts.eval_budget, "grace": opts.grace},
+        "payload_status": result.payload_status,
+        "finished": ending.finished,
+        "ending": ending.what,
+        "ending_detail": ending.detail,
+        "wall_s": Measured(result.wall_s, "reproduced", "the submission's time: payload start to the exit of "
+                                                        "every process (sandbox start-up not included)"),
+        "startup_s": {"prepare": round(prep.setup_s, 3), "namespace": result.startup_s},
+        "budget_s": {"train": opts.train_budget, "eval": opts.eval_budget, "tolerance": opts.time_tolerance,
+                     "grace": prep.spec.grace_s},
         "over_budget": result.over_budget,
+        "budget_phase": result.budget_phase,
+        "signals": {"sigterm_at_s": result.term_at, "sigkill_at_s": result.kill_at},
         "killed_for": result.killed_for,
+        "stop_signal": result.stop_signal,
+        "hardware": hardware.label,
         "isolation": {"namespaces": result.namespaces, "uid": result.uid, "limits": result.limits_applied,
                       "filesystem": "tmpfs root; system dirs and interpreter read-only; submission copy rw; "
                                     "data read-only with decoy val; private /tmp"},
@@ -123,7 +141,8 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
     }
     if train_end is not None:
         run["train_wall_s"] = Measured(round(train_end, 3), "reproduced",
-                                       "launch to the end-of-training line (start-up and compile included)")
+                                       "payload start to the end-of-training line (imports and compile "
+                                       "included)")
     if eval_s is not None:
         run["eval_wall_s"] = Measured(round(eval_s, 3), "reproduced", "end of training to the last final-score line")
     if log.train_time_ms is not None:
@@ -166,13 +185,9 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
     elif result.exit_code == 0:
         findings.append(_finding("REPRODUCIBILITY", "warning", "the run wrote no compressed artifact (*.ptz)"))
 
-    strict = "error" if opts.gpus >= REFERENCE_GPUS else "warning"
-    where = f"on {opts.gpus} GPU(s)" if opts.gpus else "on the CPU"
-    if result.over_budget:
-        findings.append(_finding("TRAIN-TIME-600S" if train_end is None else "EVAL-TIME-600S", strict,
-                                 f"killed at the budget of {opts.train_budget + opts.eval_budget:.0f}s "
-                                 f"(train {opts.train_budget:.0f} + eval {opts.eval_budget:.0f}) {where}; "
-                                 f"log kept at {result.log_path}"))
+    strict = "error" if hardware.reference else "warning"
+    where = hardware.label
+    findings += budget_findings(result, opts.train_budget, opts.eval_budget, opts.time_tolerance, hardware, text)
     if log.train_time_ms is not None and log.train_time_ms.value / 1000 > opts.train_budget + 1:
         findings.append(_finding("TRAIN-TIME-600S", strict, f"training ran {log.train_time_ms.value / 1000:.1f}s by "
                                  f"its own log, over the {opts.train_budget:.0f}s budget {where}",
@@ -186,9 +201,7 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
                                               ("disk", result.disk_limit_hit)) if hit)
         findings.append(_finding("REPRODUCIBILITY", "warning", f"the run hit the sandbox's {what} limit "
                                  f"({', '.join(result.limits_applied)}); it was contained", confidence="medium"))
-    if result.exit_code not in (0, None) and not result.over_budget:
-        findings.append(_finding("REPRODUCIBILITY", "warning", f"the run exited with status {result.exit_code}; "
-                                 f"see {result.log_path}", confidence="medium"))
+    findings += unfinished_finding(ending, result)
     return findings, measured
 
 

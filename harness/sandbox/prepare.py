@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from harness.data.shards import read_header, shard_files
 from harness.data.sidecars import DecoySidecar, make_decoy_sidecars, sidecar_files, sidecar_tables
 from harness.data.tokenize import load_tokenizer
 from harness.evaluate.bytes import TokenizerError
+from harness.sandbox.deadline import PhaseBudget, default_grace
 from harness.sandbox.launch import LaunchPlan, launch_plan
 from harness.sandbox.runner import (
     DEFAULT_DISK_LIMIT,
@@ -53,7 +55,7 @@ class RunOptions:
     gpus: int = 0
     train_budget: float = 600.0
     eval_budget: float = 600.0
-    grace: float = 30.0
+    grace: float | None = None             # SIGTERM to SIGKILL at the budget; None: default_grace(gpus)
     env: dict[str, str] = field(default_factory=dict)
     workdir: Path | None = None
     python: str = sys.executable
@@ -62,6 +64,7 @@ class RunOptions:
     decoy_val_tokens: int | None = None
     rlimit_as: bool | None = None          # RLIMIT_AS as well as the cgroup; default: only without GPUs
     disk_limit: int | None = None          # bytes the run may write to its folder; None: 8 GiB, 0: no cap
+    time_tolerance: float = 1.0            # seconds a phase may overshoot its budget (TRAIN-TIME-600S's default)
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Prepared:
     fa3: str                         # "real module", "stand-in (harness/compat)"
     env_settings: dict[str, str]
     decoy_sidecars: list[DecoySidecar] = field(default_factory=list)   # CaseOps byte sidecars, decoyed
+    setup_s: float = 0.0             # laying the run out: copies, decoys, probes (not the submission's time)
 
 
 class PrepareError(ValueError):
@@ -147,6 +151,7 @@ def _chown_tree(root: Path, uid: int) -> None:
 
 
 def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
+    began = time.monotonic()
     if not opts.tokenizer.is_file():
         raise PrepareError(f"{opts.tokenizer}: tokenizer model not found")
     sp = load_tokenizer(opts.tokenizer)
@@ -228,9 +233,12 @@ def prepare_run(sub: Submission, opts: RunOptions, uid: int) -> Prepared:
     memory = opts.max_memory or default_memory(opts.gpus)
     spec = SandboxSpec(
         argv=argv, env=env, cwd=INSIDE_RUN, binds=binds, workdir=work, log_path=work / "console.log",
-        budget_s=opts.train_budget + opts.eval_budget, grace_s=opts.grace,
+        budget_s=opts.train_budget + opts.eval_budget + 2 * opts.time_tolerance,
+        grace_s=default_grace(opts.gpus) if opts.grace is None else opts.grace,
+        phases=PhaseBudget(opts.train_budget, opts.eval_budget, opts.time_tolerance),
         max_tasks=opts.max_tasks or (4096 if opts.gpus == 0 else 16384), max_memory=memory,
         rlimit_as=opts.gpus == 0 if opts.rlimit_as is None else opts.rlimit_as,
         devices=["/dev/nvidia*"] if opts.gpus > 0 else [], uid=uid,
         disk_limit=DEFAULT_DISK_LIMIT if opts.disk_limit is None else (opts.disk_limit or None))
-    return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings, sidecars)
+    return Prepared(spec, plan, work, folder, train, real_val, decoys, fa3, settings, sidecars,
+                    time.monotonic() - began)

@@ -3,9 +3,15 @@
 The host side of the sandbox. It starts `init.py` as PID 1 of new mount, PID, network, IPC and UTS
 namespaces (util-linux `unshare`), inside per-run cgroups where the host allows them, reads the merged
 stdout/stderr line by line into the log (remembering when the training-stop and final-score markers
-appeared), and enforces the wall-clock budget: SIGTERM to every process of the namespace at the budget,
-SIGKILL of PID 1 after a short grace, which makes the kernel kill every process left in the namespace,
-including `setsid` children and processes that ignore SIGTERM.
+appeared), and enforces the wall-clock budget (harness.sandbox.deadline: one budget, or phase-aware, counted
+from the payload's start): SIGTERM to every process of the namespace at the budget, SIGKILL of PID 1 after
+`grace_s`, which makes the kernel kill every process left in the namespace, including `setsid` children and
+processes that ignore SIGTERM. The result says when each signal went.
+
+Lifetime: the sandbox never outlives the auditor (harness.sandbox.lifeline). `unshare` is started with
+PR_SET_PDEATHSIG=SIGKILL and `--kill-child`; init watches a socket only the auditor holds and kills the
+namespace when it closes; a stop request (harness.sandbox.stop: SIGINT, SIGTERM, SIGHUP to the auditor)
+kills the run at once, with `killed_for: interrupted`, and the call still returns a result.
 
 Disk: the run's writable host-backed folders (the copy of the submission) may grow by at most `disk_limit`
 bytes: RLIMIT_FSIZE caps every file the payload writes, and a watchdog thread sums the folders' allocated
@@ -28,7 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from harness.sandbox import stop
 from harness.sandbox.cgroups import RunCgroups
+from harness.sandbox.deadline import PhaseBudget, deadline, train_end
+from harness.sandbox.lifeline import Lifeline, die_with_parent
 
 INIT = Path(__file__).with_name("init.py")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -58,8 +67,9 @@ class SandboxSpec:
     binds: list[Bind]
     workdir: Path                          # host scratch folder of this run (spec, new-root mount point)
     log_path: Path
-    budget_s: float                        # SIGTERM at this many seconds
+    budget_s: float                        # SIGTERM at this many seconds after the payload started
     grace_s: float = 10.0                  # SIGKILL of everything this much later
+    phases: PhaseBudget | None = None      # phase-aware budget (stop at the training budget if training runs on)
     max_tasks: int = 4096                  # processes + threads (cgroup pids.max and RLIMIT_NPROC)
     max_memory: int | None = None          # bytes (cgroup memory, else an RSS watchdog)
     rlimit_as: bool = False                # also RLIMIT_AS = max_memory (breaks CUDA: CPU runs only)
@@ -78,20 +88,27 @@ class SandboxResult:
     wall_s: float
     log_path: str
     uid: int
-    killed_for: str | None = None          # "budget", "memory" or "disk"
+    killed_for: str | None = None          # "budget", "memory", "disk" or "interrupted"
     limits_applied: list[str] = field(default_factory=list)
     task_limit_hit: bool = False
     memory_limit_hit: bool = False
     peak_tasks: int = 0
     peak_rss: int = 0
     leftovers_killed: int = 0
-    markers: list[tuple[float, str, str]] = field(default_factory=list)   # (seconds, kind, line)
+    markers: list[tuple[float, str, str]] = field(default_factory=list)   # (seconds after start, kind, line)
     namespaces: list[str] = field(default_factory=list)
     log_truncated: bool = False
     disk_limit_hit: bool = False
     disk_written: int = 0                  # peak growth of the writable host folders (allocated bytes)
     largest_file: int = 0                  # bytes of the largest file in them after the run
     disk_unmeasured: str | None = None     # a folder the watchdog could not list (treated as over the limit)
+    startup_s: float | None = None         # launch to the payload's exec: namespaces, mounts (not the submission's)
+    budget_phase: str | None = None        # the budget that ran out: "train", "eval" or "total"
+    grace_s: float = 0.0
+    term_at: float | None = None           # seconds after the payload's start: SIGTERM to the namespace
+    kill_at: float | None = None           # SIGKILL of the namespace (None: everything ended after SIGTERM)
+    payload_status: int | None = None      # the payload's own end as init saw it: exit code, or -signal
+    stop_signal: str | None = None         # the auditor's stop request (SIGINT, SIGTERM, SIGHUP), if any
 
     @property
     def over_budget(self) -> bool:
@@ -275,7 +292,6 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     reason = sandbox_available()
     if reason:
         raise SandboxError(reason)
-    from harness.sandbox.markers import classify
 
     uid = spec.uid if spec.uid is not None else free_uid()
     root = spec.workdir / "root"
@@ -300,6 +316,8 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
         "binds": [b.__dict__ for b in binds], "devices": spec.devices, "rlimits": rlimits,
         "tmp_size": spec.tmp_size, "shm_size": spec.shm_size,
     }
+    lifeline = Lifeline()
+    init_spec["lifeline_fd"] = lifeline.child_fd
     spec_file = spec.workdir / "init.json"
     spec_file.write_text(json.dumps(init_spec))
     groups = RunCgroups.create(f"golfaudit-{uid}-{os.getpid()}", spec.max_tasks if spec.use_cgroups else None,
@@ -314,10 +332,24 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     result = SandboxResult(exit_code=None, wall_s=0.0, log_path=str(spec.log_path), uid=uid,
                            limits_applied=applied, namespaces=namespaces)
+    result.grace_s = spec.grace_s
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, preexec_fn=groups.attach_self,
-                            close_fds=True)
+    with stop.watching():
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                                preexec_fn=die_with_parent(signal.SIGKILL, then=groups.attach_self),
+                                close_fds=True, pass_fds=(lifeline.child_fd,))
+        lifeline.handed_over()
+        _watch(spec, result, proc, lifeline, groups, start, uid, disk_roots, disk_base, base_largest,
+               watchdog_memory)
+    return result
+
+
+def _watch(spec: SandboxSpec, result: SandboxResult, proc: subprocess.Popen, lifeline: Lifeline,
+           groups: RunCgroups, start: float, uid: int, disk_roots: list[str], disk_base: int, base_largest: int,
+           watchdog_memory: int | None) -> None:
+    """Pump the log, enforce the limits and the budget, honour stop requests; fill `result`."""
+    from harness.sandbox.markers import classify
 
     def pump() -> None:
         written = 0
@@ -357,10 +389,23 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
     watcher = threading.Thread(target=disk_watch, daemon=True) if disk_roots else None
     if watcher:
         watcher.start()
-    term_sent = False
+    payload_start: list[float] = []        # CLOCK_MONOTONIC (shared with init) when the payload was started
+
+    def since_start(now: float) -> float:
+        return now - (payload_start[0] if payload_start else start)
+
+    def read_lifeline() -> None:
+        for event in lifeline.events():
+            if event.get("event") == "started" and not payload_start:
+                payload_start.append(float(event.get("monotonic") or time.monotonic()))
+                result.startup_s = round(payload_start[0] - start, 3)
+            elif event.get("event") == "exited" and isinstance(event.get("status"), int):
+                result.payload_status = event["status"]
+
     try:
         while proc.poll() is None:
-            elapsed = time.monotonic() - start
+            read_lifeline()
+            elapsed = since_start(time.monotonic())
             threads, rss, _ = _tree_usage(uid)
             result.peak_tasks = max(result.peak_tasks, threads)
             result.peak_rss = max(result.peak_rss, rss)
@@ -368,20 +413,34 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
                 result.killed_for = "memory"
                 result.memory_limit_hit = True
                 _signal(proc.pid, signal.SIGKILL)
-            if elapsed >= spec.budget_s and not term_sent:
+            if stop.requested() and result.stop_signal is None:
+                result.stop_signal = stop.signal_name(stop.requested())
+                result.killed_for = "interrupted"
+                result.kill_at = round(elapsed, 3)
+                _kill_now(proc, groups)
+            ended = train_end(result.markers)
+            offset = result.startup_s or 0.0
+            limit, phase = deadline(spec.budget_s, spec.phases, ended[0] - offset if ended else None)
+            if elapsed >= limit and result.term_at is None and result.stop_signal is None:
                 result.killed_for = result.killed_for or "budget"
-                term_sent = True
+                result.budget_phase = phase
+                result.term_at = round(elapsed, 3)
                 _signal(_init_pid(proc.pid), signal.SIGTERM)
-            if elapsed >= spec.budget_s + spec.grace_s:
-                _signal(_init_pid(proc.pid), signal.SIGKILL)
-                _signal(proc.pid, signal.SIGKILL)
+            if result.term_at is not None and result.kill_at is None and elapsed >= result.term_at + spec.grace_s:
+                result.kill_at = round(elapsed, 3)
+                _kill_now(proc, groups)
             time.sleep(0.05)
     finally:
         if proc.poll() is None:
-            _signal(proc.pid, signal.SIGKILL)
+            _kill_now(proc, groups)
         proc.wait()
+        read_lifeline()
+        lifeline.cut()
+        result.wall_s = round(since_start(time.monotonic()), 3)
         done.set()
         reader.join(timeout=10)
+        offset = result.startup_s or 0.0
+        result.markers = [(t - offset, kind, line) for t, kind, line in result.markers]
         if watcher:
             watcher.join(timeout=30)
             used, result.largest_file, unmeasured = disk_usage(disk_roots)
@@ -391,7 +450,6 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
             if (result.largest_file >= spec.disk_limit and result.largest_file > base_largest) \
                     or result.disk_written > spec.disk_limit or result.disk_unmeasured:
                 result.disk_limit_hit = True
-        result.wall_s = round(time.monotonic() - start, 3)
         result.exit_code = proc.returncode
         result.task_limit_hit = groups.pids_limit_hit() or result.peak_tasks >= spec.max_tasks
         result.memory_limit_hit = result.memory_limit_hit or groups.memory_limit_hit()
@@ -405,4 +463,11 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
         result.leftovers_killed = len(left)
         if result.disk_limit_hit and result.killed_for is None and result.exit_code != 0:
             result.killed_for = "disk"        # the payload died of the limit (EFBIG, SIGXFSZ), not of itself
-    return result
+
+
+def _kill_now(proc: subprocess.Popen, groups: RunCgroups) -> None:
+    """SIGKILL the namespace's init (the kernel then kills every process in it), `unshare`, and whatever
+    the run's cgroups still hold."""
+    _signal(_init_pid(proc.pid), signal.SIGKILL)
+    _signal(proc.pid, signal.SIGKILL)
+    groups.kill()

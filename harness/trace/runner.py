@@ -40,6 +40,7 @@ def run_child_sandboxed(script: Path, data: Path, tokenizer: Path | None, tokens
                         whole_folder: bool = True) -> TraceRun:
     """Run `harness.trace.child` on a copy of the submission inside the sandbox; never raises on its failure."""
     from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
+    from harness.sandbox.stop import Interrupted
 
     try:
         lay = sandboxed.layout(script, data, tokenizer, tokens, env, artifact, opts, free_uid(), DEFAULT_ENV,
@@ -47,7 +48,13 @@ def run_child_sandboxed(script: Path, data: Path, tokenizer: Path | None, tokens
         result = run_sandboxed(lay.spec)
     except (SandboxError, OSError) as exc:
         return TraceRun([], f"{script}: cannot run the trace in the sandbox: {exc}", "")
+    except Interrupted as exc:                # stopped while the run was being laid out: nothing ran
+        return TraceRun([], f"{script}: the auditor was stopped by {exc} before the traced run started", "",
+                        {"killed_for": "interrupted", "stop_signal": str(exc)})
     summary = sandboxed.sandbox_summary(result, lay)
+    if result.killed_for == "interrupted":
+        return TraceRun([], f"{script}: the traced run was killed when the auditor was stopped by "
+                            f"{result.stop_signal} (log {result.log_path})", "", summary)
     if result.killed_for:
         limit = f"the {opts.budget:.0f} s budget" if result.over_budget else f"its {result.killed_for} limit"
         return TraceRun([], f"{script}: the traced run passed {limit} and was killed by the sandbox "

@@ -36,7 +36,7 @@ MAX_EVENTS_BYTES = 1 << 30
 @dataclass
 class SandboxOptions:
     budget: float = 600.0                  # SIGTERM at this many seconds, SIGKILL `grace` later
-    grace: float = 10.0
+    grace: float = 5.0
     gpus: int = 0                          # >= 1: /dev/nvidia* passed through, CUDA_VISIBLE_DEVICES set
     workdir: Path | None = None            # host folder of the run (default out/trace-runs/<name>-<pid>-<t>)
     python: str = field(default_factory=lambda: sys.executable)
@@ -164,7 +164,9 @@ def read_events(path: Path) -> tuple[list[dict[str, Any]], str | None]:
 def sandbox_summary(result: Any, layout_: Layout) -> dict[str, Any]:
     """What the report says about the isolation and budgets of the traced run."""
     return {"exit_code": result.exit_code, "wall_s": result.wall_s, "budget_s": layout_.spec.budget_s,
-            "killed_for": result.killed_for, "over_budget": result.over_budget,
+            "grace_s": layout_.spec.grace_s, "startup_s": result.startup_s,
+            "signals": {"sigterm_at_s": result.term_at, "sigkill_at_s": result.kill_at},
+            "killed_for": result.killed_for, "stop_signal": result.stop_signal, "over_budget": result.over_budget,
             "isolation": {"namespaces": result.namespaces, "uid": result.uid, "limits": result.limits_applied,
                           "env": "scrubbed", "tmp": "private tmpfs", "source": f"{INSIDE_SRC} (read-only)",
                           "data": layout_.data_note,
