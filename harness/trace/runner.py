@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,8 @@ def run_child_sandboxed(script: Path, data: Path, tokenizer: Path | None, tokens
 def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | None, env: dict[str, str],
               timeout: float = 600.0, artifact: Path | None = None) -> TraceRun:
     """Run `harness.trace.child` on `script` in a scratch working folder; never raises on its failure."""
+    from harness.sandbox.lifeline import die_with_parent
+
     inherited = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     full = {**inherited, **DEFAULT_ENV, "DATA_PATH": str(data.resolve()),
             "VAL_FILES": str(data.resolve() / "fineweb_val_*.bin"), "PYTHONPATH": str(REPO)}
@@ -86,7 +89,8 @@ def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | No
         if tokens is not None:
             cmd += ["--tokens", str(tokens)]
         try:
-            proc = subprocess.run(cmd, cwd=tmp, env=full, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, cwd=tmp, env=full, capture_output=True, text=True, timeout=timeout,
+                                  preexec_fn=die_with_parent(signal.SIGKILL))     # never outlives the auditor
         except subprocess.TimeoutExpired:
             return TraceRun([], f"{script}: the traced run passed the {timeout:.0f} s limit", "")
         text = proc.stdout + proc.stderr
