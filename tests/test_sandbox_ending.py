@@ -112,3 +112,4 @@ def test_stop_signals_raise_outside_the_watch_and_are_recorded_inside():
             os.kill(os.getpid(), signal.SIGINT)
         assert stop.requested() == signal.SIGINT
     assert signal.getsignal(signal.SIGINT) is before
+    assert stop.requested() is None                 # the next run in this process is not stopped by it

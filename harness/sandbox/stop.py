@@ -63,7 +63,8 @@ def _handle(signum: int, _frame: object) -> None:
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Install the stop handlers for the duration (main thread only; elsewhere a no-op). A SIGINT the shell
-    set to be ignored (a job started with `&`) is handled too: Ctrl-C, or `kill -INT`, always stops a run."""
+    set to be ignored (a job started with `&`) is handled too: Ctrl-C, or `kill -INT`, always stops a run.
+    The request is forgotten on leaving: read `requested()` inside."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -74,6 +75,7 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _state.signum = None                 # read `requested()` inside the block; a later run starts afresh
 
 
 @contextmanager
