@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 
 from harness.data.shards import write_shard
-from harness.sandbox.runner import sandbox_available
+from harness.sandbox import runner
+from harness.sandbox.runner import (
+    Bind,
+    SandboxSpec,
+    interpreter_binds,
+    run_sandboxed,
+    sandbox_available,
+    system_binds,
+)
 from tests.conftest import TOKENIZERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +153,8 @@ def _signal_and_check(proc: subprocess.Popen, work: Path, marker: str, report: P
     return json.loads(report.read_text())["submissions"][0]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
 def test_run_dies_with_the_auditor(tmp_path, data, sig):
     marker = f"golfaudit-lifecycle-run-{os.getpid()}-{time.time_ns()}"
     sub = _folder(tmp_path, STUBBORN.format(marker=marker))
@@ -158,6 +167,31 @@ def test_run_dies_with_the_auditor(tmp_path, data, sig):
         assert run["killed_for"] == "interrupted" and run["stop_signal"] == signal.Signals(sig).name
         assert run["finished"] is False and got["verdict"] != "legal"
         assert Path(run["log"]) == work / "console.log"
+
+
+def test_an_exception_in_the_auditor_takes_the_run_down(tmp_path, monkeypatch):
+    marker = f"golfaudit-lifecycle-bug-{os.getpid()}-{time.time_ns()}"
+    run_dir, work = tmp_path / "run", tmp_path / "work"
+    run_dir.mkdir()
+    (run_dir / "payload.py").write_text(STUBBORN.format(marker=marker))
+    py, _ = interpreter_binds(sys.executable)
+    spec = SandboxSpec(argv=[sys.executable, "payload.py"], env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+                       cwd="/sandbox/run", binds=system_binds() + py + [Bind(str(run_dir), "/sandbox/run")],
+                       workdir=work, log_path=work / "console.log", budget_s=600)
+    real = runner._tree_usage
+
+    def broken_once_running(uid: int):
+        log = work / "console.log"
+        if log.is_file() and "child started" in log.read_text():
+            raise RuntimeError("a bug in the auditor")
+        return real(uid)
+
+    monkeypatch.setattr(runner, "_tree_usage", broken_once_running)
+    with pytest.raises(RuntimeError, match="a bug in the auditor"):
+        run_sandboxed(spec)
+    left = _gone_within(work, marker, -1, GONE_S)
+    _kill_leftovers(work, marker, -1)
+    assert left == []
 
 
 TRACED = """

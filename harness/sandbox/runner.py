@@ -288,10 +288,16 @@ def _signal(pid: int | None, sig: int) -> None:
 
 
 def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
-    """Run `spec.argv` in a fresh sandbox; returns when every process of it is gone."""
+    """Run `spec.argv` in a fresh sandbox; returns when every process of it is gone. A stop request
+    (harness.sandbox.stop) from here on is honoured by the watch loop, never raised mid-setup."""
     reason = sandbox_available()
     if reason:
         raise SandboxError(reason)
+    with stop.watching():
+        return _run(spec)
+
+
+def _run(spec: SandboxSpec) -> SandboxResult:
 
     uid = spec.uid if spec.uid is not None else free_uid()
     root = spec.workdir / "root"
@@ -334,14 +340,14 @@ def run_sandboxed(spec: SandboxSpec) -> SandboxResult:
                            limits_applied=applied, namespaces=namespaces)
     result.grace_s = spec.grace_s
     start = time.monotonic()
-    with stop.watching():
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                                preexec_fn=die_with_parent(signal.SIGKILL, then=groups.attach_self),
-                                close_fds=True, pass_fds=(lifeline.child_fd,))
-        lifeline.handed_over()
-        _watch(spec, result, proc, lifeline, groups, start, uid, disk_roots, disk_base, base_largest,
-               watchdog_memory)
+    # its own session: a terminal's Ctrl-C reaches the auditor alone (which then kills the run), and the
+    # payload has no controlling terminal to read from
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                            preexec_fn=die_with_parent(signal.SIGKILL, then=groups.attach_self),
+                            close_fds=True, pass_fds=(lifeline.child_fd,), start_new_session=True)
+    lifeline.handed_over()
+    _watch(spec, result, proc, lifeline, groups, start, uid, disk_roots, disk_base, base_largest, watchdog_memory)
     return result
 
 
@@ -436,6 +442,9 @@ def _watch(spec: SandboxSpec, result: SandboxResult, proc: subprocess.Popen, lif
         proc.wait()
         read_lifeline()
         lifeline.cut()
+        if stop.requested() and result.stop_signal is None:      # the run ended as the request came in
+            result.stop_signal = stop.signal_name(stop.requested())
+            result.killed_for = "interrupted"
         result.wall_s = round(since_start(time.monotonic()), 3)
         done.set()
         reader.join(timeout=10)
