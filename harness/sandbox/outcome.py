@@ -3,8 +3,8 @@
 Phase times come from when the log's own markers appeared on the console, counted from the payload's start
 (the sandbox's own start-up is reported apart): training ends at the `stopping_early` line, the last
 iteration's step line or the serialize line (else the last step line), evaluation at the last final-score
-line. How the run ended, and what a run that did not finish means for the verdict: harness.sandbox.ending. The script's own
-numbers (train_time, eval_time) are read from the same log. Fewer than 8 GPUs: an 8xH100 step-time
+line. The script's own numbers (train_time, eval_time) are read from the same log. How the run ended, and
+what a run that did not finish means for the verdict: harness.sandbox.ending. Fewer than 8 GPUs: an 8xH100 step-time
 extrapolation is added, labelled ESTIMATE.
 """
 
@@ -50,7 +50,7 @@ def _last(markers: list[tuple[float, str, str]], kind: str) -> float | None:
 
 
 def phase_times(result: SandboxResult) -> tuple[float | None, float | None]:
-    """(seconds from launch to the end of training, seconds of evaluation after it), from the markers."""
+    """(seconds from the payload's start to the end of training, seconds of evaluation after it)."""
     train_end = _first(result.markers, "stop")
     if train_end is None:
         train_end = _first(result.markers, "serialize")
@@ -188,7 +188,7 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
     strict = "error" if hardware.reference else "warning"
     where = hardware.label
     findings += budget_findings(result, opts.train_budget, opts.eval_budget, opts.time_tolerance, hardware, text)
-    if log.train_time_ms is not None and log.train_time_ms.value / 1000 > opts.train_budget + 1:
+    if log.train_time_ms is not None and log.train_time_ms.value / 1000 > opts.train_budget + opts.time_tolerance:
         findings.append(_finding("TRAIN-TIME-600S", strict, f"training ran {log.train_time_ms.value / 1000:.1f}s by "
                                  f"its own log, over the {opts.train_budget:.0f}s budget {where}",
                                  evidence=log.train_time_ms.text))
