@@ -12,7 +12,7 @@ import pytest
 from harness.report import decide_verdict
 from harness.sandbox import stop
 from harness.sandbox.deadline import PhaseBudget, deadline, default_grace, train_end
-from harness.sandbox.ending import budget_findings, describe, unfinished_finding
+from harness.sandbox.ending import budget_findings, describe, own_train_seconds, unfinished_finding
 from harness.sandbox.hardware import Hardware
 from harness.sandbox.markers import classify
 from harness.sandbox.runner import SandboxResult
@@ -82,14 +82,32 @@ def test_an_unfinished_run_needs_review():
     (Hardware(0), "legal"),
 ])
 def test_train_budget_overrun_is_illegal_only_on_8_h100s(hardware, verdict):
+    over = "step:5000/20000 train_loss:3.1000 train_time:605000ms step_avg:121.00ms"     # its own timer too
     result = _result(exit_code=-15, killed_for="budget", budget_phase="train", term_at=601.0, kill_at=None,
-                     grace_s=5.0, markers=[(500.0, "step", STEP)])
-    log = "Hyperparameters:\n" + STEP + "\n"
+                     grace_s=5.0, markers=[(500.0, "step", STEP), (600.5, "step", over)])
+    log = "Hyperparameters:\n" + STEP + "\n" + over + "\n"
     found = budget_findings(result, 600, 600, 1, hardware, log)
     assert [f.rule for f in found] == ["TRAIN-TIME-600S"]
     assert decide_verdict(found) == verdict
     assert hardware.label in found[0].message and "no end-of-training line" in found[0].message
-    assert (found[0].file, found[0].line, found[0].evidence) == ("console.log", 2, STEP)
+    assert (found[0].file, found[0].line, found[0].evidence) == ("console.log", 3, over)
+
+
+def test_train_overrun_within_the_scripts_own_timer_needs_review_on_8_h100s():
+    """Compilation before the timed loop took the wall clock: the script's own timer (590 s) was inside."""
+    late = "step:4900/20000 train_loss:3.1000 train_time:590000ms step_avg:120.41ms"
+    result = _result(exit_code=-15, killed_for="budget", budget_phase="train", term_at=601.0,
+                     markers=[(600.0, "step", late)])
+    found = budget_findings(result, 600, 600, 1, Hardware(8, (H100,) * 8), late + "\n")
+    assert decide_verdict(found) == "needs-review"
+    assert "own timer: 590 s" in found[0].message and "compilation" in found[0].message
+
+
+def test_the_scripts_own_timer_is_read_from_each_step_format():
+    assert own_train_seconds(STEP) == 4.0
+    assert own_train_seconds("4945/20000 train_loss: 2.9000 train_time: 9.9m tok/s: 1") == pytest.approx(594)
+    assert own_train_seconds("step:10/20 loss:3.0 t:1500ms") == 1.5
+    assert own_train_seconds("no step here") is None
 
 
 def test_eval_budget_overrun_cites_the_end_of_training():

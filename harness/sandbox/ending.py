@@ -6,6 +6,11 @@ budget ran out (with when SIGTERM and SIGKILL went), the auditor was interrupted
 exit code or signal), or a memory, disk or process limit killed it. A budget overrun is also a TRAIN- or
 EVAL-TIME-600S finding: an error (so `illegal`) when measured on the reference hardware, else a warning
 labelled with the hardware it was seen on.
+
+The training budget is wall clock from the payload's start, so start-up and compilation count; the
+script's own timer usually leaves its compile warm-up out (common practice, not ruled). When a run is
+stopped in training on the reference hardware while the script's own timer, at its last step line, was
+still inside the budget, the error is of low confidence (`needs-review`), and the message gives both clocks.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
+from harness.logs import STEP_NEW, STEP_OLD, VAL_OLD
 from harness.report import Finding
 from harness.sandbox.deadline import train_end
 from harness.sandbox.hardware import Hardware
@@ -93,6 +99,22 @@ def _line_number(text: str, line: str) -> int | None:
     return text.count("\n", 0, at) + 1 if at >= 0 else None
 
 
+def own_train_seconds(line: str) -> float | None:
+    """The script's own training timer on a step line (`train_time:NNNms`, `t:NNNms` or `train_time: N.Nm`)."""
+    for pattern in (STEP_OLD, VAL_OLD, STEP_NEW):
+        match = pattern.search(line)
+        if match is None:
+            continue
+        found = match.groupdict()
+        if found.get("ms"):
+            return int(found["ms"]) / 1000
+        if found.get("t"):
+            return int(found["t"]) / 1000
+        if found.get("min"):
+            return float(found["min"]) * 60
+    return None
+
+
 def budget_findings(result: SandboxResult, train_s: float, eval_s: float, tolerance_s: float, hardware: Hardware,
                     log_text: str) -> list[Finding]:
     """TRAIN-/EVAL-TIME-600S for a run stopped by its budget, citing the console lines that show why."""
@@ -112,6 +134,12 @@ def budget_findings(result: SandboxResult, train_s: float, eval_s: float, tolera
         steps = [line for _, kind, line in result.markers if kind == "step"]
         last = steps[-1] if steps else ""
         seen = f"the last step line is `{last[:120]}`" if last else "no step line either"
+        own = own_train_seconds(last)
+        if own is not None:
+            seen += f" (the script's own timer: {own:g} s)"
+            if hardware.reference and own <= train_s + tolerance_s:
+                confidence = "low"         # start-up or compilation took the wall clock, not the timed loop
+                seen += "; start-up and compilation count in the wall clock, the script's timer leaves them out"
         return [_finding("TRAIN-TIME-600S", severity, confidence,
                          f"training had not ended after {train_s:g} s (+ {tolerance_s:g} s tolerance) {where}: "
                          f"the console shows no end-of-training line ({END_OF_TRAINING}); {seen}; stopped "
