@@ -11,6 +11,7 @@ import gc
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import harness
@@ -40,9 +41,8 @@ def apply_rules_as_of(sub: Submission, rule, findings: list[Finding]) -> list[Fi
     out = []
     for f in findings:
         if f.severity == "error":
-            f = Finding(**{**f.__dict__, "severity": "warning",
-                           "message": f"{f.message} (rule in force from {rule.EFFECTIVE_FROM}; "
-                                      f"judged as of {judged}, so not decisive)"})
+            f = replace(f, severity="warning", message=f"{f.message} (rule in force from {rule.EFFECTIVE_FROM}; "
+                                                       f"judged as of {judged}, so not decisive)")
         out.append(f)
     return out
 
@@ -62,25 +62,28 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
     ctx = AuditContext(sub)
     findings: list[Finding] = []
     for rule_cls in all_rules():
-        if rule_ids is not None and rule_cls.ID not in rule_ids:
+        if not rule_cls.STATIC or (rule_ids is not None and rule_cls.ID not in rule_ids):
             continue
         rule = rule_cls()
         try:
             produced = list(rule.check(ctx))
         except RecursionError:
-            produced = [rule.finding("the detector ran out of recursion depth on this code; review by hand",
-                                     severity="error", confidence="low")]
+            produced = [internal_error(rule_cls.ID, "ran out of recursion depth on this code")]
         except Exception as exc:  # noqa: BLE001 - a broken detector must not stop the batch
-            produced = [Finding(rule=rule_cls.ID, category="legality", severity="error", confidence="low",
-                                file=None, line=None, end_line=None,
-                                message=f"internal error in the {rule_cls.ID} detector "
-                                        f"({type(exc).__name__}: {exc}); the submission needs review by hand",
-                                citation=str(rule_cls.CITATION), source_weight=rule_cls.CITATION.weight)]
+            produced = [internal_error(rule_cls.ID, f"failed ({type(exc).__name__}: {exc})")]
         findings.extend(apply_rules_as_of(sub, rule_cls, produced))
     claims, measured = collect_claims_and_measured(ctx)
     reasons = unreadable_reasons(sub)
     error = "; ".join(reasons) if reasons else None
     return judge(shown, sub.track, findings, claims, measured, error=error)
+
+
+def internal_error(rule_id: str, what: str) -> Finding:
+    """INTERNAL-ERROR naming the detector that did not finish (so its rule was not checked)."""
+    import rules
+
+    return rules.get("INTERNAL-ERROR").finding(f"internal error: the {rule_id} detector {what}; {rule_id} was not "
+                                               "checked, so the submission needs review by hand")
 
 
 def unreadable_reasons(sub: Submission) -> list[str]:

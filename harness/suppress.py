@@ -27,8 +27,6 @@ import tomllib
 
 from harness.report import Finding, Report, SubmissionReport, decide_eligibility, decide_verdict
 
-POLICY = ("golfaudit policy: suppressions belong to the reviewer (--baseline, --allow), each with a reason; "
-          "in-source comments annotate but never change a verdict")
 INLINE_RE = re.compile(r"#\s*golfaudit\s*:\s*ignore\b(?:\[([^\]]*)\])?", re.IGNORECASE)
 MAX_SOURCE_BYTES = 32 * 1024 * 1024
 NO_FOLDER_TRACK = "no-records-folder"   # the pseudo-submission of a change that holds no records folder
@@ -160,8 +158,9 @@ def load_baseline(path: Path) -> set[BaselineKey]:
 # -- applying ---------------------------------------------------------------------------------------------
 def _policy_finding(message: str, severity: str, rule: str = "SUPPRESSION", file: str | None = None,
                     line: int | None = None, evidence: str = "") -> Finding:
-    return Finding(rule=rule, category="hygiene", severity=severity, confidence="high", file=file, line=line,
-                   end_line=line, message=message, citation=POLICY, source_weight="GUESS", evidence=evidence)
+    import rules
+
+    return rules.get(rule).finding(message, file, line, severity=severity, evidence=evidence)
 
 
 def rejudge(sub: SubmissionReport, findings: Iterable[Finding]) -> SubmissionReport:

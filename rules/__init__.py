@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from rules.base import Rule
 
@@ -30,3 +30,17 @@ def rule_by_id(rule_id: str) -> type[Rule]:
         if rule.ID == rule_id:
             return rule
     raise KeyError(rule_id)
+
+
+@cache
+def get(rule_id: str) -> Rule:
+    """The registered rule `rule_id`, ready to build findings (`rules.get("SIZE-CAP-16MB").finding(...)`):
+    every finding golfaudit emits, from any command, is built by its rule, so its id, category, severity,
+    citation and in-force date come from one place."""
+    return rule_by_id(rule_id)()
+
+
+def unregistered(rule_ids) -> set[str]:
+    """The ids in `rule_ids` that no rule in the catalogue defines."""
+    known = {rule.ID for rule in all_rules()}
+    return {r for r in rule_ids if r not in known}

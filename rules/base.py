@@ -77,10 +77,16 @@ class Rule:
     EFFECTIVE_FROM: ClassVar[dt.date | None] = None
     LEGAL: ClassVar[list[Example]] = []
     ILLEGAL: ClassVar[list[Example]] = []
+    # The commands whose reports can carry this rule's findings (the rules table lists them).
+    COMMANDS: ClassVar[tuple[str, ...]] = ("check",)
+    # False for a rule whose findings come from a run (`run`, `eval`, `trace`) or from the report's
+    # post-processing (suppressions): `check` does not call its `check()`, and it has no static examples.
+    STATIC: ClassVar[bool] = True
 
-    def check(self, ctx: AuditContext) -> Iterable[Finding]:  # pragma: no cover - interface
-        """Findings for the submission `ctx.submission`, read through the shared context (harness.context)."""
-        raise NotImplementedError
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        """Findings for the submission `ctx.submission`, read through the shared context (harness.context).
+        A rule whose findings come from elsewhere (STATIC False) has no static detector."""
+        return ()
 
     def finding(
         self,
@@ -116,4 +122,5 @@ class Rule:
             "severity": cls.SEVERITY,
             "source_weight": cls.CITATION.weight,
             "source": cls.CITATION.source,
+            "commands": ", ".join(cls.COMMANDS),
         }

@@ -99,6 +99,7 @@ class C1StrictCausal(Rule):
     TITLE = "Gates and features used to score x_t depend only on the prefix"
     CATEGORY = "legality"
     SEVERITY = "error"
+    COMMANDS = ("check", "eval")
     CONFIDENCE = "medium"
     CITATION = Citation("Issue #1017, condition C1",
                         "p_t(·) must be a function only of the submitted artifact A and the strict prefix "

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.limits import EVAL_BUDGET_S
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
 from rules.base import Citation, Rule, log
 from rules.train_time_600s import is_ten_minute, tolerance_s
 
-LIMIT_S = 600.0
+LIMIT_S = EVAL_BUDGET_S
 
 SLOW_TOTAL = new_log(code=20, eval_ms=688_000, total_eval_s=688.0)
 SLOW_PHASE = old_log("legal_ttt", 1.1192, 1.8898, eval_ms=655_012)
@@ -24,6 +25,7 @@ class EvalTime600s(Rule):
     TITLE = "Evaluation finishes within 600 s (10-minute track)"
     CATEGORY = "legality"
     SEVERITY = "error"
+    COMMANDS = ("check", "run", "eval")
     CITATION = Citation("README, Leaderboard rules",
                         "take more than 10 minutes on 8xH100 to evaluate (Note: This limit is in addition to the "
                         "10 minutes of training time allowed!)", "README")

@@ -6,13 +6,14 @@ import datetime as dt
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.limits import TRAIN_BUDGET_S
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log
 from rules.base import Citation, Rule, folder, log
 from rules.train_time_600s import is_ten_minute, tolerance_s
 
-LIMIT_S = 600.0
+LIMIT_S = TRAIN_BUDGET_S
 
 NO_RESERVE = new_log(code=20, train_ms=599_500, gptq_reserve=0.0, hessian_s=11.3)
 LATE = new_log(code=20, train_ms=599_800, gptq_reserve=None, hessian_s=4.7)
@@ -24,6 +25,7 @@ class GptqInTrainBudget(Rule):
     TITLE = "GPTQ calibration on training data fits in the 600 s training budget"
     CATEGORY = "legality"
     SEVERITY = "error"
+    COMMANDS = ("check", "run")
     EFFECTIVE_FROM = dt.date(2026, 3, 25)
     CITATION = Citation("#677/#1017 (via copy); 03-25 record README",
                         "No compute may be transferred between phases", "#1017")

@@ -6,12 +6,13 @@ from collections.abc import Iterable
 
 from harness.codebytes import seed_sizes
 from harness.context import AuditContext
+from harness.limits import SIZE_CAP_BYTES
 from harness.measure import _num, backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log, submission_json
 from rules.base import Citation, Rule, folder
 
-CAP = 16_000_000
+CAP = SIZE_CAP_BYTES
 ROUNDED_SLACK = 5_000          # `artifact:15.92MB` lines are rounded to 10 kB
 
 
@@ -37,6 +38,7 @@ class SizeCap16MB(Rule):
     TITLE = "Artifact (code + compressed model) is under 16,000,000 bytes on every seed"
     CATEGORY = "legality"
     SEVERITY = "error"
+    COMMANDS = ("check", "run")
     CITATION = Citation("README, FAQ",
                         "The cap is decimal 16MB, i.e. 16,000,000 total bytes, not 16 MiB / 16,777,216 bytes.",
                         "README")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.limits import TRAIN_BUDGET_S
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
 from rules.base import Citation, Rule, log
 
-LIMIT_S = 600.0
+LIMIT_S = TRAIN_BUDGET_S
 
 SLOW_OLD = old_log(train_ms=612_004)
 SLOW_NEW = new_log(train_ms=640_120, code=20)
@@ -37,6 +38,7 @@ class TrainTime600s(Rule):
     TITLE = "Training finishes within 600 s (10-minute track)"
     CATEGORY = "legality"
     SEVERITY = "error"
+    COMMANDS = ("check", "run")
     CITATION = Citation("README, Leaderboard rules",
                         "Final leaderboard submissions must run in under 10 minutes on 8xH100s (specifically "
                         "the SXM variant)", "README")

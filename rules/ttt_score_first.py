@@ -288,6 +288,7 @@ class TTTScoreFirst(TTTRule):
     TITLE = "Test-time training only on validation tokens already scored"
     CATEGORY = "legality"
     SEVERITY = "error"
+    COMMANDS = ("check", "trace")
     CONFIDENCE = "high"
     CITATION = Citation("README FAQ; issue #1017 condition 3 (score before update)",
                         "you are only allowed to test-time train on validation set tokens you've already "

@@ -18,17 +18,18 @@ END = "<!-- rules-table:end -->"
 
 
 def table() -> str:
-    """The markdown table: one row per rule, in id order."""
+    """The markdown table: one row per rule (every finding id golfaudit emits), in id order."""
     from rules import all_rules
 
-    rows = ["| id | title | category | severity | source weight | in force from |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| id | title | category | severity | source weight | in force from | emitted by |",
+            "|---|---|---|---|---|---|---|"]
     for rule in all_rules():
         row = rule.doc_row()
         since = str(rule.EFFECTIVE_FROM) if rule.EFFECTIVE_FROM else "start"
         title = row["title"].replace("|", "\\|")
+        commands = ", ".join(f"`{c}`" for c in rule.COMMANDS)
         rows.append(f"| `{row['id']}` | {title} | {row['category']} | {row['severity']} | "
-                    f"{row['source_weight']} | {since} |")
+                    f"{row['source_weight']} | {since} | {commands} |")
     return "\n".join(rows)
 
 

@@ -12,6 +12,41 @@ SHARED = ROOT.parent / "shared"
 TOKENIZERS = SHARED / "tokenizers"
 
 
+# Every finding id a report of this test session carries (in-process reports: check, run, eval, trace alike).
+# At the end of the session an id that no registered rule defines fails the run (tests/test_catalogue.py).
+EMITTED_RULE_IDS: set[str] = set()
+
+
+def _record_emitted_ids() -> None:
+    from harness.report import SubmissionReport
+
+    build = SubmissionReport.__init__
+    if getattr(build, "_records_ids", False):
+        return
+
+    def recording_init(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        EMITTED_RULE_IDS.update(f.rule for f in self.findings)
+
+    recording_init._records_ids = True
+    recording_init.emitted = EMITTED_RULE_IDS     # one set, however often this file is imported
+    SubmissionReport.__init__ = recording_init
+
+
+def pytest_configure(config):
+    _record_emitted_ids()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import rules
+
+    stray = rules.unregistered(EMITTED_RULE_IDS)
+    if stray:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"FAILED catalogue: reports carried finding ids no rule registers: {sorted(stray)}", red=True)
+        session.exitstatus = 1
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GOLFAUDIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -236,6 +236,20 @@ def test_oversize_artifact_is_reported(tmp_path, data):
     assert report.eligible is False
 
 
+def test_oversize_artifact_that_decompresses_makes_the_run_illegal(tmp_path, data):
+    # a well-formed 16.05 MB zlib artifact: only the size cap is wrong with it, and the cap is a legality rule
+    report, log = _run(tmp_path, data, """
+        import os, zlib
+        open("final_model.int8.ptz", "wb").write(zlib.compress(os.urandom(16_050_000), 0))
+        print("stopping_early: wallclock_cap train_time:1000ms step:1/1")
+        print("final_int8_zlib_roundtrip_exact val_loss:3.00000000 val_bpb:1.50000000", flush=True)
+    """, env={"MAX_WALLCLOCK_SECONDS": "600"})
+    assert report.measured["artifact"]["decompresses"] is True
+    (size,) = [f for f in report.findings if f.rule == "SIZE-CAP-16MB"]
+    assert size.category == "legality" and size.severity == "error" and "model 16,05" in size.message
+    assert report.verdict == "illegal"
+
+
 def test_good_artifact_is_measured_with_phase_times(tmp_path, data):
     report, log = _run(tmp_path, data, """
         import io, os, time, zipfile, zlib

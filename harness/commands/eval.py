@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.commands._common import add_output_arguments, emit, usage_error
 from harness.evaluate.run import SCORING_KINDS
+from harness.limits import EVAL_BUDGET_S
 from harness.report import exit_code
 
 NAME = "eval"
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus", type=int, default=1,
                         help="processes, one GPU each (torchrun, NCCL; gloo with --device cpu): the windows and TTT "
                              "training are split across them (default 1)")
-    parser.add_argument("--eval-budget", type=float, default=600.0, metavar="SECONDS",
+    parser.add_argument("--eval-budget", type=float, default=EVAL_BUDGET_S, metavar="SECONDS",
                         help="eval budget checked against our own eval's wall time on the hardware used "
                              "(default 600, the 8xH100 budget; a warning names the hardware and an 8xH100 "
                              "estimate when fewer or other GPUs ran)")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.cli_args import parse_env, parse_size
 from harness.commands._common import add_output_arguments, emit, usage_error
+from harness.limits import EVAL_BUDGET_S, TRAIN_BUDGET_S
 
 NAME = "run"
 HELP = "run a submission in a sandbox on local data with decoy val shards, then measure its artifact and times"
@@ -27,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with fineweb_{train,val}_*.bin (or its datasets/fineweb10B_sp<V> parent)")
     parser.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model the shards use")
     parser.add_argument("--gpus", type=int, default=0, help="torchrun --nproc_per_node=N; 0 runs plain python on CPU")
-    parser.add_argument("--train-budget", type=float, default=600.0, metavar="S", help="seconds (default 600)")
-    parser.add_argument("--eval-budget", type=float, default=600.0, metavar="S", help="seconds (default 600)")
+    parser.add_argument("--train-budget", type=float, default=TRAIN_BUDGET_S, metavar="S",
+                        help=f"seconds (default {TRAIN_BUDGET_S:g})")
+    parser.add_argument("--eval-budget", type=float, default=EVAL_BUDGET_S, metavar="S",
+                        help=f"seconds (default {EVAL_BUDGET_S:g})")
     parser.add_argument("--grace", type=float, metavar="S",
                         help="at a budget: SIGTERM, then SIGKILL of everything this much later (default 5 on the "
                              "CPU, 30 with GPUs)")

@@ -11,11 +11,6 @@ from typing import Any
 
 from harness.report import Finding
 
-C1_CITATION = ('RULES.md C1-STRICT-CAUSAL; Issue #1017: "p_t(·) must be a function only of the submitted '
-               'artifact A and the strict prefix x_1, …, x_{t−1}"')
-C2_CITATION = ('RULES.md C2-FULL-NORMALIZED-DISTRIBUTION; Issue #1017: one distribution over the whole '
-               'alphabet that sums to 1, independent of the realised token')
-
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -90,15 +85,16 @@ def normalisation_test(log_probs_fn: Callable[[Any, Any], Any], x: Any, y: Any, 
 
 def findings_for(results: list[CheckResult], file: str | None) -> list[Finding]:
     """Legality findings (error, high confidence) for failed checks."""
+    import rules
+
     out = []
     for r in results:
         if r.passed:
             continue
         if r.name == "flip":
-            rule, cit, msg = "C1-STRICT-CAUSAL", C1_CITATION, "runtime flip test: the model is not causal"
+            rule, msg = "C1-STRICT-CAUSAL", "runtime flip test: the model is not causal"
         else:
-            rule, cit, msg = ("C2-FULL-NORMALIZED-DISTRIBUTION", C2_CITATION,
-                              "runtime check: the scored distribution is not a normalised full-vocab distribution")
-        out.append(Finding(rule=rule, category="legality", severity="error", confidence="high", file=file,
-                           line=None, message=msg, citation=cit, source_weight="#1017", evidence=r.detail))
+            rule, msg = ("C2-FULL-NORMALIZED-DISTRIBUTION",
+                         "runtime check: the scored distribution is not a normalised full-vocab distribution")
+        out.append(rules.get(rule).finding(msg, file, severity="error", confidence="high", evidence=r.detail))
     return out

@@ -43,20 +43,15 @@ class _NeedsAdapter(Exception):
     """The adapter could not build, load or run the model: verdict `needs-review`."""
 
 
-ADAPTER_RULE = "EVAL-ADAPTER"
-
-
 def adapter_finding(script: Path, message: str) -> Finding:
-    """A low-confidence legality error (so `needs-review`): the runtime checks could not run."""
+    """EVAL-ADAPTER, a low-confidence legality error (so `needs-review`): the runtime checks could not run."""
+    import rules
     from harness.evaluate.adapter import HOOK_DOC
 
     why = message if "needs an adapter" in message else f"needs an adapter: {message}"
-    return Finding(rule=ADAPTER_RULE, category="legality", severity="error", confidence="low", file=script.name,
-                   line=None, message=why if HOOK_DOC in why else f"{why}; adapter hooks: {HOOK_DOC}",
-                   citation=("golfaudit eval could not build or load this model, so the runtime checks "
-                             "(RULES.md C1-STRICT-CAUSAL, C2-FULL-NORMALIZED-DISTRIBUTION) and the "
-                             "reproduced score did not run"),
-                   source_weight="#1017", evidence=message)
+    why = why if HOOK_DOC in why else f"{why}; adapter hooks: {HOOK_DOC}"
+    return rules.get("EVAL-ADAPTER").finding(f"{why} (the flip and normalisation checks and the reproduced score "
+                                             "did not run)", script.name, evidence=message)
 
 
 def _claims(folder: Path) -> tuple[dict[str, Any], str]:

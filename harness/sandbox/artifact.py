@@ -13,7 +13,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-SIZE_CAP = 16_000_000
 MAX_OUTPUT = 1 << 30
 MAX_RATIO = 64
 CHUNK = 1 << 16

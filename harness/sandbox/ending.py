@@ -24,12 +24,6 @@ from harness.sandbox.deadline import train_end
 from harness.sandbox.hardware import Hardware
 from harness.sandbox.runner import SandboxResult
 
-CITE = {
-    "TRAIN-TIME-600S": 'README: "Final leaderboard submissions must run in under 10 minutes on 8xH100s"',
-    "EVAL-TIME-600S": 'README: "take more than 10 minutes on 8xH100 to evaluate ... in addition to the 10 minutes '
-                      'of training time"',
-    "REPRODUCIBILITY": 'README: "Any non-reproducible results can be disqualified"',
-}
 END_OF_TRAINING = ("`stopping_early: wallclock_cap train_time:…`, the last step line `step:N/N`, "
                    "`Serialized model …` or a final score line")
 
@@ -89,9 +83,11 @@ def describe(result: SandboxResult) -> Ending:
 
 def _finding(rule: str, severity: str, confidence: str, message: str, *, line: int | None = None,
              evidence: str = "") -> Finding:
-    return Finding(rule=rule, category="legality", severity=severity, confidence=confidence,
-                   file="console.log" if line else None, line=line, message=message, citation=CITE[rule],
-                   source_weight="README", evidence=evidence[:300])
+    """A finding of the registered rule `rule` (its category and citation come from the rule)."""
+    import rules
+
+    return rules.get(rule).finding(message, "console.log" if line else None, line, severity=severity,
+                                   confidence=confidence, evidence=evidence[:300])
 
 
 def _line_number(text: str, line: str) -> int | None:

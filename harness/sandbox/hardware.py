@@ -7,7 +7,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-REFERENCE_GPUS = 8
+from harness.limits import REFERENCE_GPUS
+
 REFERENCE_MODEL = "H100"
 
 

@@ -10,34 +10,28 @@ extrapolation is added, labelled ESTIMATE.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import rules
+from harness.limits import REFERENCE_GPUS, SIZE_CAP_BYTES, TRAIN_BUDGET_S
 from harness.logs import ParsedLog, parse_log_text, read_log_text
 from harness.report import Finding, Measured
-from harness.sandbox.artifact import SIZE_CAP, Artifact, find_artifacts, measure_artifact
+from harness.sandbox.artifact import Artifact, find_artifacts, measure_artifact
 from harness.sandbox.ending import budget_findings, describe, unfinished_finding
-from harness.sandbox.hardware import REFERENCE_GPUS, detect
+from harness.sandbox.hardware import detect
 from harness.sandbox.launch import wallclock_cap
 from harness.sandbox.prepare import Prepared, RunOptions
 from harness.sandbox.runner import SandboxResult
 from harness.submission import Submission
 
-CITE = {
-    "SIZE-CAP-16MB": 'README FAQ: "The cap is decimal 16MB, i.e. 16,000,000 total bytes"',
-    "TRAIN-TIME-600S": 'README: "Final leaderboard submissions must run in under 10 minutes on 8xH100s"',
-    "EVAL-TIME-600S": 'README: "take more than 10 minutes on 8xH100 to evaluate ... in addition to the 10 minutes '
-                      'of training time"',
-    "REPRODUCIBILITY": 'README: "Any non-reproducible results can be disqualified"',
-    "GPTQ-IN-TRAIN-BUDGET": '#1017 copy: "No compute may be transferred between phases" (GPTQ/Hessian calibration '
-                            'on train data must fit the 600 s training budget)',
-}
 
-
-def _finding(rule: str, severity: str, message: str, *, category: str = "eligibility", confidence: str = "high",
-             file: str | None = None, line: int | None = None, evidence: str = "") -> Finding:
-    return Finding(rule=rule, category=category, severity=severity, confidence=confidence, file=file, line=line,
-                   message=message, citation=CITE[rule], source_weight="README", evidence=evidence[:300])
+def _finding(rule: str, severity: str, message: str, *, confidence: str = "high", file: str | None = None,
+             line: int | None = None, evidence: str = "") -> Finding:
+    """A finding of the registered rule `rule`: its category, citation and source come from the rule."""
+    return rules.get(rule).finding(message, file, line, severity=severity, confidence=confidence,
+                                   evidence=evidence[:300])
 
 
 def _first(markers: list[tuple[float, str, str]], kind: str) -> float | None:
@@ -82,7 +76,7 @@ def estimate_8xh100(log: ParsedLog, gpus: int) -> dict[str, Any] | None:
         "label": "ESTIMATE (not a measurement): same global batch, work split over 8 GPUs, perfect scaling",
         "measured_step_ms": Measured(round(step_ms, 2), "reproduced", f"on {gpus} GPU(s)"),
         "estimated_8xh100_step_ms": round(est, 2),
-        "estimated_steps_in_600s": int(600_000 / est) if est else None,
+        "estimated_steps_in_600s": int(TRAIN_BUDGET_S * 1000 / est) if est else None,
     }
 
 
@@ -173,15 +167,15 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         if logged_code is not None and logged_code != code:
             measured["total_bytes_with_logged_code"] = Measured(art.bytes + logged_code, "reproduced",
                                                                 f"code as the run's log counts it: {logged_code}")
-        if total >= SIZE_CAP:
+        if total >= SIZE_CAP_BYTES:
             best = min(total, art.bytes + (logged_code or code))
-            severity = "error" if best >= SIZE_CAP else "warning"
+            severity = "error" if best >= SIZE_CAP_BYTES else "warning"
             findings.append(_finding("SIZE-CAP-16MB", severity,
                                      f"re-run artifact is {total:,} bytes (code {code:,} + model {art.bytes:,}), "
-                                     f"not under {SIZE_CAP:,} ({art.path})"))
+                                     f"not under {SIZE_CAP_BYTES:,} ({art.path})"))
         if not art.check.ok:
             findings.append(_finding("REPRODUCIBILITY", "error", f"{art.path.name} does not decompress within the "
-                                     f"caps: {art.check.codec}: {art.check.detail} ({art.path})"))
+                                     f"caps: {art.check.codec}: {art.check.detail} ({art.path})", confidence="low"))
     elif result.exit_code == 0:
         findings.append(_finding("REPRODUCIBILITY", "warning", "the run wrote no compressed artifact (*.ptz)"))
 
@@ -196,6 +190,7 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
         findings.append(_finding("EVAL-TIME-600S", strict, f"evaluation took {eval_s:.1f}s after training, over the "
                                  f"{opts.eval_budget:.0f}s budget {where}"))
     findings += wallclock_findings(sub, prep, log)
+    findings = outside_the_budget_track(sub, findings)
     if result.memory_limit_hit or result.task_limit_hit or result.disk_limit_hit:
         what = " and ".join(w for w, hit in (("memory", result.memory_limit_hit), ("process", result.task_limit_hit),
                                               ("disk", result.disk_limit_hit)) if hit)
@@ -203,6 +198,19 @@ def analyse(sub: Submission, opts: RunOptions, prep: Prepared, result: SandboxRe
                                  f"({', '.join(result.limits_applied)}); it was contained", confidence="medium"))
     findings += unfinished_finding(ending, result)
     return findings, measured
+
+
+TIME_RULES = ("TRAIN-TIME-600S", "EVAL-TIME-600S", "GPTQ-IN-TRAIN-BUDGET")
+
+
+def outside_the_budget_track(sub: Submission, findings: list[Finding]) -> list[Finding]:
+    """The 600 s budgets bind the 10-minute track only: elsewhere a time finding is a warning, as statically."""
+    from rules.train_time_600s import is_ten_minute
+
+    if is_ten_minute(sub):
+        return findings
+    return [replace(f, severity="warning", message=f"{f.message} (the {sub.track} track has no 600 s budget)")
+            if f.rule in TIME_RULES and f.severity == "error" else f for f in findings]
 
 
 def _script_wallclock_cap(sub: Submission, script: str) -> float | None:
@@ -233,7 +241,7 @@ def wallclock_findings(sub: Submission, prep: Prepared, log: ParsedLog) -> list[
     default = _script_wallclock_cap(sub, script)
     for shipped in sub.logs:
         cap = shipped.max_wallclock_s
-        if cap is not None and (cap.value <= 0 or cap.value > 600):
+        if cap is not None and (cap.value <= 0 or cap.value > TRAIN_BUDGET_S):
             out.append(_finding("TRAIN-TIME-600S", "error", f"the shipped log ran with max_wallclock_seconds "
                                 f"{cap.value:g}", confidence="medium", file=shipped.name, line=cap.line,
                                 evidence=cap.text))
@@ -246,7 +254,7 @@ def wallclock_findings(sub: Submission, prep: Prepared, log: ParsedLog) -> list[
     if default is None and documented is None:
         out.append(_finding("TRAIN-TIME-600S", "warning", "the script does not visibly read MAX_WALLCLOCK_SECONDS; "
                             "cannot confirm it stops training by 600 s", confidence="low", file=script))
-    if default is not None and (default <= 0 or default > 600):
+    if default is not None and (default <= 0 or default > TRAIN_BUDGET_S):
         out.append(_finding("TRAIN-TIME-600S", "error", f"the script's default MAX_WALLCLOCK_SECONDS is {default:g} "
                             "(no cap at 600 s)", confidence="medium", file=script))
     if documented is not None:
@@ -254,7 +262,7 @@ def wallclock_findings(sub: Submission, prep: Prepared, log: ParsedLog) -> list[
             value = float(documented)
         except ValueError:
             value = None
-        if value is None or value <= 0 or value > 600:
+        if value is None or value <= 0 or value > TRAIN_BUDGET_S:
             out.append(_finding("TRAIN-TIME-600S", "error", f"the documented launch sets MAX_WALLCLOCK_SECONDS="
                                 f"{documented} ({prep.plan.source})", confidence="medium", file="README.md"))
     return out

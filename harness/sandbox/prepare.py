@@ -28,6 +28,7 @@ from harness.data.shards import read_header, shard_files
 from harness.data.sidecars import DecoySidecar, make_decoy_sidecars, sidecar_files, sidecar_tables
 from harness.data.tokenize import load_tokenizer
 from harness.evaluate.bytes import TokenizerError
+from harness.limits import EVAL_BUDGET_S, TRAIN_BUDGET_S
 from harness.sandbox.deadline import PhaseBudget, default_grace
 from harness.sandbox.launch import LaunchPlan, launch_plan
 from harness.sandbox.runner import (
@@ -53,8 +54,8 @@ class RunOptions:
     data: Path
     tokenizer: Path
     gpus: int = 0
-    train_budget: float = 600.0
-    eval_budget: float = 600.0
+    train_budget: float = TRAIN_BUDGET_S
+    eval_budget: float = EVAL_BUDGET_S
     grace: float | None = None             # SIGTERM to SIGKILL at the budget; None: default_grace(gpus)
     env: dict[str, str] = field(default_factory=dict)
     workdir: Path | None = None

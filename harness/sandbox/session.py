@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import rules
 from harness.measure import claims_of
-from harness.report import Finding, SubmissionReport, judge
+from harness.report import SubmissionReport, judge
 from harness.sandbox.outcome import analyse
 from harness.sandbox.prepare import PrepareError, RunOptions, prepare_run
 from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
@@ -26,16 +27,13 @@ def run_submission(path: Path, opts: RunOptions) -> SubmissionReport:
         prep = prepare_run(sub, opts, free_uid())
         result = run_sandboxed(prep.spec)
     except Interrupted as exc:                # stopped while the run was being laid out: nothing ran
-        problem = Finding(rule="REPRODUCIBILITY", category="legality", severity="error", confidence="low",
-                          file=None, line=None, message=f"the run did not finish: the auditor was stopped by "
-                          f"{exc} while laying the run out; nothing ran", citation="golfaudit run",
-                          source_weight="GUESS")
+        problem = rules.get("REPRODUCIBILITY").finding(
+            f"the run did not finish: the auditor was stopped by {exc} while laying the run out; nothing ran",
+            severity="error", confidence="low")
         run = {"killed_for": "interrupted", "stop_signal": str(exc), "finished": False, "ending": "interrupted"}
         return judge(display, track, [problem], claims, {"run": run})
     except (PrepareError, SandboxError, LoadError, ValueError, OSError) as exc:
-        problem = Finding(rule="REPRODUCIBILITY", category="hygiene", severity="error", confidence="high",
-                          file=None, line=None, message=f"cannot run: {exc}",
-                          citation="golfaudit run", source_weight="GUESS")
+        problem = rules.get("REPRODUCIBILITY").finding(f"cannot run: {exc}", severity="error", confidence="low")
         return judge(display, track, [problem], claims, {}, error=f"cannot run: {exc}")
     findings, measured = analyse(sub, opts, prep, result)
     return judge(display, track, findings, claims, measured)

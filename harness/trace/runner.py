@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import rules
 from harness.report import Finding, SubmissionReport, judge
 from harness.trace import sandboxed, verdict
 from harness.trace import timeline as tl_mod
@@ -132,9 +133,8 @@ def combine(static: list[Finding] | None, runtime: list[Finding], file: str) -> 
         disagree.append(f"the traced run found a {rule} violation the static scanner did not report")
     out.extend(runtime)
     for text in disagree:
-        out.append(Finding(rule="TRACE", category="hygiene", severity="warning", confidence="high", file=file,
-                           line=None, message=f"static and runtime disagree: {text}", citation=verdict.CITATION,
-                           source_weight="#1017"))
+        out.append(rules.get("TRACE").finding(f"static and runtime disagree: {text}", file, severity="warning",
+                                              confidence="high"))
     return out
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 from harness.report import Finding
 from harness.trace.timeline import Timeline
 
-CITATION = "https://github.com/openai/parameter-golf/issues/1017"
-
 
 def _span(pos: list[int]) -> str:
     return f"{len(pos)} positions ({pos[0]}..{pos[-1]})" if pos else "no positions"
 
 
 def _finding(rule: str, severity: str, confidence: str, file: str, message: str, evidence: str) -> Finding:
-    return Finding(rule=rule, category="legality" if rule != "TRACE" else "hygiene", severity=severity,
-                   confidence=confidence, file=file, line=None, message=message, evidence=evidence,
-                   citation=CITATION, source_weight="#1017")
+    import rules
+
+    return rules.get(rule).finding(message, file, severity=severity, confidence=confidence, evidence=evidence)
 
 
 def findings(tl: Timeline, file: str, error: str | None = None) -> list[Finding]:
