@@ -17,6 +17,7 @@ from pathlib import Path
 import harness
 from harness import cache
 from harness.context import AuditContext
+from harness.coverage import not_checked
 from harness.discover import find_submissions
 from harness.options import AuditOptions
 from harness.report import Finding, Report, SubmissionReport, judge
@@ -61,21 +62,25 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
         return judge(shown, "unknown", [], {}, {}, error=f"{shown}: cannot be read: {exc}")
     ctx = AuditContext(sub)
     findings: list[Finding] = []
+    coverage: dict[str, dict[str, str]] = {}
     for rule_cls in all_rules():
         if not rule_cls.STATIC or (rule_ids is not None and rule_cls.ID not in rule_ids):
             continue
         rule = rule_cls()
         try:
             produced = list(rule.check(ctx))
+            coverage[rule_cls.ID] = rule.coverage(ctx).to_json()
         except RecursionError:
             produced = [internal_error(rule_cls.ID, "ran out of recursion depth on this code")]
         except Exception as exc:  # noqa: BLE001 - a broken detector must not stop the batch
             produced = [internal_error(rule_cls.ID, f"failed ({type(exc).__name__}: {exc})")]
+        if rule_cls.ID not in coverage:
+            coverage[rule_cls.ID] = not_checked("its detector failed (see INTERNAL-ERROR)").to_json()
         findings.extend(apply_rules_as_of(sub, rule_cls, produced))
     claims, measured = collect_claims_and_measured(ctx)
     reasons = unreadable_reasons(sub)
     error = "; ".join(reasons) if reasons else None
-    return judge(shown, sub.track, findings, claims, measured, error=error)
+    return judge(shown, sub.track, findings, claims, measured, error=error, coverage=coverage)
 
 
 def internal_error(rule_id: str, what: str) -> Finding:

@@ -53,6 +53,9 @@ TRAIN_DATASET = re.compile(TS + r"train_loader:dataset:(?P<path>\S+)", re.M)
 VARIANT = re.compile(r"fineweb10B_(?P<v>sp\d+|byte\d+)(?P<caseops>_lossless_caps_caseops\w*)?|"
                      r"fineweb_(?P<tv>\d+)_bpe(?P<tcase>_lossless_caps_caseops\w*)?\.model|(?P<byte>pure_byte_260)")
 MAX_WALL = re.compile(TS + r"max_wallclock_seconds: ?(?P<s>[\d.]+)", re.M)
+# Any bits-per-byte number the log prints, whatever the label (`val_bpb:1.07`, `mix_bpb=0.9013`, `BPB: 0.82`):
+# not line-anchored, so a score printed in an unknown format still counts as printed.
+ANY_BPB = re.compile(r"(?:bpb|BPB)\w*(?::\s?|=)(?P<v>\d+\.\d+)")
 
 # A literal that every match of the pattern contains (one of them, for alternations): lines without it are
 # never tried, so a log of a million empty lines costs one `str.find` per keyword, not a regex per line.
@@ -121,6 +124,7 @@ class ParsedLog:
     name: str
     size: int
     finals: tuple[Hit, ...] = ()        # every score line (value = bpb, label, text holds val_loss)
+    lowest_bpb: Hit | None = None       # the lowest bits-per-byte number printed anywhere, any label
     eval_phases: tuple[Hit, ...] = ()   # `eval_time:NNNms` of each score line of the last run (value = ms)
     final: Hit | None = None            # the reported score (val_bpb)
     final_loss: float | None = None
@@ -223,6 +227,25 @@ class _LineCounter:
             self.positions.append(pos)
             self.lines.append(line)
         return line
+
+
+def lowest_printed_bpb(text: str, line) -> Hit | None:
+    """The lowest positive number the log prints after a `bpb` key (`line` maps an offset to a line)."""
+    best: tuple[float, int] | None = None
+    for keyword in ("bpb", "BPB"):
+        pos = text.find(keyword)
+        while pos >= 0:
+            match = ANY_BPB.match(text, pos)
+            if match:
+                value = float(match.group("v"))
+                if value > 0 and (best is None or value < best[0]):
+                    best = (value, match.start())
+            pos = text.find(keyword, pos + len(keyword))
+    if best is None:
+        return None
+    start = text.rfind("\n", 0, best[1]) + 1
+    end = text.find("\n", best[1])
+    return Hit(best[0], line(best[1]), text[start:end if end >= 0 else len(text)].strip()[:300])
 
 
 def parse_log_text(text: str, name: str, size: int | None = None, truncated: bool = False) -> ParsedLog:
@@ -344,6 +367,7 @@ def _parse_log_text(text: str, name: str, size: int | None = None, truncated: bo
         name=name,
         size=size if size is not None else len(text),
         finals=tuple(finals),
+        lowest_bpb=lowest_printed_bpb(text, line),
         eval_phases=tuple(phases),
         final=final,
         final_loss=losses.get(final.line) if final else None,

@@ -90,6 +90,8 @@ class SubmissionReport:
     claims: dict[str, Any] = field(default_factory=dict)
     measured: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # rule id -> {"status": "checked" | "not-checked" | "n/a", "detail": what it read, or why nothing}
+    coverage: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -101,6 +103,8 @@ class SubmissionReport:
             "claims": self.claims,
             "measured": _measured_json(self.measured),
         }
+        if self.coverage:
+            out["coverage"] = self.coverage
         if self.error:
             out["error"] = self.error
         return out
@@ -117,6 +121,7 @@ class SubmissionReport:
             claims=data["claims"],
             measured=data["measured"],
             error=data.get("error"),
+            coverage=data.get("coverage") or {},
         )
 
 
@@ -222,6 +227,7 @@ def judge(
     claims: dict[str, Any],
     measured: dict[str, Any],
     error: str | None = None,
+    coverage: dict[str, dict[str, str]] | None = None,
 ) -> SubmissionReport:
     ordered = tuple(sorted(findings, key=Finding.sort_key))
     verdict: Verdict = "error" if error else decide_verdict(ordered)
@@ -234,6 +240,7 @@ def judge(
         claims=_measured_json(claims),
         measured=_measured_json(measured),
         error=error,
+        coverage=dict(coverage or {}),
     )
 
 

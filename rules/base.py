@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.context import AuditContext
 from harness.report import Category, Confidence, Finding, Severity, SourceWeight
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.coverage import Coverage
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,20 @@ class Rule:
     # False for a rule whose findings come from a run (`run`, `eval`, `trace`) or from the report's
     # post-processing (suppressions): `check` does not call its `check()`, and it has no static examples.
     STATIC: ClassVar[bool] = True
+    # What the detector reads (harness.coverage.INPUTS): with none of it present the rule is "not checked".
+    READS: ClassVar[tuple[str, ...]] = ("code",)
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         """Findings for the submission `ctx.submission`, read through the shared context (harness.context).
         A rule whose findings come from elsewhere (STATIC False) has no static detector."""
         return ()
+
+    def coverage(self, ctx: AuditContext) -> Coverage:
+        """What this rule read on `ctx.submission`, or why it read nothing (shown beside a pass or instead of
+        one)."""
+        from harness.coverage import coverage_of
+
+        return coverage_of(self.READS, ctx)
 
     def finding(
         self,

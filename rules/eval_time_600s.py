@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.coverage import Coverage
 from harness.limits import EVAL_BUDGET_S
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
 from rules.base import Citation, Rule, log
-from rules.train_time_600s import is_ten_minute, tolerance_s
+from rules.train_time_600s import budget_coverage, is_ten_minute, tolerance_s
 
 LIMIT_S = EVAL_BUDGET_S
 
@@ -26,6 +27,7 @@ class EvalTime600s(Rule):
     CATEGORY = "legality"
     SEVERITY = "error"
     COMMANDS = ("check", "run", "eval")
+    READS = ("logs",)
     CITATION = Citation("README, Leaderboard rules",
                         "take more than 10 minutes on 8xH100 to evaluate (Note: This limit is in addition to the "
                         "10 minutes of training time allowed!)", "README")
@@ -44,6 +46,9 @@ class EvalTime600s(Rule):
         log(SUM_OVER, "phases sum to 635 s with no total printed", line_of(SUM_OVER, "legal_ttt "),
             severity="warning"),
     ]
+
+    def coverage(self, ctx: AuditContext) -> Coverage:
+        return budget_coverage(self, ctx)
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         sub = ctx.submission

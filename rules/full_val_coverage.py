@@ -30,6 +30,7 @@ class FullValCoverage(Rule):
     TITLE = "Every token of the full validation split is scored"
     CATEGORY = "legality"
     SEVERITY = "error"
+    READS = ("logs",)
     CITATION = Citation("README, Leaderboard rules",
                         "Validation always runs on the full `fineweb_val_*` split, which is the fixed "
                         "first-50k-document set.", "README")

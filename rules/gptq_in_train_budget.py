@@ -6,12 +6,13 @@ import datetime as dt
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.coverage import Coverage
 from harness.limits import TRAIN_BUDGET_S
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log
 from rules.base import Citation, Rule, folder, log
-from rules.train_time_600s import is_ten_minute, tolerance_s
+from rules.train_time_600s import budget_coverage, is_ten_minute, tolerance_s
 
 LIMIT_S = TRAIN_BUDGET_S
 
@@ -26,6 +27,7 @@ class GptqInTrainBudget(Rule):
     CATEGORY = "legality"
     SEVERITY = "error"
     COMMANDS = ("check", "run")
+    READS = ("logs",)
     EFFECTIVE_FROM = dt.date(2026, 3, 25)
     CITATION = Citation("#677/#1017 (via copy); 03-25 record README",
                         "No compute may be transferred between phases", "#1017")
@@ -52,6 +54,9 @@ class GptqInTrainBudget(Rule):
         log(NO_RESERVE, "before the ruling: reported as a warning", line_of(NO_RESERVE, "GPTQ:collected"),
             severity="warning", options={"rules_as_of": dt.date(2026, 3, 20)}),
     ]
+
+    def coverage(self, ctx: AuditContext) -> Coverage:
+        return budget_coverage(self, ctx)
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         sub = ctx.submission

@@ -18,6 +18,7 @@ class RecordsFolder(Rule):
     TITLE = "Records folder is complete and its script parses"
     CATEGORY = "hygiene"
     SEVERITY = "error"
+    READS = ("folder",)
     CITATION = Citation("README, Submission process",
                         "this must successfully compile and run within the records folder. Broken scripts will "
                         "not be accepted.", "README")

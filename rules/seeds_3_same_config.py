@@ -36,6 +36,7 @@ class Seeds3SameConfig(Rule):
     TITLE = "At least 3 seeds of the same configuration"
     CATEGORY = "eligibility"
     SEVERITY = "error"
+    READS = ("logs", "submission.json")
     EFFECTIVE_FROM = dt.date(2026, 4, 29)
     CITATION = Citation("cocohearts on #2124",
                         "A leaderboard row needs a 3-seed mean from the same submitted configuration", "MAINT")

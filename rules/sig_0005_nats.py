@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.coverage import Coverage, checked, not_applicable, not_checked
 from harness.logs import VARIANT
 from harness.measure import seed_scores
 from harness.options import SotaReference
@@ -47,6 +48,7 @@ class Sig0005Nats(Rule):
     TITLE = "Beats the SOTA by 0.005 nats at p < 0.01 (README) / p < 0.25 (practice)"
     CATEGORY = "eligibility"
     SEVERITY = "error"
+    READS = ("logs", "sota")
     CITATION = Citation("README, Leaderboard rules",
                         "They must beat the existing SOTA by at least 0.005 nats.", "README")
     RATIONALE = ("A new record must beat the record before it (given with --sota) by at least 0.005 nats with "
@@ -68,6 +70,16 @@ class Sig0005Nats(Rule):
         folder({"train_gpt.py": "x = 1\n", "train.log": old_log("legal_ttt", 1.10, 1.85, eval_ms=410268)},
                "one seed cannot be tested", options={"sota": SOTA}, severity="warning"),
     ]
+
+    def coverage(self, ctx: AuditContext) -> Coverage:
+        sub = ctx.submission
+        if sub.track != "10min-16mb":
+            return not_applicable(f"significance applies to record claims on the 10-minute track, not {sub.track}")
+        if sub.options.sota is None:
+            return not_checked("no --sota given: the previous record to compare with is unknown")
+        if not seed_scores(sub):
+            return not_checked("no final score in any log")
+        return checked(f"{len(seed_scores(sub))} seed score(s) against the previous record (--sota)")
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         sub = ctx.submission

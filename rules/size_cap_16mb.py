@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from harness.codebytes import seed_sizes
 from harness.context import AuditContext
+from harness.coverage import Coverage, checked, names, not_checked
 from harness.limits import SIZE_CAP_BYTES
 from harness.measure import _num, backing_logs
 from harness.report import Finding
@@ -39,6 +40,7 @@ class SizeCap16MB(Rule):
     CATEGORY = "legality"
     SEVERITY = "error"
     COMMANDS = ("check", "run")
+    READS = ("logs", "submission.json")
     CITATION = Citation("README, FAQ",
                         "The cap is decimal 16MB, i.e. 16,000,000 total bytes, not 16 MiB / 16,777,216 bytes.",
                         "README")
@@ -71,6 +73,20 @@ class SizeCap16MB(Rule):
         folder({"train_gpt.py": "x = 1\n" * 100, "final_model.int8.ptz": "z" * 16_000_000},
                "no log: the shipped artifact file plus code is over the cap", file="final_model.int8.ptz"),
     ]
+
+    def coverage(self, ctx: AuditContext) -> Coverage:
+        sub = ctx.submission
+        sizes = seed_sizes(sub, ctx.code_bytes)
+        if sizes:
+            return checked(f"the size lines of {names([s.log.name for s in sizes])}")
+        blobs = artifact_files(sub)
+        if blobs:
+            return checked(f"the shipped artifact {max(blobs, key=sub.size)} and the code")
+        data = sub.submission_json.data if sub.submission_json_name else None
+        if isinstance(data, dict) and any(_num(data.get(k)) is not None for k in ("bytes_total", "artifact_bytes_max")):
+            return checked(f"the byte count {sub.submission_json_name} claims (no log prints a size)")
+        return not_checked("no log prints a submission size, no artifact file is shipped and submission.json "
+                           "gives no byte count")
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         sub = ctx.submission

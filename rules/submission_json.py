@@ -42,6 +42,7 @@ class SubmissionJson(Rule):
     TITLE = "submission.json is well-formed and its numbers match the logs"
     CATEGORY = "hygiene"
     SEVERITY = "warning"
+    READS = ("submission.json",)
     CITATION = Citation("README, Submission process",
                         "A submission.json file that includes your name, GitHub ID, val_bpb, and related metadata",
                         "README")

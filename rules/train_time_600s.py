@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.coverage import Coverage, not_applicable
 from harness.limits import TRAIN_BUDGET_S
 from harness.measure import backing_logs
 from harness.report import Finding
@@ -33,12 +34,21 @@ def is_ten_minute(sub) -> bool:
     return sub.track == "10min-16mb"
 
 
+def budget_coverage(rule: Rule, ctx: AuditContext) -> Coverage:
+    """The 600 s budgets bind the 10-minute track only; elsewhere the rule does not apply."""
+    sub = ctx.submission
+    if not is_ten_minute(sub):
+        return not_applicable(f"the 600 s budgets bind the 10-minute track, not {sub.track}")
+    return Rule.coverage(rule, ctx)
+
+
 class TrainTime600s(Rule):
     ID = "TRAIN-TIME-600S"
     TITLE = "Training finishes within 600 s (10-minute track)"
     CATEGORY = "legality"
     SEVERITY = "error"
     COMMANDS = ("check", "run")
+    READS = ("logs",)
     CITATION = Citation("README, Leaderboard rules",
                         "Final leaderboard submissions must run in under 10 minutes on 8xH100s (specifically "
                         "the SXM variant)", "README")
@@ -60,6 +70,9 @@ class TrainTime600s(Rule):
             line_of(new_log(code=20, train_ms=600_900), "stopping_early"),
             options={"extra": {"time_tolerance_s": 0.0}}),
     ]
+
+    def coverage(self, ctx: AuditContext) -> Coverage:
+        return budget_coverage(self, ctx)
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         sub = ctx.submission

@@ -25,6 +25,7 @@ class TrainValDisjoint(Rule):
     TITLE = "Training data does not contain the validation documents"
     CATEGORY = "legality"
     SEVERITY = "error"
+    READS = ("logs",)
     CONFIDENCE = "medium"
     EFFECTIVE_FROM = RULING
     CITATION = Citation("cocohearts on #2146",

@@ -64,8 +64,9 @@ def main() -> None:
     lying = seed_json(date="2026-04-22").replace('"val_bpb": 1.19225645', '"val_bpb": 1.1791')
     lying = lying.replace(f'"artifact_bytes": {MODEL[42] + CODE}', '"artifact_bytes": 15700000')
     write(TEN / "2026-04-22_LogContradictsJson", {**base, "README.md": readme("Log contradicts JSON",
-                                                 "Hygiene: submission.json claims 1.1791 and a smaller artifact "
-                                                 "than its logs print."), "submission.json": lying,
+                                                 "Not eligible: submission.json claims 1.1791, lower than any "
+                                                 "bpb its logs print, and a smaller artifact."),
+                                                 "submission.json": lying,
                                                  **seed_logs()})
 
     write(TEN / "2026-04-23_OverTrainBudget", {**base, "README.md": readme("Over the training budget",
@@ -78,10 +79,12 @@ def main() -> None:
                                          "submission.json": seed_json(one, date="2026-04-30"),
                                          **seed_logs(one)})
 
+    # no script, no log, no README: nothing to analyse, so the verdict is needs-review, never legal
     write(TEN / "2026-04-24_MissingFiles", {"submission.json": seed_json(date="2026-04-24")})
 
     write(HERE / "track_non_record_16mb" / "2026-04-25_EmptyScript",
-          {"train_gpt.py": "", "README.md": readme("Empty script", "Broken: train_gpt.py is empty."),
+          {"train_gpt.py": "", "README.md": readme("Empty script", "Needs review: train_gpt.py is empty, so no "
+                                                                 "code could be analysed."),
            "submission.json": submission_json(1.3, date="2026-04-25", track="non_record_16mb"),
            "train.log": old_log(bpb=1.3, loss=2.19, code=0)})
 

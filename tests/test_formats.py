@@ -46,6 +46,13 @@ def _f(rule: str, category: str, severity: str, confidence: str, file: str | Non
                    source_weight=weight, evidence=evidence)
 
 
+def _coverage(**status: str) -> dict[str, dict[str, str]]:
+    """What each fixed rule read (as the engine records it): checked, or not checked / n/a with the reason."""
+    details = {"checked": "analysed train_gpt.py", "not-checked": "no --sota given", "n/a": "not this track"}
+    return {rule.replace("_", "-").replace("SIG-0-005", "SIG-0.005"): {"status": s, "detail": details[s]}
+            for rule, s in status.items()}
+
+
 LONG_EVIDENCE = "\n".join(f"    loss = model(x_val[{i}]).loss  # step {i}" for i in range(40))
 
 
@@ -73,6 +80,8 @@ def sample_report() -> Report:
          "val_bpb_reproduced": {"value": 1.0931, "source": "reproduced",
                                 "detail": "decoy-free val shards fineweb_val_000000.bin (62,021,846 tokens), "
                                           "sliding window 2048/64"}},
+        coverage=_coverage(EVAL_TIME_600S="checked", RECORDS_FOLDER="checked", SIG_0_005_NATS="not-checked",
+                           TTT_SCORE_FIRST="checked"),
     )
     review = judge(
         "records/track_non_record_16mb/2026-04-02_Odd|Name", "non-record-16mb",
@@ -84,6 +93,8 @@ def sample_report() -> Report:
                "not applicable: the non-record track has no time limit"),
         ],
         {"val_bpb": 1.2}, {},
+        coverage=_coverage(EVAL_TIME_600S="checked", RECORDS_FOLDER="checked", SIG_0_005_NATS="checked",
+                           TTT_SCORE_FIRST="checked"),
     )
     broken = judge("records/track_10min_16mb/2026-04-03_Broken", "unknown", [], {}, {},
                    error="records/track_10min_16mb/2026-04-03_Broken: cannot be read: Permission denied")
@@ -149,13 +160,14 @@ def test_markdown_rule_table_statuses(fixed_rules):
     odd = next(s for s in sections if "Odd" in s.split("\n")[0])
     broken = next(s for s in sections if "Broken" in s.split("\n")[0])
     assert re.search(r"`TTT-SCORE-FIRST` \|.*\| ❌ fail", bad)
-    assert re.search(r"`EVAL-TIME-600S` \|.*\| ✅ pass", bad)
-    assert re.search(r"`RECORDS-FOLDER` \|.*\| ✅ pass \| 1 suppressed", bad)
-    assert re.search(r"`SIG-0.005-NATS` \|.*\| ✅ pass", bad)
+    assert re.search(r"`EVAL-TIME-600S` \|.*\| ✅ pass \| checked: analysed train_gpt.py", bad)
+    assert re.search(r"`RECORDS-FOLDER` \|.*\| ✅ pass \| checked: .*; 1 suppressed", bad)
+    assert re.search(r"`SIG-0.005-NATS` \|.*\| ⬜ not checked \| no --sota given", bad)
+    assert "✅ pass | \n" not in bad and "✅ pass |  |" not in bad
     assert re.search(r"`TTT-SCORE-FIRST` \|.*\| 🟡 needs-review", odd)
     assert re.search(r"`EVAL-TIME-600S` \|.*\| ➖ n/a \| not applicable: the non-record track", odd)
     assert re.search(r"`SIG-0.005-NATS` \|.*\| ➖ n/a \| eligibility does not apply", odd)
-    assert "could not be audited" in broken and "not checked" in broken
+    assert "could not be audited" in broken and "⬜ not checked | the submission could not be read" in broken
 
 
 def test_markdown_evidence_citation_and_sources(fixed_rules):
@@ -217,7 +229,7 @@ def test_row_status_follows_the_verdict_policy(fixed_rules):
     bad, odd, broken = report.submissions
     assert row_for(bad, metas["TTT-SCORE-FIRST"]).status == "fail"
     assert row_for(odd, metas["TTT-SCORE-FIRST"]).status == "needs-review"
-    assert row_for(broken, metas["TTT-SCORE-FIRST"]).status == "n/a"
+    assert row_for(broken, metas["TTT-SCORE-FIRST"]).status == "not-checked"
     # the same low-confidence error, suppressed by the reviewer: the row passes and lists it
     quiet = SubmissionReport(**{**odd.__dict__, "findings": tuple(f.suppress("ok") for f in odd.findings)})
     row = row_for(quiet, metas["TTT-SCORE-FIRST"])

@@ -1,7 +1,7 @@
 """JUnit XML for CI test views: one testsuite per submission, one testcase per rule (passes included).
 
 Row status comes from harness.formats.rulestatus: `fail` and `needs-review` are failures (type says which),
-`n/a` is skipped, `warn`/`pass` pass with their warnings, info and suppressed findings in system-out. A
+`n/a` and `not-checked` are skipped (with the reason), `warn`/`pass` pass with their warnings, info and suppressed findings in system-out. A
 submission that could not be read gets an `error` testcase named `load`.
 """
 
@@ -46,6 +46,8 @@ def _case(suite: ET.Element, sub: SubmissionReport, row: RuleRow) -> None:
         failure.text = body + _x(f"\n\nCitation ({first.source_weight}): {first.citation}")
     elif row.status == "n/a":
         ET.SubElement(case, "skipped", {"message": _x(f"not applicable: {row.note}")})
+    elif row.status == "not-checked":
+        ET.SubElement(case, "skipped", {"message": _x(f"not checked: {row.note}")})
     others = [f for f in row.findings if row.status not in FAILING or f.severity != "error" or f.suppressed]
     if others:
         out = ET.SubElement(case, "system-out")
@@ -55,7 +57,7 @@ def _case(suite: ET.Element, sub: SubmissionReport, row: RuleRow) -> None:
 def _suite(root: ET.Element, sub: SubmissionReport, metas) -> None:
     rows = rows_for(sub, metas)
     failures = sum(1 for r in rows if r.status in FAILING)
-    skipped = sum(1 for r in rows if r.status == "n/a")
+    skipped = sum(1 for r in rows if r.status in ("n/a", "not-checked"))
     errors = 1 if sub.error else 0
     suite = ET.SubElement(root, "testsuite", {
         "name": _x(sub.path), "tests": str(len(rows) + errors), "failures": str(failures), "errors": str(errors),

@@ -26,6 +26,7 @@ from harness.formats.markdown_full import (
     _numbers,
     _quote_path,
     _rules_table,
+    status_summary,
 )
 from harness.formats.rulestatus import citation_url, rows_for, rules_in
 from harness.report import VERDICT_ORDER, Finding, Report, SubmissionReport, deciding_finding
@@ -115,8 +116,7 @@ def _section(sub: SubmissionReport, metas, urls: dict[str, str], level: str, rep
         return ""
     if idx < LEVELS.index("errors-only"):
         rows = rows_for(sub, metas)
-        counts = {s: sum(1 for r in rows if r.status == s) for s in ("fail", "needs-review", "warn", "pass", "n/a")}
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        summary = status_summary(rows)
         shown_warnings = warnings[:MAX_WARNINGS] if idx < LEVELS.index("no-warnings") else []
         out += ["", f"<details><summary>numbers, {len(warnings)} warning(s), rules: {summary}</summary>", ""]
         out += _numbers(sub, per_seed=False)

@@ -1,7 +1,7 @@
 """GitHub-flavoured Markdown with every detail (`--format markdown-full`); `markdown` is the compact comment.
 
 A one-line verdict, then per submission: claimed vs measured numbers with each number's source, a table
-of every rule (pass / fail / needs-review / warn / n/a), and each finding with a `file:line` link pinned to
+of every rule (pass / fail / needs-review / warn / not checked / n/a), and each finding with a `file:line` link pinned to
 a commit (`--repo-url` and `--ref`), its evidence (long evidence folded in <details>), citation and source
 weight. Suppressed findings stay listed, marked suppressed. The text is kept under GitHub's 65,536-character
 comment limit by dropping detail in a fixed order, and the comment says what was cut.
@@ -23,8 +23,8 @@ SHORT_EVIDENCE_LINES = 6
 MAX_EVIDENCE_CHARS = 1500
 
 VERDICT_MARK = {"legal": "✅", "needs-review": "🟡", "illegal": "❌", "error": "💥"}
-STATUS_MARK = {"fail": "❌ fail", "needs-review": "🟡 needs-review", "warn": "⚠️ warn", "pass": "✅ pass",
-               "n/a": "➖ n/a"}
+STATUS_MARK = {"fail": "❌ fail", "needs-review": "🟡 needs-review", "warn": "⚠️ warn",
+               "not-checked": "⬜ not checked", "pass": "✅ pass", "n/a": "➖ n/a"}
 ELIGIBLE = {True: "yes", False: "no", None: "n/a"}
 
 # Detail levels, from everything to the bare summary; truncation steps down one level at a time.
@@ -208,10 +208,15 @@ def _note(row: RuleRow) -> str:
     return text
 
 
+def status_summary(rows: list[RuleRow]) -> str:
+    """`1 fail, 2 not checked, 20 pass`: how many rows have each status, in STATUS_MARK order."""
+    counts = {s: sum(1 for r in rows if r.status == s) for s in STATUS_MARK}
+    return ", ".join(f"{n} {s.replace('-', ' ') if s == 'not-checked' else s}" for s, n in counts.items() if n)
+
+
 def _rules_table(rows: list[RuleRow], only_failing: bool) -> list[str]:
     shown = [r for r in rows if not only_failing or r.status in ("fail", "needs-review", "warn")]
-    counts = {s: sum(1 for r in rows if r.status == s) for s in STATUS_MARK}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    summary = status_summary(rows)
     out = [f"<details{' open' if any(r.status != 'pass' for r in shown) else ''}><summary>rules: {summary}"
            f"</summary>", "", "| rule | title | category | status | note |", "|---|---|---|---|---|"]
     for r in shown:
@@ -221,7 +226,7 @@ def _rules_table(rows: list[RuleRow], only_failing: bool) -> list[str]:
         out.append(f"| {_code(r.rule.id, table=True)} | {_esc(r.rule.title)} | {r.rule.category} | {STATUS_MARK[r.status]} | "
                    f"{_esc(note)} |")
     if len(shown) < len(rows):
-        out.append(f"| … | {len(rows) - len(shown)} passing / n/a rows not shown | | | |")
+        out.append(f"| … | {len(rows) - len(shown)} passing / not checked / n/a rows not shown | | | |")
     out += ["", "</details>"]
     return out
 

@@ -8,9 +8,15 @@ legality part goes through the one verdict policy (`harness.report.decide_verdic
 - `needs-review`: an unsuppressed legality error of low confidence (the rule could not decide);
 - `warn`: unsuppressed warnings only;
 - `n/a`: the report says the rule does not apply: an info finding whose message begins "not applicable",
-  an eligibility rule on a non-record track (the report's `eligible` is then None by policy), or a
-  submission that could not be read (nothing was checked);
-- `pass`: anything else (info findings, e.g. a proof, and suppressed findings are shown beside it).
+  an eligibility rule on a non-record track (the report's `eligible` is then None by policy), or the rule's
+  coverage says so (a 600 s budget outside the 10-minute track);
+- `not-checked`: the rule had nothing to read (the report's coverage says why: no analysable code, no log),
+  or the submission could not be read. Never shown as a pass;
+- `pass`: checked and clean; the note says what the rule read (info findings, e.g. a proof, and suppressed
+  findings are shown beside it).
+
+The rows of a report are the rules its coverage lists (those the command ran) and the rules its findings
+name; a report without coverage (`run`, `eval`, `trace`) shows the rules it has findings for.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 
 from harness.report import Finding, SubmissionReport, decide_verdict
 
-STATUS_ORDER = ("fail", "needs-review", "warn", "pass", "n/a")
+STATUS_ORDER = ("fail", "needs-review", "warn", "not-checked", "pass", "n/a")
 PG_URL = "https://github.com/openai/parameter-golf"
 THREAD_RE = re.compile(r"#(\d{2,5})\b")
 
@@ -83,8 +89,11 @@ def meta_for_unknown(f: Finding) -> RuleMeta:
 
 
 def rules_in(report_subs: tuple[SubmissionReport, ...] | list[SubmissionReport]) -> list[RuleMeta]:
-    """The catalogue plus any id the findings carry that the catalogue lacks, catalogue order first."""
-    metas = catalogue()
+    """The rules the submissions' coverage or findings name, catalogue order first, then any id the
+    catalogue lacks."""
+    named = {rid for sub in report_subs for rid in sub.coverage} | \
+        {f.rule for sub in report_subs for f in sub.findings}
+    metas = [m for m in catalogue() if m.id in named]
     known = {m.id for m in metas}
     for sub in report_subs:
         for f in sub.findings:
@@ -98,7 +107,7 @@ def row_for(sub: SubmissionReport, meta: RuleMeta) -> RuleRow:
     mine = tuple(f for f in sub.findings if f.rule == meta.id)
     active = [f for f in mine if not f.suppressed]
     if sub.error and not mine:
-        return RuleRow(meta, "n/a", mine, "not checked: the submission could not be read")
+        return RuleRow(meta, "not-checked", mine, "the submission could not be read")
     legality = decide_verdict([f for f in active if f.category == "legality"])
     if legality == "illegal" or any(f.severity == "error" and f.category != "legality" for f in active):
         return RuleRow(meta, "fail", mine)
@@ -111,7 +120,15 @@ def row_for(sub: SubmissionReport, meta: RuleMeta) -> RuleRow:
         return RuleRow(meta, "n/a", mine, na[0].message)
     if meta.category == "eligibility" and sub.track.startswith("non-record"):
         return RuleRow(meta, "n/a", mine, f"eligibility does not apply to the {sub.track} track")
-    return RuleRow(meta, "pass", mine)
+    coverage = sub.coverage.get(meta.id) or {}
+    status, detail = coverage.get("status"), coverage.get("detail", "")
+    if status == "n/a":
+        return RuleRow(meta, "n/a", mine, detail)
+    if status == "not-checked":
+        return RuleRow(meta, "not-checked", mine, detail)
+    if status is None and sub.coverage and not mine:
+        return RuleRow(meta, "not-checked", mine, "this command does not run this rule")
+    return RuleRow(meta, "pass", mine, f"checked: {detail}" if detail else "")
 
 
 def rows_for(sub: SubmissionReport, metas: list[RuleMeta]) -> list[RuleRow]:

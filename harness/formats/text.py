@@ -3,7 +3,8 @@
 Headline: verdict, eligibility, val_bpb claimed → measured (and where it was measured), the deciding
 finding as `RULE file:line`, and the submission. Then per submission with findings, one line per finding
 (`path/file:line  RULE  severity/confidence  message`), same-cause findings merged (their rules joined with
-`+`, the other messages on `also` lines). A message is never broken across lines: on a terminal the table
+`+`, the other messages on `also` lines), and the rules that had nothing to read as `not checked: RULES: why`
+(never shown as passing). A message is never broken across lines: on a terminal the table
 fits the width (COLUMNS when set), in a pipe nothing is wrapped, so `grep` sees each message whole.
 """
 
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from harness.formats import register
 from harness.formats.headline import ELIGIBLE, bytes_text, decider_text, grouped, score_text, where
+from harness.formats.rulestatus import rows_for, rules_in
 from harness.report import Report, SubmissionReport
 
 VERDICT_STYLE = {"legal": "green", "needs-review": "yellow", "illegal": "bold red", "error": "bold magenta"}
@@ -48,6 +50,15 @@ def finding_lines(sub: SubmissionReport, label: str) -> list[str]:
     return out
 
 
+def not_checked_lines(sub: SubmissionReport) -> list[str]:
+    """`  not checked: RULE-A, RULE-B: why`, one line per reason (rules that had nothing to read)."""
+    by_reason: dict[str, list[str]] = {}
+    for row in rows_for(sub, rules_in([sub])):
+        if row.status == "not-checked":
+            by_reason.setdefault(row.note, []).append(row.rule.id)
+    return [f"  not checked: {', '.join(ids)}: {_one_line(why)}" for why, ids in by_reason.items()]
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split("\n"))
 
@@ -64,7 +75,7 @@ def render(report: Report, width: int | None = None, color: bool = False, labels
     console.print(_headline_table(report, labels, terminal))
     for sub in report.submissions:
         label = labels.get(sub.path, sub.path)
-        lines = finding_lines(sub, label)
+        lines = finding_lines(sub, label) + not_checked_lines(sub)
         if not lines and not sub.error:
             continue
         console.print(f"\n[bold]{label}[/]  ({sub.verdict}, eligible: {ELIGIBLE[sub.eligible]})", soft_wrap=True)

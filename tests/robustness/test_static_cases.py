@@ -55,6 +55,15 @@ def assert_unreadable(run, sub, file: str, *words: str) -> None:
     assert sub["eligible"] is False
 
 
+def assert_not_analysed(run, sub, *words: str) -> None:
+    """No code could be analysed: never `legal`; CODE-ANALYSED says why, the code rules say "not checked"."""
+    assert sub["verdict"] == "needs-review", (sub["verdict"], messages(sub))
+    why = messages(sub, "CODE-ANALYSED")
+    assert why and all(w.lower() in why[0].lower() for w in words), why
+    assert sub["coverage"]["TTT-SCORE-FIRST"]["status"] == "not-checked"
+    assert run.rc == 0                                   # needs-review is below the default --fail-on illegal
+
+
 def parse_failures(sub) -> list[dict]:
     return [f for f in sub["findings"] if f["rule"] == "RECORDS-FOLDER" and f["severity"] == "error"
             and f["file"] == "train_gpt.py" and "does not parse" in f["message"]]
@@ -93,12 +102,16 @@ def test_syntax_error_is_reported_at_its_line(batch):
     run, sub = check_pair(batch)
     failures = parse_failures(sub)
     assert failures and failures[0]["line"] == 3, messages(sub)
+    assert_not_analysed(run, sub, "train_gpt.py", "line 3")
+    gated = run_check(batch, "case", "good", extra=("--jobs", "1", "--fail-on", "needs-review"))
+    assert gated.rc == 1 and gated.sub("good")["verdict"] == "legal"
 
 
 def test_nul_byte_in_source_is_a_parse_failure(batch):
     case_folder(batch, {"train_gpt.py": b"import os\nx = 1\0\n"})
     run, sub = check_pair(batch)
     assert parse_failures(sub), messages(sub)
+    assert_not_analysed(run, sub, "train_gpt.py")
 
 
 def test_ten_megabyte_one_line_file(batch):
@@ -115,6 +128,7 @@ def test_empty_train_gpt(batch):
     hits = [f for f in sub["findings"] if f["rule"] == "RECORDS-FOLDER" and f["severity"] == "error"
             and f["file"] == "train_gpt.py" and f["line"] == 1]
     assert hits and "empty" in hits[0]["message"], messages(sub)
+    assert_not_analysed(run, sub, "train_gpt.py is empty")
 
 
 # -- nesting: RecursionError / MemoryError are caught, never a crashed interpreter ------------------------
@@ -136,6 +150,7 @@ def test_100k_deep_expression(batch, kind):
     run, sub = check_pair(batch)
     if kind in ("unary", "binop", "parens", "brackets", "braces", "calls"):
         assert parse_failures(sub), messages(sub)
+        assert_not_analysed(run, sub, "train_gpt.py")
     else:  # parses; any detector that recursed too far says so (needs-review), never crashes
         assert sub["verdict"] in ("legal", "needs-review")
 
@@ -144,6 +159,7 @@ def test_indentation_nested_past_the_tokenizer_limit(batch):
     case_folder(batch, {"train_gpt.py": deep_blocks(1000)})
     run, sub = check_pair(batch)
     assert parse_failures(sub), messages(sub)
+    assert_not_analysed(run, sub, "train_gpt.py")
 
 
 # -- the folder itself ------------------------------------------------------------------------------------
@@ -243,6 +259,7 @@ def test_symlinked_script_pointing_outside_is_not_followed(batch):
     assert warned, messages(sub)
     assert not parse_failures(sub)  # the outside file (a syntax error) was never read
     assert not any("broken" in f["evidence"] for f in sub["findings"])
+    assert_not_analysed(run, sub, "train_gpt.py is a symbolic link")
 
 
 def test_symlinked_log_and_folder_outside_are_not_read(batch):
@@ -343,6 +360,8 @@ def test_log_only_folder_is_audited(batch):
     write_folder(batch / "case", {"train_seed3.log": GOOD_LOG})
     run, sub = check_pair(batch)
     assert any("no training script" in m for m in messages(sub, "RECORDS-FOLDER")), messages(sub)
+    assert_not_analysed(run, sub, "no training script")
+    assert 1.2 in log_values(sub["measured"], "train_seed3.log")     # the log was still read
 
 
 # -- packed code: bombs and deep packing are stopped by caps, never followed into gigabytes ----------------
