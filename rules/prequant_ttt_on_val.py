@@ -60,6 +60,29 @@ LEGAL_AFTER = PRELUDE + SCORE_FIRST_FN + '''def main():
 
 TRAIN_THEN_SAVE = TRAIN_ONLY.replace("    print(eval_val(", '    torch.save(model.state_dict(), "final_model.pt")\n    print(eval_val(')
 
+# fine-tuning on val inline in main(); the weights are copied into the exported dict before `del model`
+COPIED_OUT = PRELUDE + '''def quantize_state_dict(sd):
+    return {k: v.to(torch.int8) for k, v in sd.items()}
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    for i in range(0, val_tokens.numel() - 1, 2048):
+        x = val_tokens[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+        opt.zero_grad()
+    export = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    del model, opt
+    torch.save(quantize_state_dict(export), "final_model.int8.pt")
+    eval_model = torch.nn.Linear(8, 8)
+    eval_model.load_state_dict(torch.load("final_model.int8.pt"))
+    print(eval_val(eval_model, val_tokens))
+''' + MAIN
+
 GPTQ_ON_TRAIN = PRELUDE + '''def gptq_quantize(model, calib):
     for i in range(0, calib.numel() - 1, 2048):
         model(calib[i:i + 2048])
@@ -97,6 +120,8 @@ class PrequantTTTOnVal(TTTRule):
         code(PREQUANT, "fine-tunes on val before quantize + save, then scores", line_of(PREQUANT, "# TRAIN")),
         code(RENAMED, "val under another name, trained before lzma-compressing the artifact",
              line_of(RENAMED, "# TRAIN")),
+        code(COPIED_OUT, "fine-tuned on val in main(); the weights are copied into the exported dict before "
+             "the model is deleted", line_of(COPIED_OUT, "# TRAIN")),
         folder({"train_gpt.py": OFF, "README.md": README_ON},
                "off by default, enabled by the README run command", line_of(OFF, "# TRAIN"), file="train_gpt.py"),
         folder({"train_gpt.py": OFF, "README.md": "# r\n"}, "off by default and never enabled: warning",
@@ -104,6 +129,7 @@ class PrequantTTTOnVal(TTTRule):
     ]
 
     def message(self, j) -> str:
-        return (f"validation tokens are trained on at {where(j.grad)} before the model is "
+        text = (f"validation tokens are trained on at {where(j.grad)} before the model is "
                 f"serialized/quantized at {where(j.save)} ({j.save.detail}); they are only scored later at "
                 f"{where(j.score)}, with the adapted weights (pre-quant TTT on val)")
+        return f"{text}; {j.note}" if j.note else text

@@ -283,6 +283,24 @@ BY_NAME_EVAL_ONLY = BY_NAME.replace("{body}", '''    with torch.no_grad():
             total += score_tokens(model, val_tokens[i * chunk:(i + 1) * chunk + 1])''')
 
 
+# trains on val in main(), keeps a deep copy, deletes the trained module and scores the copy
+COPY_SCORED = PRELUDE + '''import copy
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    for i in range(0, val_tokens.numel() - 1, 2048):
+        x = val_tokens[i:i + 2048]
+        F.cross_entropy(model(x[:-1]), x[1:]).backward()  # TRAIN
+        opt.step()
+    eval_model = copy.deepcopy(model)
+    del model, opt
+    print(eval_val(eval_model, val_tokens))
+''' + MAIN
+
 class TTTScoreFirst(TTTRule):
     ID = "TTT-SCORE-FIRST"
     TITLE = "Test-time training only on validation tokens already scored"
@@ -342,6 +360,8 @@ class TTTScoreFirst(TTTRule):
              line_of(SLICE_NEXT, "# TRAIN")),
         code(BY_NAME_TRAIN_FIRST, "library-style code: trains on a parameter named `val_tokens` before scoring "
              "it; nothing binds it to val, so needs-review", line_of(BY_NAME_TRAIN_FIRST, "# TRAIN")),
+        code(COPY_SCORED, "trains on val, deep-copies the model, deletes the original and scores the copy",
+             line_of(COPY_SCORED, "# TRAIN")),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TTTRule, line_of, where
 from rules.base import Citation, code
+from rules.prequant_ttt_on_val import COPIED_OUT
 
 RESTORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
@@ -101,6 +102,8 @@ class TTTWarmupOnVal(TTTRule):
         code(RANDOM_WARMUP, "warm-up on torch.randint tokens"),
         code(TRAIN_WARMUP, "warm-up on train tokens"),
         code(NO_WARMUP, "no warm-up"),
+        code(COPIED_OUT, "fine-tuning on val whose weights are copied out before `del model` is not a warm-up "
+             "(PREQUANT-TTT-ON-VAL judges it)"),
     ]
     ILLEGAL = [
         code(RESTORE, "backward+step on val tokens, weights restored with load_state_dict",

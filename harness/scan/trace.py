@@ -85,6 +85,8 @@ class Event:
     detail: str = ""
     region: tuple | None = field(default=None, compare=False, hash=False, repr=False)
     by_name: str = ""  # the val-named parameter this event was traced from when no flow reaches it
+    # names the event acts on directly: a copy's source names, a restore's receiver (see harness.scan.ttt)
+    names: frozenset[str] = field(default=frozenset(), compare=False, hash=False, repr=False)
 
     def deps_at(self, frame: int) -> frozenset[str]:
         return self.frame_deps[frame] if 0 <= frame < len(self.frame_deps) else frozenset()
@@ -188,7 +190,8 @@ class Tracer:
         return found
 
     # -- emission -------------------------------------------------------------------------------
-    def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "") -> None:
+    def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "",
+             names: frozenset[str] = frozenset()) -> None:
         if len(self.events) >= MAX_EVENTS:
             raise TraceBudget(f"more than {MAX_EVENTS} events")
         inner = st.closure.data_deps(value) if value is not None else frozenset()
@@ -206,7 +209,7 @@ class Tracer:
         self.seq += 1
         where = region(value, _frames(st)) if kind in ("grad", "score") else None
         self.events.append(Event(kind, st.func.unit, getattr(node, "lineno", 0), self.seq, st.loops, st.conds,
-                                 tuple(reversed(deps)), st.chain, st.nograd, detail, where, self.by_name))
+                                 tuple(reversed(deps)), st.chain, st.nograd, detail, where, self.by_name, names))
 
     # -- statements -----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt], st: State) -> None:
@@ -274,6 +277,21 @@ class Tracer:
             return
         self.exprs(_stmt_exprs(s), st)
         self.score_check(s, st)
+        self.copy_check(s, st)
+
+    def copy_check(self, s: ast.stmt, st: State) -> None:
+        """`sd = model.state_dict()`, `{k: v.clone() for k, v in model.state_dict().items()}`,
+        `m2 = copy.deepcopy(model)`, `w = p.detach().clone()`: a copy of a module's weights that outlives the
+        module (harness.scan.ttt follows it past a `del` or a restore of the original)."""
+        if not isinstance(s, (ast.Assign, ast.AnnAssign)) or s.value is None:
+            return
+        source = copied_names(s.value)
+        if not source:
+            return
+        targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+        bases = {target_base(t) for tt in targets for t in _flatten_targets(tt)} - {None}
+        if bases - source:
+            self.emit("copy", s, st, s.value, ",".join(sorted(bases - source)), frozenset(source))
 
     def score_check(self, s: ast.stmt, st: State) -> None:
         """An accumulation of val-derived values into a zero-initialised accumulator (or a passed-in one)
@@ -334,9 +352,15 @@ class Tracer:
                 self.emit("dynamic", node, st, None, "packed" if literal else name)
             return
         if name == "load_state_dict":
-            self.emit("restore", node, st, None, _snapshot_line(node, st.func))
+            receiver = target_base(f.value) if isinstance(f, ast.Attribute) else None
+            self.emit("restore", node, st, _arguments(node), _snapshot_line(node, st.func),
+                      frozenset({receiver}) if receiver else frozenset())
+            source = copied_names(node.args[0]) if node.args else set()
+            if receiver and source and receiver not in source:
+                # `other.load_state_dict(model.state_dict())`: `other` now holds `model`'s weights
+                self.emit("copy", node, st, node.args[0], receiver, frozenset(source))
         elif name and name not in SAVE_EXCLUDE and SAVE_CALLS.search(name):
-            self.emit("save", node, st, None, name)
+            self.emit("save", node, st, _arguments(node), name)
         if isinstance(f, ast.Attribute) and name in MUTATORS and st.nograd and name in ("append", "extend"):
             return
         target = self._resolve(node, st)
@@ -433,6 +457,37 @@ class Tracer:
                     st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs, binds),),
                     st.stack + (id(target),), tuple(fn_params), outer_states)
         self.block(target.body(), new)
+
+
+COPY_CALLS = {"state_dict", "deepcopy", "clone", "copy"}
+
+
+def copied_names(value: ast.expr) -> set[str]:
+    """The names whose weights `value` copies: the receiver of `.state_dict()`, `.clone()` or `.copy()`, and the
+    argument of `copy.deepcopy(...)`, anywhere inside it (a dict comprehension over `model.state_dict().items()`
+    included); empty when it copies nothing."""
+    out: set[str] = set()
+    for n in walk(value):
+        if not isinstance(n, ast.Call):
+            continue
+        f = n.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name not in COPY_CALLS:
+            continue
+        if name == "deepcopy" and n.args:
+            base = target_base(n.args[0])
+        elif isinstance(f, ast.Attribute) and name != "deepcopy":
+            base = target_base(f.value)
+        else:
+            base = None
+        if base:
+            out.add(base)
+    return out
+
+
+def _arguments(node: ast.Call) -> ast.Tuple:
+    """A call's arguments as one expression, for the names a save or restore reads."""
+    return ast.Tuple([*node.args, *(k.value for k in node.keywords)], ast.Load())
 
 
 def literal_defaults(fn: ast.AST) -> dict[str, ast.expr]:
