@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.astwalk import walk
 from harness.scan.bounds import Frame, region
+from harness.scan.calib import QUANTIZER_CALL, forward_like, grid_search, hook_span
 from harness.scan.model import (
     MAX_DEPTH,
     MAX_EVENTS,
@@ -118,6 +119,8 @@ class State:
     stack: tuple[int, ...] = ()
     fn_params: tuple[tuple[str, Func], ...] = ()
     outer_states: tuple[State, ...] = ()
+    # (chain depth, first line, last line) of the innermost frame that registers hooks and removes them again
+    hooked: tuple[int, int, int] | None = None
 
 
 class Tracer:
@@ -128,6 +131,7 @@ class Tracer:
         self.seq = 0
         self.entered: dict[int, set[str]] = {}  # id(func) -> parameters entered with val data (key: called at all)
         self.by_name = ""
+        self.calib_seen: set[tuple] = set()
 
     # -- entry ----------------------------------------------------------------------------------
     def run(self) -> list[Event]:
@@ -231,6 +235,10 @@ class Tracer:
         if isinstance(s, (ast.For, ast.AsyncFor, ast.While)):
             loop = LoopRef(st.chain + ((st.func.unit, s.lineno, "loop"),), st.func.unit, s.lineno,
                            "while" if isinstance(s, ast.While) else "for", st.frame, s, st.func)
+            if isinstance(s, ast.For):
+                fitted = grid_search(s, st.closure.tainted_expr)
+                if fitted is not None:
+                    self.emit("calib", s, st, fitted, f"grid:{s.target.id}:{len(s.iter.elts)}")  # type: ignore
             self.exprs([s.test] if isinstance(s, ast.While) else [s.iter], st)
             inner = replace(st, loops=st.loops + (loop,))
             if isinstance(s, ast.While):
@@ -367,6 +375,7 @@ class Tracer:
         if target is not None:
             self.inline(target, node, st, method=isinstance(f, ast.Attribute) and target.cls is not None)
             return
+        self.calib_check(node, name, st)
         # a library call that may run a user function it is given (step(closure), checkpoint(fn, x), ...)
         for i, arg in enumerate(node.args):
             fn = self._resolve_value(arg, st)
@@ -374,6 +383,27 @@ class Tracer:
                 rest = ast.Call(func=arg, args=list(node.args[i + 1:]), keywords=[], lineno=node.lineno,
                                 col_offset=0)
                 self.inline(fn, rest, st, method=False)
+
+    def calib_check(self, node: ast.Call, name: str, st: State) -> None:
+        """Val data given to a library quantizer, or run through a model while hooks collect statistics
+        (harness.scan.calib): a `calib` event, detail `quantizer:NAME` or `hook:CHAIN_DEPTH:LINE`."""
+        quantizer = bool(name) and bool(QUANTIZER_CALL.search(name))
+        hooked = st.hooked
+        if not quantizer and hooked is None:
+            return
+        args = [a.value if isinstance(a, ast.Starred) else a for a in node.args] + [k.value for k in node.keywords]
+        fed = next((a for a in args if st.closure.tainted_expr(a)), None)
+        if fed is None:
+            return
+        if quantizer:
+            self.emit("calib", node, st, fed, f"quantizer:{name}")
+        elif hooked is not None and forward_like(node, st.closure.tainted_expr):
+            depth, start, end = hooked
+            line = st.chain[depth + 1][1] if depth + 1 < len(st.chain) else node.lineno
+            key = (st.chain[:depth + 1], line)
+            if start < line < end and key not in self.calib_seen:  # one event per forward line of the hooked function
+                self.calib_seen.add(key)
+                self.emit("calib", node, st, fed, f"hook:{depth}:{start}")
 
     def _resolve_value(self, arg: ast.expr, st: State) -> Func | None:
         if isinstance(arg, ast.Lambda):
@@ -451,11 +481,13 @@ class Tracer:
                 break
         closure = Closure(self.program, target, seeds, outer)
         self.entered.setdefault(id(target), set()).update(seeds)
+        chain = st.chain + ((target.unit, node.lineno, target.name),)
+        registers = hook_span(target.node)
         new = State(target, closure, st.frame + 1, st.loops, st.conds,
-                    st.nograd or target.nograd_decorated,
-                    st.chain + ((target.unit, node.lineno, target.name),),
+                    st.nograd or target.nograd_decorated, chain,
                     st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs, binds),),
-                    st.stack + (id(target),), tuple(fn_params), outer_states)
+                    st.stack + (id(target),), tuple(fn_params), outer_states,
+                    (len(chain) - 1, *registers) if registers is not None else st.hooked)
         self.block(target.body(), new)
 
 

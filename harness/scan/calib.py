@@ -1,0 +1,117 @@
+"""Where validation data becomes a fitted value: the calibration sinks the trace (harness.scan.trace) checks.
+
+Validation data is the trace's `<VAL>` flow (read from the val shards, followed through assignments, calls
+and returns), never a variable's name. A value computed from it is *calibration* when it reaches:
+
+- **hooked forward passes**: a forward pass on val data while a function on the call stack has registered
+  forward/backward hooks (`module.register_forward_hook(...)`): the hooks collect activation statistics
+  (GPTQ Hessians X^T X, scales, clip ranges) that the quantizer reads;
+- **a library quantizer**: a call the folder does not define whose name says it quantizes or calibrates
+  (`quantize_(model, calib_data=val)`), given val data;
+- **a grid search**: a loop over a literal list of settings (`for t in [0.9, 1.0, 1.1]`) that scores val data
+  with each one and keeps the best (a temperature or clip value fitted on val, then used to score).
+
+Scoring a model on val (an eval of the already-quantized artifact) reaches none of these: the losses go
+to logs, not into the artifact or the settings it is scored with.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from harness.astwalk import walk
+from harness.nodememo import NodeMemo
+from harness.scan.assigns import scope_walk
+
+# a call the folder does not define, that quantizes or calibrates what it is given
+QUANTIZER_CALL = re.compile(r"quantiz|quantis|gptq|hessian|calibrat", re.I)
+HOOK_CALLS = {"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+              "register_backward_hook", "register_full_backward_pre_hook"}
+# roots of library calls that are not a model's forward pass
+LIBRARY_ROOTS = {"torch", "F", "nn", "np", "numpy", "math", "dist", "os", "time", "json", "lzma", "zlib", "io",
+                 "random", "functools", "itertools", "sys", "re", "glob", "Path", "pickle", "struct", "brotli",
+                 "zstd", "zstandard", "sentencepiece", "spm", "triton", "tl", "collections", "copy", "logging",
+                 "warnings", "contextlib", "subprocess", "shutil", "datetime", "base64", "hashlib", "operator",
+                 "statistics", "bisect", "heapq", "string", "textwrap", "inspect", "types", "typing"}
+BUILTINS = {"len", "range", "int", "float", "list", "tuple", "dict", "set", "zip", "enumerate", "min", "max",
+            "sum", "print", "isinstance", "sorted", "reversed", "iter", "next", "abs", "round", "str", "bool",
+            "getattr", "setattr", "hasattr", "any", "all", "map", "filter", "open", "repr", "type", "id", "divmod",
+            "pow", "format", "vars", "super", "callable", "hash", "slice", "frozenset", "bytes", "bytearray",
+            "memoryview", "object", "ord", "chr", "hex", "bin", "oct"}
+
+
+_HOOK_SPAN: NodeMemo[tuple] = NodeMemo("calib.hook_span")
+
+
+def hook_span(func_node: ast.AST) -> tuple[int, int] | None:
+    """(line of the first hook registration in a function's own body, line of the first `.remove()` after it,
+    or a very large number when none), None when the function registers no hook; kept with the node."""
+    return _HOOK_SPAN(func_node, _hook_span) or None
+
+
+def _hook_span(func_node: ast.AST) -> tuple:
+    if isinstance(func_node, ast.Module):
+        return ()
+    calls = [n for n in scope_walk(func_node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+    start = min((n.lineno for n in calls if n.func.attr in HOOK_CALLS), default=None)
+    if start is None:
+        return ()
+    end = min((n.lineno for n in calls if n.func.attr == "remove" and n.lineno > start), default=1 << 30)
+    return (start, end)
+
+
+def _root(node: ast.AST) -> ast.AST:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node
+
+
+def forward_like(call: ast.Call, tainted) -> bool:
+    """A call that may run a model on its arguments: a called name that is no builtin (`model(x)`), or a
+    method of something that is neither the data itself nor a library module (`net.forward_logits(x)`,
+    `self.blocks[i](x)`). `tainted(expr)` says whether an expression carries val data."""
+    f = call.func
+    if isinstance(f, ast.Name):
+        return f.id not in BUILTINS
+    root = _root(f)
+    if isinstance(root, ast.Name) and root.id in LIBRARY_ROOTS:
+        return False
+    if isinstance(f, ast.Attribute) and tainted(f.value):
+        return False                      # `x.to(device)`, `seq[:, :-1].reshape(...)`: the data, not a model
+    return True
+
+
+def constant_grid(node: ast.expr) -> bool:
+    """A literal list or tuple of two or more numbers."""
+    return isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) >= 2 and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool)
+        for e in node.elts)
+
+
+def grid_search(loop: ast.For, tainted) -> ast.expr | None:
+    """For `for t in [0.9, 1.0, ...]:`, the val-carrying argument of a call in the loop body that also takes
+    `t`, when the loop keeps a best value (a comparison, or min/max); None otherwise."""
+    if not (constant_grid(loop.iter) and isinstance(loop.target, ast.Name)):
+        return None
+    var = loop.target.id
+    nodes = [n for stmt in loop.body for n in walk(stmt)]
+    keeps_best = any(isinstance(n, ast.Compare) and any(isinstance(o, (ast.Lt, ast.Gt, ast.LtE, ast.GtE))
+                                                        for o in n.ops) for n in nodes) or \
+        any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("min", "max")
+            for n in nodes)
+    if not keeps_best:
+        return None
+    for call in nodes:
+        if not isinstance(call, ast.Call):
+            continue
+        args = [*call.args, *(k.value for k in call.keywords)]
+        if not any(isinstance(a, ast.Name) and a.id == var for a in args):
+            continue
+        for a in args:
+            if not (isinstance(a, ast.Name) and a.id == var) and tainted(a):
+                return a
+    return None
+
+
+__all__ = ["QUANTIZER_CALL", "constant_grid", "forward_like", "grid_search", "hook_span"]
