@@ -53,12 +53,23 @@ def hook_span(func_node: ast.AST) -> tuple[int, int] | None:
 def _hook_span(func_node: ast.AST) -> tuple:
     if isinstance(func_node, ast.Module):
         return ()
-    calls = [n for n in scope_walk(func_node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
-    start = min((n.lineno for n in calls if n.func.attr in HOOK_CALLS), default=None)
+    calls = [(n.lineno, _called(n)) for n in scope_walk(func_node) if isinstance(n, ast.Call)]
+    # a registration of its own, or a call of a helper that registers (`self._register_hooks()`)
+    start = min((line for line, name in calls if name in HOOK_CALLS or _HOOK_HELPER.search(name)), default=None)
     if start is None:
         return ()
-    end = min((n.lineno for n in calls if n.func.attr == "remove" and n.lineno > start), default=1 << 30)
+    end = min((line for line, name in calls if line > start and (name == "remove" or _UNHOOK_HELPER.search(name))),
+              default=1 << 30)
     return (start, end)
+
+
+_HOOK_HELPER = re.compile(r"register\w*hook|add\w*hook|install\w*hook|attach\w*hook", re.I)
+_UNHOOK_HELPER = re.compile(r"remove\w*hook|clear\w*hook|detach\w*hook", re.I)
+
+
+def _called(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
 def _root(node: ast.AST) -> ast.AST:

@@ -387,7 +387,10 @@ class Tracer:
     def calib_check(self, node: ast.Call, name: str, st: State) -> None:
         """Val data given to a library quantizer, or run through a model while hooks collect statistics
         (harness.scan.calib): a `calib` event, detail `quantizer:NAME` or `hook:CHAIN_DEPTH:LINE`."""
-        quantizer = bool(name) and bool(QUANTIZER_CALL.search(name))
+        # a parameter or a variable bound to a value (`hessian_model(x)`), not an imported quantizer
+        local = isinstance(node.func, ast.Name) and (node.func.id in st.func.params or bool(
+            st.func.deps.get(node.func.id)))
+        quantizer = bool(name) and not local and bool(QUANTIZER_CALL.search(name))
         hooked = st.hooked
         if not quantizer and hooked is None:
             return

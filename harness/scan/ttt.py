@@ -249,18 +249,19 @@ def _periodic(s: Event, g: Event, loop: LoopRef, names: frozenset[str]) -> bool:
 
 
 def _kept_copy(drop: Event, g: Event, copies: list[Event], saves: list[Event], restores: list[Event],
-               scores: list[Event]) -> tuple[str, Event, Event] | None:
-    """A copy of the trained module's weights taken after the training step and before `drop` (the restore
-    or `del` that throws the module away), in the same function, that reaches a serialization ("save") or,
-    directly or loaded into another module, a score ("score"): (how, the event it reaches, the copy)."""
+               scores: list[Event]) -> list[tuple[str, Event, Event]]:
+    """Copies of the trained module's weights taken after the training step and before `drop` (the restore
+    or `del` that throws the module away), in the same function, followed to what they reach: each
+    serialization ("save", one per branch it lies in) or else the first score, directly or after a
+    `load_state_dict` into another module ("score"): [(how, the event reached, the copy)]."""
     frame = len(drop.frame_deps) - 1
     if drop.chain != g.chain[:len(drop.chain)]:
-        return None
+        return []
     trained = g.deps_at(frame)
     lost = set(drop.names) if drop.kind == "restore" else set(drop.detail.split(","))
     lost &= trained
     if not lost:
-        return None
+        return []
     depth = len(drop.chain)
     for c in copies:
         if not (g.seq < c.seq < drop.seq) or c.chain != drop.chain or not (c.names & lost):
@@ -268,18 +269,19 @@ def _kept_copy(drop: Event, g: Event, copies: list[Event], saves: list[Event], r
         targets = set(c.detail.split(",")) - lost
         if not targets:
             continue
-        for v in saves:
-            if v.seq > c.seq and v.chain[:depth] == drop.chain and v.deps_at(frame) & targets:
-                return "save", v, c
+        reached = [("save", v, c) for v in saves if v.seq > c.seq and v.chain[:depth] == drop.chain
+                   and not exclusive(v, g) and v.deps_at(frame) & targets]
+        if reached:
+            return reached
         for r in restores:
             if r.seq > c.seq and r.chain[:depth] == drop.chain and r.deps_at(frame) & targets:
                 later = [s for s in scores if s.seq > r.seq]
                 if later:
-                    return "score", later[0], c
+                    return [("score", later[0], c)]
         for s in scores:
             if s.seq > c.seq and s.chain[:depth] == drop.chain and s.deps_at(frame) & targets:
-                return "score", s, c
-    return None
+                return [("score", s, c)]
+    return []
 
 
 def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list[Event],
@@ -361,21 +363,23 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
                and _snapshot_before(r, g)]
     saved = [v for v in saves if g.seq < v.seq < s.seq and not exclusive(v, g) and not common_loops(v, g)]
     dropped = [d for d in discards if g.seq < d.seq < s.seq and not exclusive(d, g) and _drops_trained(d, g)]
-    kept = drop = None
+    kept: list[tuple[str, Event, Event]] = []
+    drop = None
     for drop in sorted(between + dropped, key=lambda e: e.seq) if not shared else ():
         kept = _kept_copy(drop, g, copies, saves, restores, scores)
-        if kept is not None:
+        if kept:
             break
-    if kept is not None and drop is not None:
+    if kept and drop is not None:
         # the trained weights were copied out before the module was restored or deleted: follow the copy
-        how, where_to, copy = kept
-        note = (f"the trained weights are copied at line {copy.line} before the module is "
-                f"{'restored' if drop.kind == 'restore' else 'deleted'} at line {drop.line}, and the copy reaches "
-                f"{'the serialization' if how == 'save' else 'scoring'} at line {where_to.line}")
-        if how == "save":
-            out.append(Judgement("prequant", g, s, save=where_to, conds=g.conds + where_to.conds, note=note))
-        else:
-            out.append(Judgement("score-after-train", g, s, conds=g.conds + s.conds, note=note))
+        gone = "restored" if drop.kind == "restore" else "deleted"
+        for how, reached, copy in kept:
+            note = (f"the trained weights are copied at line {copy.line} before the module is {gone} at line "
+                    f"{drop.line}, and the copy reaches {'the serialization' if how == 'save' else 'scoring'} at "
+                    f"line {reached.line}")
+            if how == "save":
+                out.append(Judgement("prequant", g, s, save=reached, conds=g.conds + reached.conds, note=note))
+            else:
+                out.append(Judgement("score-after-train", g, s, conds=g.conds + s.conds, note=note))
     elif (between or dropped) and not shared:
         out.append(Judgement("warmup", g, s, save=(between or dropped)[0], conds=g.conds))
     elif saved and not shared:
