@@ -114,6 +114,30 @@ def eval_val_ttt(model, chunks):
             opt.step()
     return loss_sum
 '''
+# the sliding eval always runs; the bias fit sits in an `if h.etlb_enabled:` branch inside it (optimizer: line 20)
+_ETLB_BRANCH = _HEAD.replace("{default}", "0") + '''def eval_val_sliding(h, model, val_tokens, seq_len, stride):
+    bias = torch.zeros(1024)
+    loss_sum = 0.0
+    for ws in range(0, val_tokens.numel() - seq_len, stride):
+        x = val_tokens[ws:ws + seq_len]
+        y = val_tokens[ws + 1:ws + seq_len + 1]
+        logits = model(x)
+        if h.etlb_enabled:
+            b = bias.clone().requires_grad_(True)
+            opt = torch.optim.SGD([b], lr=0.05)
+            for _ in range(h.etlb_steps):
+                opt.zero_grad()
+                F.cross_entropy(logits + b, y).backward()
+                opt.step()
+            bias = b.detach()
+        s = seq_len - stride
+        loss_sum += F.cross_entropy(logits[s:] + bias, y[s:], reduction="sum").item()
+    return loss_sum
+
+
+def main():
+    eval_val_sliding(Hyperparameters(), None, None, 1024, 64)
+'''
 _README_ON = "# run\n```bash\nETLB_ENABLED=1 torchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n"
 
 
@@ -150,6 +174,10 @@ class Etlb(Rule):
         code(_ETLB_CONTEXT.replace("{default}", "1"), "context-only (causal) ETLB, enabled: needs review", 21),
         code(_ETLB_SCORED.replace("{default}", "0"), "ETLB shipped but off by default and never enabled: warning",
              20, severity="warning"),
+        code(_ETLB_BRANCH, "the eval runs, but the bias fit sits in an `if h.etlb_enabled:` branch that is off: "
+             "warning", 20, severity="warning"),
+        folder({"train_gpt.py": _ETLB_BRANCH, "README.md": _README_ON},
+               "the same branch, enabled by the README run command", 20, file="train_gpt.py"),
     ]
 
     WORDING = Wording(

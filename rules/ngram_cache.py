@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
+from harness.scan.pathstate import path_gated
 from rules.base import Citation, Rule, code
 
 _CAUSAL = '''import math
@@ -110,6 +111,7 @@ class NgramCache(Rule):
         code(_RESCORE, "second pass rescoring with the completed cache", 14),
     ]
 
+    @path_gated
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         from harness.scan.patterns import (
             SCORE_ACC,

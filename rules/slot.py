@@ -121,6 +121,35 @@ def eval_val_slot_batched(model, x, y, s, steps=8):
 def main(model, batches):
     return [eval_val_slot_batched(model, x, y, 960) for x, y in batches]
 '''
+# the eval function always runs; the SLOT optimisation sits in a branch on a local flag that is off (line 21)
+_BRANCH = _HEAD.replace("{default}", "0") + '''def eval_val_sliding(args, model, val_tokens, seq_len, stride):
+    use_slot = getattr(args, "slot_enabled", False)
+    loss_sum = 0.0
+    for ws in range(0, val_tokens.numel() - seq_len, stride):
+        x = val_tokens[ws:ws + seq_len]
+        y = val_tokens[ws + 1:ws + seq_len + 1]
+        s = seq_len - stride
+        if use_slot:
+            with torch.no_grad():
+                hidden = model.forward_hidden(x)
+            delta = torch.zeros(1, 1, hidden.size(-1), requires_grad=True)
+            opt = torch.optim.AdamW([delta], lr=0.01)
+            for _ in range(8):
+                opt.zero_grad()
+                F.cross_entropy(model.compute_logits(hidden + delta), y).backward()
+                opt.step()
+            with torch.no_grad():
+                logits = model.compute_logits(hidden + delta)
+        else:
+            with torch.no_grad():
+                logits = model(x)
+        loss_sum += F.cross_entropy(logits[s:], y[s:], reduction="sum").item()
+    return loss_sum
+
+
+def main():
+    eval_val_sliding(Hyperparameters(), None, None, 1024, 64)
+'''
 _LOG_ON = "Hyperparameters:\n  slot_enabled: True\n  seed: 1\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.2\n"
 
 
@@ -155,6 +184,10 @@ class Slot(Rule):
         code(_CAUSAL.replace("{default}", "1"), "causal/context-only SLOT: needs review", 19),
         code(_MASKED, "batched SLOT: delta made trainable by requires_grad_(), loss masked to the scored tail", 9),
         code(_SLOT.replace("{default}", "0"), "SLOT shipped but off by default: warning", 18, severity="warning"),
+        code(_BRANCH, "the eval function runs, but SLOT sits in an `if use_slot:` branch that is off by default: "
+             "warning", 21, severity="warning"),
+        folder({"train_gpt.py": _BRANCH, "train_seed1.log": _LOG_ON},
+               "the same branch, with the log's hyperparameters showing slot_enabled: True", 21, file="train_gpt.py"),
     ]
 
     WORDING = Wording(

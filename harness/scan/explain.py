@@ -108,7 +108,7 @@ def _bare(test: ast.expr) -> ast.expr:
 
 def path_state(ctx: AuditContext, conds: tuple[CondRef, ...]) -> PathState:
     """Whether the branches on a path run under the folder's configuration (see module docstring)."""
-    enabled_notes: list[str] = []
+    tests: list[tuple[ast.expr, bool, int, str]] = []
     seen: set = set()
     for c in conds:
         if c.uid in seen:
@@ -119,26 +119,38 @@ def path_state(ctx: AuditContext, conds: tuple[CondRef, ...]) -> PathState:
                 test = _bare(resolve_test(copy_expr(c.test, {}), c.frames))
             else:
                 test = _bare(_Inline(single_assigns(c.func.node)).visit(copy_expr(c.test, {})))
+        except Exception:  # noqa: BLE001 - an undecidable branch counts as possibly taken
+            continue
+        tests.append((test, c.polarity, c.line, _show(c)))
+    return decide_tests(ctx, tests)
+
+
+def decide_tests(ctx: AuditContext, tests: list[tuple[ast.expr, bool, int, str]]) -> PathState:
+    """The path state of `if` tests that must hold (test with its names resolved, the branch taken, its line,
+    its source text), innermost or outermost first: the first test that the folder's configuration decides
+    against the branch turns the path off."""
+    enabled_notes: list[str] = []
+    for test, polarity, line, shown in tests:
+        try:
             by_default = config.enabled_by_default(ctx, test)
             by_run = config.enabled_by_run(ctx, test)
             _, why = config.branch_state(ctx, test)
             constant = config.constant_value(test) if by_run is None and by_default is None else None
         except Exception:  # noqa: BLE001 - an undecidable branch counts as possibly taken
             continue
-        shown = _show(c)
-        if constant is not None and constant != c.polarity:
+        if constant is not None and constant != polarity:
             return PathState(False, f"this path does not run as the code calls it (`{shown}` at line "
-                                    f"{c.line} is {not c.polarity} with the arguments its callers pass, or "
+                                    f"{line} is {not polarity} with the arguments its callers pass, or "
                                     f"their defaults)")
-        if by_run is not None and by_run != c.polarity:
-            if by_default is not None and by_default != c.polarity:
-                return PathState(False, f"this path is off by default (`{shown}` at line {c.line}: {why}) "
+        if by_run is not None and by_run != polarity:
+            if by_default is not None and by_default != polarity:
+                return PathState(False, f"this path is off by default (`{shown}` at line {line}: {why}) "
                                         f"and not enabled by the folder's README run command, run scripts or "
                                         f"logs, so it is not decisive")
             return PathState(False, f"the folder's own configuration turns this path off (`{shown}` at line "
-                                    f"{c.line}: {why})")
-        if by_default is not None and by_default != c.polarity and by_run == c.polarity:
-            enabled_notes.append(f"`{shown}` at line {c.line} is off by default but enabled by the folder's "
+                                    f"{line}: {why})")
+        if by_default is not None and by_default != polarity and by_run == polarity:
+            enabled_notes.append(f"`{shown}` at line {line} is off by default but enabled by the folder's "
                                  f"run configuration ({why}), so the path is judged")
     return PathState(True, "; ".join(enabled_notes))
 

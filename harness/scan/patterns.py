@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.astwalk import walk
@@ -212,6 +212,7 @@ class Adaptation:
     region: str
     loss_line: int | None
     where: str
+    node: ast.AST | None = field(default=None, compare=False, hash=False, repr=False)  # the optimizer call
 
 
 def _creates_free_tensor(expr: ast.expr) -> bool:
@@ -286,9 +287,16 @@ def _kind(fn: ast.AST, aliases: set[str]) -> tuple[str, int | None]:
 LOSS_CALLS = {"cross_entropy", "nll_loss", "CrossEntropyLoss", "log_softmax", "kl_div"}
 
 
-def _loss_region(fn: ast.AST, values: dict[str, list[ast.expr]]) -> tuple[str, int | None]:
-    """Region of the targets in the loss that is back-propagated inside `fn`."""
+def _loss_region(fn: ast.AST, values: dict[str, list[ast.expr]],
+                 aliases: set[str] | None = None) -> tuple[str, int | None]:
+    """Region of the targets in the loss that is back-propagated inside `fn`: of the losses whose value
+    involves `aliases` (the optimised tensor), when some do — the loss that optimizer actually minimises, not
+    another one in the same function — else of every loss there."""
     backward = [n for n in walk(fn) if isinstance(n, ast.Call) and call_name(n) == "backward"]
+    if aliases:
+        own = [b for b in backward if isinstance(b.func, ast.Attribute)
+               and traced_words(b.func.value, values, 3) & aliases]
+        backward = own or backward
     if not backward:
         return "unknown", None
     verdicts: list[tuple[str, int]] = []
@@ -395,9 +403,9 @@ def adaptations(units: Iterable[CodeUnit]) -> list[Adaptation]:
                         continue
                     aliases = _aliases(var, values)
                     kind, where_line = _kind(fn, aliases)
-                    region, loss_line = _loss_region(fn, values)
+                    region, loss_line = _loss_region(fn, values, aliases)
                     out.append(Adaptation(unit, fn, var, opt.lineno, kind, region, loss_line,
-                                          f"line {where_line}" if where_line else ""))
+                                          f"line {where_line}" if where_line else "", opt))
     return out
 
 
