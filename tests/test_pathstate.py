@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.pathstate import code_state, gate
-from harness.context import AuditContext
 from harness.submission import Submission
 
 CODE = '''import os
