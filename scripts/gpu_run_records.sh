@@ -32,8 +32,9 @@ run_record() {   # name tokenizer [audit.py run options...]
   cp "/tmp/golf/$name/console.log" "$OUT/$name.console.log" 2>/dev/null
 }
 
-# Budgets are wall-clock from launch (start-up and torch.compile included); training itself is capped by
-# MAX_WALLCLOCK_SECONDS=30 through the script's own timer.
+# Budgets are phase-aware wall clock from the payload's start (imports and torch.compile included): the end of
+# training must show by --train-budget, the final score by --eval-budget after it; training itself is capped
+# by MAX_WALLCLOCK_SECONDS=30 through the script's own timer.
 for record in $RECORDS; do
   case $record in
     baseline) run_record 2026-03-17_NaiveBaseline fineweb_1024_bpe.model --train-budget 120 --eval-budget 25 \
