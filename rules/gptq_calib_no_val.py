@@ -80,6 +80,15 @@ _VAL_OFF = _main('''    val_tokens = load_shards(args.val_files)
     torch.save(gptq_quantize(model.state_dict(), hessians), "final_model.int6.ptz")
     print(eval_val(model, val_tokens))
 ''')
+# the calibration batch is the val tokens only on a branch that is off; the collector runs either way
+_VAL_BATCH_OFF = _main('''    val_tokens = load_shards(args.val_files)
+    calib = load_shards(args.train_files)
+    if int(os.environ.get("VAL_CALIB", "0")):
+        calib = val_tokens[:65536]
+    hessians = collect_hessians(model, calib, 64, 2048)
+    torch.save(gptq_quantize(model.state_dict(), hessians), "final_model.int6.ptz")
+    print(eval_val(model, val_tokens))
+''')
 _VAL_TRACED = _main('''    val_tokens = load_shards(args.val_files)
     calib = val_tokens[: 64 * 2048]
     sd = gptq_quantize(model.state_dict(), collect_hessians(model, calib, 64, 2048))
@@ -200,6 +209,10 @@ class GptqCalibNoVal(Rule):
     ILLEGAL = [
         code(_VAL_OFF, "val calibration behind a switch that is off: warning", _line(_HEAD, "# FORWARD"),
              severity="warning"),
+        code(_VAL_BATCH_OFF, "the calibration batch is val only on a branch that is off: warning",
+             _line(_HEAD, "# FORWARD"), severity="warning"),
+        code(_VAL_BATCH_OFF.replace('"VAL_CALIB", "0"', '"VAL_CALIB", "1"'),
+             "the same, with the branch on by default", _line(_HEAD, "# FORWARD")),
         code(_VAL_CALL, "val tokens passed to a Hessian collector whose hooks feed the quantizer",
              _line(_HEAD, "# FORWARD")),
         code(_VAL_TRACED, "calibration batch sliced from the val tokens", _line(_HEAD, "# FORWARD")),
@@ -209,7 +222,8 @@ class GptqCalibNoVal(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.explain import packed_note, path_state, where
+        from harness.scan.explain import PathState, packed_note, path_state, where
+        from harness.scan.pathstate import routes_state
         from harness.scan.ttt import analyse
 
         a = analyse(ctx)
@@ -237,6 +251,13 @@ class GptqCalibNoVal(Rule):
                 msg = (f"the loop at {where(ev)} tries {count} values of `{var}` and keeps the one with the best "
                        f"loss on validation data: a setting fitted on val")
             state = path_state(ctx, ev.conds)
+            if state.runs:
+                route = routes_state(ctx, ev.routes)
+                if not route.runs:
+                    state = PathState(False, f"validation data reaches it only through assignments on a path "
+                                             f"that does not run: {route.note}")
+                elif route.note:
+                    state = PathState(True, "; ".join(n for n in (state.note, route.note) if n))
             severity = "error" if state.runs else "warning"
             if state.note:
                 msg += f"; {state.note}"

@@ -72,6 +72,26 @@ def code_state(ctx: AuditContext, unit, node: ast.AST, calls: bool = True) -> Pa
     return state
 
 
+def routes_state(ctx: AuditContext, routes: tuple) -> PathState:
+    """Whether some route by which a value reaches a line runs (harness.scan.trace.Tracer.val_routes: each
+    route the `if` tests around the assignments it passes through, with the function holding each test).
+    The notes of a route that runs; else the note of the first route, which is off."""
+    first = None
+    for route in routes or ((),):
+        resolved = []
+        for test, polarity, line, func in route:
+            try:
+                bare = _bare(_Inline(single_assigns(func)).visit(copy_expr(test, {})))
+            except Exception:  # noqa: BLE001 - an unreadable test counts as taken
+                continue
+            resolved.append((bare, polarity, line, _show(test, polarity)))
+        state = decide_tests(ctx, resolved)
+        if state.runs:
+            return state
+        first = first or state
+    return first or PathState(True)
+
+
 def _node_at(unit, line: int) -> ast.AST | None:
     """The innermost statement starting at `line`."""
     best = None
@@ -105,4 +125,4 @@ def path_gated(check: Callable[..., Iterable[Finding]]) -> Callable[..., Iterato
     return wrapper
 
 
-__all__ = ["code_state", "gate", "path_gated"]
+__all__ = ["code_state", "gate", "path_gated", "routes_state"]

@@ -88,6 +88,9 @@ class Event:
     by_name: str = ""  # the val-named parameter this event was traced from when no flow reaches it
     # names the event acts on directly: a copy's source names, a restore's receiver (see harness.scan.ttt)
     names: frozenset[str] = field(default=frozenset(), compare=False, hash=False, repr=False)
+    # for a `calib` event: the routes by which val data reaches it, each the `if` tests (test, branch, line,
+    # function node) around the assignments it passes through (see Tracer.val_routes)
+    routes: tuple = field(default=(), compare=False, hash=False, repr=False)
 
     def deps_at(self, frame: int) -> frozenset[str]:
         return self.frame_deps[frame] if 0 <= frame < len(self.frame_deps) else frozenset()
@@ -195,7 +198,7 @@ class Tracer:
 
     # -- emission -------------------------------------------------------------------------------
     def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "",
-             names: frozenset[str] = frozenset()) -> None:
+             names: frozenset[str] = frozenset(), routes: tuple = ()) -> None:
         if len(self.events) >= MAX_EVENTS:
             raise TraceBudget(f"more than {MAX_EVENTS} events")
         inner = st.closure.data_deps(value) if value is not None else frozenset()
@@ -213,7 +216,8 @@ class Tracer:
         self.seq += 1
         where = region(value, _frames(st)) if kind in ("grad", "score") else None
         self.events.append(Event(kind, st.func.unit, getattr(node, "lineno", 0), self.seq, st.loops, st.conds,
-                                 tuple(reversed(deps)), st.chain, st.nograd, detail, where, self.by_name, names))
+                                 tuple(reversed(deps)), st.chain, st.nograd, detail, where, self.by_name, names,
+                                 routes))
 
     # -- statements -----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt], st: State) -> None:
@@ -238,7 +242,8 @@ class Tracer:
             if isinstance(s, ast.For):
                 fitted = grid_search(s, st.closure.tainted_expr)
                 if fitted is not None:
-                    self.emit("calib", s, st, fitted, f"grid:{s.target.id}:{len(s.iter.elts)}")  # type: ignore
+                    self.emit("calib", s, st, fitted, f"grid:{s.target.id}:{len(s.iter.elts)}",  # type: ignore
+                              routes=self.val_routes(fitted, st))
             self.exprs([s.test] if isinstance(s, ast.While) else [s.iter], st)
             inner = replace(st, loops=st.loops + (loop,))
             if isinstance(s, ast.While):
@@ -399,14 +404,45 @@ class Tracer:
         if fed is None:
             return
         if quantizer:
-            self.emit("calib", node, st, fed, f"quantizer:{name}")
+            self.emit("calib", node, st, fed, f"quantizer:{name}", routes=self.val_routes(fed, st))
         elif hooked is not None and forward_like(node, st.closure.tainted_expr):
             depth, start, end = hooked
             line = st.chain[depth + 1][1] if depth + 1 < len(st.chain) else node.lineno
             key = (st.chain[:depth + 1], line)
             if start < line < end and key not in self.calib_seen:  # one event per forward line of the hooked function
                 self.calib_seen.add(key)
-                self.emit("calib", node, st, fed, f"hook:{depth}:{start}")
+                self.emit("calib", node, st, fed, f"hook:{depth}:{start}", routes=self.val_routes(fed, st))
+
+    def val_routes(self, expr: ast.expr, st: State, limit: int = 16) -> tuple:
+        """How val data reaches `expr`: followed back through the assignments of its names that carry val
+        (and a parameter to the argument its caller passed), each route the `if` tests around those
+        assignments. A route with no test is unconditional: val reaches `expr` whatever the branches."""
+        frames = _frame_walk(st)
+        routes: list[tuple] = []
+
+        def visit(names: set[str], level: int, depth: int, acc: tuple) -> None:
+            if len(routes) >= limit:
+                return
+            func, closure, up, _ = frames[level]
+            plain = {n for n in names if n[0] not in ".(<"}
+            if depth > 10 or VAL in closure.of_names(names - plain):
+                routes.append(acc)          # a source right here: the val shards, a val attribute, a loader
+                if depth > 10:
+                    return
+            for n in sorted(plain):
+                if VAL not in closure.of_names({n}):
+                    continue
+                defs = func.defs.get(n) if not isinstance(func.node, ast.Module) else None
+                if defs:
+                    for line, used in defs:
+                        if VAL in closure.of_names(used, line):
+                            visit(set(used) - {n}, level, depth + 1, acc + _tests_to(func.node, line))
+                elif n in func.params and up is not None and n in up.args and level + 1 < len(frames):
+                    visit(expr_names(up.args[n]), level + 1, depth + 1, acc)
+                else:
+                    routes.append(acc)      # a seed, a global or a free variable: taken as it is
+        visit(expr_names(expr), 0, 0, ())
+        return tuple(dict.fromkeys(routes)) or ((),)
 
     def _resolve_value(self, arg: ast.expr, st: State) -> Func | None:
         if isinstance(arg, ast.Lambda):
@@ -518,6 +554,33 @@ def copied_names(value: ast.expr) -> set[str]:
         if base:
             out.add(base)
     return out
+
+
+def _tests_to(func_node: ast.AST, line: int) -> tuple:
+    """The `if`/`while` tests around the first statement of a function's own body at `line`, outermost first:
+    ((test, branch taken, if line, function node), ...)."""
+    def search(body: list[ast.stmt], acc: tuple) -> tuple | None:
+        for stmt in body:
+            if getattr(stmt, "lineno", None) == line:
+                return acc
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(stmt, (ast.If, ast.While)):
+                for branch, block in ((True, stmt.body), (False, stmt.orelse)):
+                    found = search(block, acc + ((stmt.test, branch, stmt.lineno, func_node),))
+                    if found is not None:
+                        return found
+                continue
+            for fname in ("body", "orelse", "finalbody", "handlers"):
+                block = getattr(stmt, fname, None)
+                if isinstance(block, list) and block:
+                    found = search([b for b in block if isinstance(b, (ast.stmt, ast.excepthandler))], acc)
+                    if found is not None:
+                        return found
+        return None
+    if isinstance(func_node, (ast.Lambda, ast.Module)):
+        return ()
+    return search(list(getattr(func_node, "body", [])), ()) or ()
 
 
 def _arguments(node: ast.Call) -> ast.Tuple:
