@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="records folder (or its train_gpt.py)")
     parser.add_argument("--artifact", type=Path, required=True, help="the compressed model file")
     parser.add_argument("--data", type=Path, required=True,
-                        help="folder of fineweb_val_*.bin shards (CaseOps byte sidecars are used when present)")
+                        help="the folder `python -m harness.data.build --out` wrote, or the shard folder in it "
+                             "(fineweb_val_*.bin; CaseOps byte sidecars are used when present)")
     parser.add_argument("--tokenizer", type=Path, help="SentencePiece .model for the byte tables")
     parser.add_argument("--ttt", action="store_true", help="score-first TTT (chunked SGD) instead of plain sliding")
     parser.add_argument("--seq-len", type=int, help="window length (default: the submission's, else 2048)")
@@ -47,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "see harness/evaluate/adapter.py, 'Adapter hooks'. Without one, a model golfaudit "
                              "cannot build or load is needs-review (EVAL-ADAPTER)")
     parser.add_argument("--no-checks", action="store_true", help="skip the flip and normalisation checks")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    parser.add_argument("--progress", action="store_true",
+                        help="progress on stderr: a bar on a terminal, else a line every 10%% of the windows")
     parser.add_argument("--gpus", type=int, default=1,
                         help="processes, one GPU each (torchrun, NCCL; gloo with --device cpu): the windows and TTT "
                              "training are split across them (default 1)")
@@ -81,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
             return usage_error(f"{label} must be at least 1")
     if args.eval_budget <= 0:
         return usage_error("--eval-budget must be positive")
+    from harness.data.locate import DataFolderError, shard_folder
+
+    try:
+        args.data = shard_folder(args.data, "val")
+    except DataFolderError as exc:
+        return usage_error(f"--data: {exc}")
     script = folder if folder.is_file() else _script_in(folder)
     if script is None:
         return usage_error(f"{folder}: no train_gpt.py (or train*.py) to evaluate")

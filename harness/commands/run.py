@@ -25,7 +25,8 @@ HELP = "run a submission in a sandbox on local data with decoy val shards, then 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, metavar="FOLDER", help="a records folder (its train_gpt.py is run)")
     parser.add_argument("--data", type=Path, required=True,
-                        help="folder with fineweb_{train,val}_*.bin (or its datasets/fineweb10B_sp<V> parent)")
+                        help="the folder `python -m harness.data.build --out` wrote, or the shard folder in it "
+                             "(fineweb_{train,val}_*.bin)")
     parser.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece .model the shards use")
     parser.add_argument("--gpus", type=int, default=0, help="torchrun --nproc_per_node=N; 0 runs plain python on CPU")
     parser.add_argument("--train-budget", type=float, default=TRAIN_BUDGET_S, metavar="S",
@@ -95,11 +96,18 @@ def _summary(sub) -> None:
     def val(entry):
         return entry.get("value") if isinstance(entry, dict) else entry
 
-    lines = [f"run: exit={run.get('exit_code')} wall={val(run.get('wall_s'))}s "
-             f"train_wall={val(run.get('train_wall_s'))}s eval_wall={val(run.get('eval_wall_s'))}s "
+    def seconds(entry) -> str:
+        value = val(entry)
+        return "—" if value is None else f"{value}s"
+
+    lines = [f"run: exit={run.get('exit_code')} wall={seconds(run.get('wall_s'))} "
+             f"train_wall={seconds(run.get('train_wall_s'))} eval_wall={seconds(run.get('eval_wall_s'))} "
              f"over_budget={run.get('over_budget')} log={run.get('log')}"]
     if run.get("finished") is False:
         lines.append(f"run: did not finish: {run.get('ending_detail') or run.get('ending')}")
+    score = val(run.get("decoy_val_bpb"))
+    if score is not None:
+        lines.append(f"score: val_bpb {score} on DECOY val data (the run's own number, not the submission's score)")
     art = sub.measured.get("artifact")
     if art:
         lines.append(f"artifact: {art['path']} {val(art['bytes'])} bytes ({art['codec']}, decompresses="

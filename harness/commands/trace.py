@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifact", type=Path,
                         help="a compressed model file copied into the run's working folder (a script that "
                              "trains first writes its own there)")
-    parser.add_argument("--data", type=Path, required=True, help="folder of fineweb_val_*.bin shards")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="the folder `python -m harness.data.build --out` wrote, or the shard folder in it "
+                             "(fineweb_val_*.bin)")
     parser.add_argument("--tokenizer", type=Path, help="SentencePiece .model (passed as TOKENIZER_PATH)")
     parser.add_argument("--tokens", type=int, help="keep only the first N+1 validation tokens")
     parser.add_argument("--env", action="append", default=[], metavar="K=V",
@@ -63,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     for label, path in (("--data", args.data), ("--tokenizer", args.tokenizer), ("--artifact", args.artifact)):
         if path is not None and not path.exists():
             return usage_error(f"{label}: no such file or folder: {path}")
-    if not any(args.data.glob("fineweb_val_*.bin")):
-        return usage_error(f"--data: {args.data} holds no fineweb_val_*.bin shard")
+    from harness.data.locate import DataFolderError, shard_folder
+
+    try:
+        args.data = shard_folder(args.data, "val")
+    except DataFolderError as exc:
+        return usage_error(f"--data: {exc}")
     if args.tokens is not None and args.tokens < 1:
         return usage_error("--tokens must be at least 1")
     if args.budget <= 0 or args.gpus < 0 or (args.grace is not None and args.grace < 0):
@@ -101,9 +107,19 @@ def run(args: argparse.Namespace) -> int:
                                   static=not args.no_static, timeout=args.budget, artifact=args.artifact,
                                   sandbox=sandbox)
         _summary(sub.measured)
+        _proof(sub)
         code = emit(Report(tool="golfaudit", version=version, ruleset="trace", submissions=(sub,)), args)
         signum = stop.requested()
     return stop.exit_status(signum) if signum else code
+
+
+def _proof(sub) -> None:
+    """A legal trace says so in one line: what the run proved (the report keeps it as an info finding)."""
+    if sub.verdict != "legal":
+        return
+    proofs = [f for f in sub.findings if f.severity == "info" and f.message.startswith("runtime proof")]
+    if proofs:
+        print(f"trace: legal: {proofs[0].message}", file=sys.stderr)
 
 
 def _summary(measured: dict) -> None:

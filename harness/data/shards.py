@@ -30,8 +30,9 @@ class ShardHeader:
     words: tuple[int, ...]
 
 
-def write_shard(path: Path, tokens: np.ndarray | list[int]) -> int:
-    """Write `tokens` as a shard at `path`; returns the number of tokens written."""
+def write_shard(path: Path | str, tokens: np.ndarray | list[int]) -> int:
+    """Write `tokens` as a shard at `path` (a Path or a str); returns the number of tokens written."""
+    path = Path(path)
     arr = np.asarray(tokens)
     if arr.ndim != 1:
         raise ShardError(f"{path}: tokens must be one-dimensional, got shape {arr.shape}")

@@ -21,6 +21,7 @@ numbers.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -327,9 +328,12 @@ def _compiled_nll_sum(scorer: Scorer, eager_rounding: bool = False) -> Callable[
 
 
 def progress_bar(total: int, label: str, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """(advance, close) for a rich progress bar on stderr; no-ops when disabled."""
+    """(advance, close) for progress on stderr: a rich bar on a terminal, else a line at every tenth of
+    `total`; no-ops when disabled."""
     if not enabled:
         return (lambda n: None), (lambda: None)
+    if not sys.stderr.isatty():
+        return _plain_progress(total, label)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -338,6 +342,19 @@ def progress_bar(total: int, label: str, enabled: bool) -> tuple[Callable[[int],
     bar.start()
     task = bar.add_task(label, total=total)
     return (lambda n: bar.advance(task, n)), bar.stop
+
+
+def _plain_progress(total: int, label: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+    state = {"done": 0, "shown": 0}
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        tenth = state["done"] * 10 // max(total, 1)
+        if tenth > state["shown"]:
+            state["shown"] = tenth
+            print(f"golfaudit: {label} {state['done']}/{total}", file=sys.stderr, flush=True)
+
+    return advance, lambda: None
 
 
 def score_windows(wsc: WindowScorer, windows: list[Window], batch_seqs: int, exact: bool, ledger: Any,
