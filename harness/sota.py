@@ -1,11 +1,18 @@
-"""Load the record to beat (`--sota`): a records folder (its logs) or a JSON file with per-seed scores."""
+"""The record to beat (`--sota`): loaded from a records folder (its logs) or a JSON file with per-seed
+scores, or found in the clone that holds the audited folder: the best legal record of the same track whose
+eligibility is not ruled out, dated before the folder (the same frontier `audit.py sweep` computes)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness.display import git_root
 from harness.options import SotaReference
+from harness.report import SubmissionReport
 
 
 def load_sota(path: Path) -> SotaReference:
@@ -46,3 +53,61 @@ def load_sota(path: Path) -> SotaReference:
         raise ValueError(f"{path}: no per-seed val_bpb values")
     return SotaReference(str(data.get("name", path.stem)), bpbs, losses if len(losses) == len(bpbs) else (),
                          data.get("tokenizer"))
+
+
+@dataclass(frozen=True)
+class PreviousRecord:
+    """The record a folder must beat, found in its own clone: its folder and the scores loaded from it."""
+
+    folder: Path
+    reference: SotaReference
+    before: dt.date
+
+
+def clone_track(folder: Path) -> Path | None:
+    """`records/<track>` of the parameter-golf clone holding `folder` (`<clone>/records/<track>/<name>`)."""
+    resolved = folder.resolve()
+    if resolved.is_file() or len(resolved.parts) < 3 or resolved.parent.parent.name != "records":
+        return None
+    root = git_root(resolved)
+    if root is None or resolved.parent.parent != root / "records":
+        return None
+    return resolved.parent
+
+
+def folder_date(folder: Path) -> dt.date | None:
+    from harness.submission import Submission
+
+    try:
+        return Submission(folder, str(folder)).date
+    except Exception:  # noqa: BLE001 - an unreadable folder has no date; it is audited (and reported) anyway
+        return None
+
+
+def contenders(reports: Sequence[SubmissionReport], folders: Sequence[Path]) -> list[tuple[dt.date, float, Path]]:
+    """(date, mean val_bpb, folder) of each audited record that can stand as the one to beat: legal, its
+    eligibility not ruled out, dated, with a measured score."""
+    out = []
+    for report, folder in zip(reports, folders):
+        score = report.measured.get("val_bpb_mean")
+        value = score.get("value") if isinstance(score, dict) else score
+        date = folder_date(folder)
+        if (report.verdict == "legal" and report.eligible is not False and date is not None
+                and isinstance(value, (int, float))):
+            out.append((date, float(value), folder))
+    return out
+
+
+def previous_record(folder: Path, pool: list[tuple[dt.date, float, Path]]) -> PreviousRecord | None:
+    """The best (lowest val_bpb) contender of `pool` dated strictly before `folder`, or None."""
+    date = folder_date(folder)
+    if date is None:
+        return None
+    earlier = [c for c in pool if c[0] < date and c[2].resolve() != folder.resolve()]
+    if not earlier:
+        return None
+    _, _, best = min(earlier, key=lambda c: (c[1], c[0]))
+    try:
+        return PreviousRecord(best, load_sota(best), date)
+    except ValueError:
+        return None

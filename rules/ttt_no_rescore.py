@@ -98,7 +98,7 @@ class TTTNoRescore(TTTRule):
     SEVERITY = "error"
     COMMANDS = ("check", "trace")
     # low: statically, whether the second pass runs on the adapted weights and is the number reported is often
-    # not visible. Of 14 folders of real PRs (#1500-#2149, session 7) with such findings, read by hand, two
+    # not visible. Of 14 folders of real PRs (#1500-#2149, docs/audits.md) with such findings, read by hand, two
     # reported a real s_1; the others rescored a fresh or restored model, post-processed the first pass's saved
     # losses (PPM mixtures), only logged a diagnostic, or paired exclusive paths. So the finding asks for
     # review; `audit.py trace` decides it at run time.

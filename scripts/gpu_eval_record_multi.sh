@@ -11,7 +11,7 @@
 # Env: NPROC (default 2), VAL_TOKENS (default 262144), DEVICE (cuda), SEQ_LEN (the record's unless set),
 # OUT (default: a temporary folder; the reports, logs and TTT plots go there).
 # Expect sliding to agree to ~1e-9 or better (the same windows, sums in another order). TTT averages the ranks'
-# gradients, so it agrees to rounding: 1e-6 relative in fp32 on the CPU; bf16 on GPUs drifts further (session 7,
+# gradients, so it agrees to rounding: 1e-6 relative in fp32 on the CPU; bf16 on GPUs drifts further (2026-11-26,
 # 2xH100, 03-23 sp1024 at 262k tokens: +1.2e-4 after 21 steps).
 set -uo pipefail
 cd "$(dirname "$0")/.."

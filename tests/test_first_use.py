@@ -80,7 +80,8 @@ def test_every_help_prints_the_one_exit_code_table():
         done = audit(*args, "--help")
         assert done.returncode == 0, args
         assert EXIT_CODES in done.stdout, args
-    assert [line.split()[0] for line in EXIT_CODES.splitlines()[1:]] == ["0", "1", "2"]
+    codes = [line.split()[0] for line in EXIT_CODES.splitlines()[1:] if not line.startswith("         ")]
+    assert codes == ["0", "1", "2", "128+N"]
 
 
 # -- the text report in a pipe ----------------------------------------------------------------------------
@@ -212,3 +213,33 @@ def test_pull_request_context_from_github_actions(tmp_path):
     sub = judge("records/a/b", "10min-16mb", [], {}, {})
     text = render(Report("golfaudit", "0", "t", (sub,)), "markdown", pull_request=pr, ref=pr["head_sha"])
     assert "PR #1812" in text and "head `abababababab`" in text
+
+
+# -- the record to beat, found in the clone ----------------------------------------------------------------
+def _clone_with_records(root: Path) -> Path:
+    (root / ".git").mkdir(parents=True)
+    track = root / "records" / "track_10min_16mb"
+    for name, source, date in (("2026-04-01_Oversize", "2026-04-21_Oversize", "2026-04-01"),
+                               ("2026-04-10_Tiny", "2026-04-20_TinyGPT_ScoreFirstTTT", "2026-04-10"),
+                               ("2026-04-20_Next", "2026-04-20_TinyGPT_ScoreFirstTTT", "2026-04-20")):
+        folder = track / name
+        shutil.copytree(EXAMPLES / "track_10min_16mb" / source, folder)
+        data = json.loads((folder / "submission.json").read_text())
+        (folder / "submission.json").write_text(json.dumps({**data, "date": date}))
+    return track
+
+
+def test_sota_is_the_best_legal_record_before_the_folder(tmp_path):
+    track = _clone_with_records(tmp_path / "clone")
+    done = audit("check", str(track / "2026-04-20_Next"), "--format", "json", cache=tmp_path / "cache")
+    # the illegal (oversize) record cannot be the one to beat; the legal one before the folder is
+    assert "tested against records/track_10min_16mb/2026-04-10_Tiny" in done.stderr, done.stderr
+    sig = [f for f in json.loads(done.stdout)["submissions"][0]["findings"] if f["rule"] == "SIG-0.005-NATS"]
+    assert sig and "vs 2026-04-10_Tiny" in sig[0]["message"] and sig[0]["severity"] == "error"
+    first = audit("check", str(track / "2026-04-10_Tiny"), "--format", "json", cache=tmp_path / "cache")
+    assert "tested against" not in first.stderr              # nothing legal before it
+    off = audit("check", str(track / "2026-04-20_Next"), "--format", "json", "--sota", "none",
+                cache=tmp_path / "cache")
+    assert "tested against" not in off.stderr
+    sig = [f for f in json.loads(off.stdout)["submissions"][0]["findings"] if f["rule"] == "SIG-0.005-NATS"]
+    assert sig and "not checked" in sig[0]["message"]

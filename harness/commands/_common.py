@@ -11,9 +11,11 @@ from harness.report import Report, exit_code
 
 EXIT_CODES = """\
 exit codes (the same for every subcommand):
-  0  done: no verdict at or above --fail-on (unpack: the source was printed)
-  1  a verdict at or above --fail-on, or a submission that could not be read or unpacked (verdict `error`)
-  2  usage error (bad arguments; a path that does not exist or is not a submission) or internal error"""
+  0      done: no verdict at or above --fail-on (unpack: the source was printed)
+  1      a verdict at or above --fail-on, or a submission that could not be read or unpacked (verdict
+         `error`); sweep: a verdict that contradicts a pull request's merge state
+  2      usage error (bad arguments; a path that does not exist or is not a submission) or internal error
+  128+N  stopped by signal N (130 Ctrl-C, 143 SIGTERM); run and trace kill the submission's processes first"""
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:

@@ -110,10 +110,52 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _audit(targets: list[Path], options, args: argparse.Namespace, progress, auto_sota: bool):
-    from harness.engine import audit_paths
+    """Audit `targets`. Without --sota, a folder inside a parameter-golf clone is tested for significance
+    against the record before it in its track (harness.sota.previous_record); stderr says which."""
+    import sys
+    from dataclasses import replace
 
-    return audit_paths(targets, options, jobs=args.jobs, use_cache=not args.no_cache, search=False,
-                       progress=progress)
+    from harness.discover import is_records_folder
+    from harness.display import short_label
+    from harness.engine import audit_paths, display_path
+    from harness.sota import clone_track, contenders, previous_record
+
+    def audit(folders: list[Path], opts, tick=None):
+        return audit_paths(folders, opts, jobs=args.jobs, use_cache=not args.no_cache, search=False, progress=tick)
+
+    groups: dict[Path | None, list[Path]] = {}
+    references = {}
+    pools: dict[Path, list] = {}
+    for folder in targets:
+        track = clone_track(folder) if auto_sota else None
+        record = None
+        if track is not None:
+            if track not in pools:
+                records = sorted(p for p in track.iterdir() if p.is_dir() and is_records_folder(p))
+                pools[track] = contenders(audit(records, replace(options, sota=None)).submissions, records)
+            record = previous_record(folder, pools[track])
+        key = record.folder if record else None
+        references[key] = record
+        groups.setdefault(key, []).append(folder)
+    subs = []
+    done = 0
+    report = None
+    for key, folders in groups.items():
+        record = references[key]
+        if record is not None:
+            print(f"golfaudit: significance of {len(folders)} folder(s) tested against {short_label(str(key))}, the "
+                  f"best legal record of the track dated before them (--sota chooses another)", file=sys.stderr)
+
+        def tick(n: int, _total: int, name: str, base: int = done) -> None:
+            if progress is not None:
+                progress(base + n, len(targets), name)
+
+        report = audit(folders, replace(options, sota=record.reference) if record else options, tick)
+        subs.extend(report.submissions)
+        done += len(folders)
+    order = {display_path(p): i for i, p in enumerate(targets)}
+    subs.sort(key=lambda s: order.get(s.path, len(order)))
+    return replace(report, submissions=tuple(subs))
 
 
 def _under(folder: Path, roots: list[Path]) -> bool:
