@@ -49,6 +49,10 @@ def find_submissions(path: Path) -> list[Path]:
         if is_script_path(path):
             return [path]
         raise NotASubmission(f"{path}: not a submission: expected {EXPECTED}")
+    try:
+        os.listdir(path)
+    except OSError:
+        return [path]       # a folder that cannot be listed is audited, and reported as unreadable
     if is_records_folder(path):
         return [path]
     found: list[Path] = []
