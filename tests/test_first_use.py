@@ -243,3 +243,33 @@ def test_sota_is_the_best_legal_record_before_the_folder(tmp_path):
     assert "tested against" not in off.stderr
     sig = [f for f in json.loads(off.stdout)["submissions"][0]["findings"] if f["rule"] == "SIG-0.005-NATS"]
     assert sig and "not checked" in sig[0]["message"]
+
+
+def test_eval_progress_prints_lines_in_a_pipe(capsys):
+    pytest.importorskip("torch")
+    from harness.evaluate.sliding import progress_bar
+
+    advance, close = progress_bar(100, "windows", enabled=True)     # stderr is captured: not a terminal
+    for _ in range(25):
+        advance(4)
+    close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "golfaudit: windows 12/100" and lines[-1] == "golfaudit: windows 100/100" and len(lines) == 10
+
+
+def test_write_shard_takes_a_str_path(tmp_path):
+    from harness.data.shards import read_shard, write_shard
+
+    target = str(tmp_path / "sub" / "fineweb_val_000000.bin")
+    assert write_shard(target, [1, 2, 3]) == 3
+    assert list(read_shard(Path(target))) == [1, 2, 3]
+
+
+def test_a_tiny_tokenizer_of_64_pieces_trains(tmp_path):
+    pytest.importorskip("sentencepiece")
+    from harness.data.build import main
+
+    assert main(["--train-tiny-tokenizer", "64", "--out", str(tmp_path), "--train-tokens", "2000",
+                 "--val-tokens", "500"]) == 0
+    assert (tmp_path / "datasets" / "fineweb10B_sp64" / "fineweb_val_000000.bin").is_file()
+    assert main(["--train-tiny-tokenizer", "5", "--out", str(tmp_path / "x")]) == 2      # a message, no traceback

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"no such file or folder: {args.path}")
     if not args.path.is_dir():
         return usage_error(f"{args.path}: not a folder: run takes a records folder holding train_gpt.py")
+    for label, path in (("--data", args.data), ("--tokenizer", args.tokenizer)):
+        if not path.exists():
+            return usage_error(f"{label}: no such file or folder: {path}")
     try:
         env = parse_env(args.env)
     except ValueError as exc:

@@ -57,17 +57,17 @@ def test_usage_errors_exit_2(tmp_path, folder, data):
     assert done.returncode == 2
     done = _audit(str(folder), "--data", str(data), "--tokenizer", str(TOKENIZER), "--disk-limit", "lots")
     assert done.returncode == 2 and "--disk-limit" in done.stderr
+    done = _audit(str(folder), "--data", str(tmp_path / "nowhere"), "--tokenizer", str(TOKENIZER))
+    assert done.returncode == 2 and "--data: no such file or folder" in done.stderr and not done.stdout
+    done = _audit(str(folder), "--data", str(data), "--tokenizer", str(tmp_path / "none.model"))
+    assert done.returncode == 2 and "--tokenizer: no such file or folder" in done.stderr and not done.stdout
 
 
-@pytest.mark.parametrize("case", ["no-data", "no-tokenizer", "bad-tokenizer", "no-val", "bad-val", "bad-train",
+@pytest.mark.parametrize("case", ["bad-tokenizer", "no-val", "bad-val", "bad-train",
                                   "no-script", "busy-workdir", "orphan-sidecar"])
 def test_bad_inputs_are_named(tmp_path, folder, data, case):
     tokenizer, data_dir, sub, extra = TOKENIZER, data, folder, []
-    if case == "no-data":
-        data_dir, expect = tmp_path / "nowhere", "data folder not found"
-    elif case == "no-tokenizer":
-        tokenizer, expect = tmp_path / "none.model", "none.model: tokenizer model not found"
-    elif case == "bad-tokenizer":
+    if case == "bad-tokenizer":
         tokenizer = tmp_path / "bad.model"
         tokenizer.write_bytes(b"\0garbage")
         expect = "bad.model: not a SentencePiece model"
