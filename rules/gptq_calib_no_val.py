@@ -178,6 +178,22 @@ def main():
     run_quantized_evals(args, load_shards(args.val_files))
 ''' + MAIN
 
+# forward hooks that add an adapter's output (they return a value): scoring val through them is evaluation
+_ADAPTER_HOOKS = _HEAD + '''def eval_with_adapters(model, tokens, adapters):
+    hooks = [m.register_forward_hook(lambda mod, inp, out, a=a: out + a(inp[0]))
+             for m, a in zip(model.modules(), adapters)]
+    loss = eval_val(model, tokens)
+    for h in hooks:
+        h.remove()
+    return loss
+
+
+def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    print(eval_with_adapters(model, load_shards(args.val_files), [torch.nn.Linear(8, 8)]))
+''' + MAIN
+
 
 class GptqCalibNoVal(Rule):
     ID = "GPTQ-CALIB-NO-VAL"
@@ -205,6 +221,8 @@ class GptqCalibNoVal(Rule):
              "tokens"),
         code(_QUANTIZED_EVALS, "run_quantized_evals() scores the deserialized artifact on val and tabulates "
              "quantization errors in `val_t`: evaluation, not calibration"),
+        code(_ADAPTER_HOOKS, "forward hooks that add an adapter's output to the module's: scoring val through them "
+             "collects nothing"),
     ]
     ILLEGAL = [
         code(_VAL_OFF, "val calibration behind a switch that is off: warning", _line(_HEAD, "# FORWARD"),

@@ -53,9 +53,14 @@ def hook_span(func_node: ast.AST) -> tuple[int, int] | None:
 def _hook_span(func_node: ast.AST) -> tuple:
     if isinstance(func_node, ast.Module):
         return ()
-    calls = [(n.lineno, _called(n)) for n in scope_walk(func_node) if isinstance(n, ast.Call)]
-    # a registration of its own, or a call of a helper that registers (`self._register_hooks()`)
-    start = min((line for line, name in calls if name in HOOK_CALLS or _HOOK_HELPER.search(name)), default=None)
+    nodes = scope_walk(func_node)
+    calls = [(n.lineno, _called(n)) for n in nodes if isinstance(n, ast.Call)]
+    # a registration of its own whose hook collects (not one that rewrites the module's output, as an adapter
+    # does), or a call of a helper that registers (`self._register_hooks()`)
+    registrations = [n.lineno for n in nodes if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS
+                     and not _rewrites_output(n, func_node)]
+    registrations += [line for line, name in calls if name not in HOOK_CALLS and _HOOK_HELPER.search(name)]
+    start = min(registrations, default=None)
     if start is None:
         return ()
     end = min((line for line, name in calls if line > start and (name == "remove" or _UNHOOK_HELPER.search(name))),
@@ -63,6 +68,32 @@ def _hook_span(func_node: ast.AST) -> tuple:
     return (start, end)
 
 
+def _rewrites_output(register: ast.Call, func_node: ast.AST) -> bool:
+    """The hook a registration installs returns a value (a forward hook that replaces the module's output, a
+    pre-hook that replaces its input: an adapter or a patch, not a statistics collector). The hook is the
+    registration's first argument: a lambda, a function defined in `func_node`, or a call of a factory defined
+    there that returns a nested function. Unknown hooks count as collectors."""
+    if not register.args:
+        return False
+    hook = register.args[0]
+    if isinstance(hook, ast.Lambda):
+        body = hook.body
+        return not (isinstance(body, ast.Call) and _called(body) in _COLLECT_CALLS)
+    defs = {n.name: n for n in walk(func_node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    target = None
+    if isinstance(hook, ast.Name):
+        target = defs.get(hook.id)
+    elif isinstance(hook, ast.Call) and isinstance(hook.func, ast.Name) and hook.func.id in defs:
+        factory = defs[hook.func.id]
+        target = next((n for n in scope_walk(factory) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
+                      None)
+    if target is None:
+        return False
+    return any(isinstance(n, ast.Return) and n.value is not None
+               and not (isinstance(n.value, ast.Constant) and n.value.value is None) for n in scope_walk(target))
+
+
+_COLLECT_CALLS = {"update", "append", "extend", "add_", "addmm_", "copy_", "setdefault", "__setitem__", "put"}
 _HOOK_HELPER = re.compile(r"register\w*hook|add\w*hook|install\w*hook|attach\w*hook", re.I)
 _UNHOOK_HELPER = re.compile(r"remove\w*hook|clear\w*hook|detach\w*hook", re.I)
 
