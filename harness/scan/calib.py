@@ -58,7 +58,7 @@ def _hook_span(func_node: ast.AST) -> tuple:
     # a registration of its own whose hook collects (not one that rewrites the module's output, as an adapter
     # does), or a call of a helper that registers (`self._register_hooks()`)
     registrations = [n.lineno for n in nodes if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS
-                     and not _rewrites_output(n, func_node)]
+                     and _collects(n, func_node)]
     registrations += [line for line, name in calls if name not in HOOK_CALLS and _HOOK_HELPER.search(name)]
     start = min(registrations, default=None)
     if start is None:
@@ -68,29 +68,40 @@ def _hook_span(func_node: ast.AST) -> tuple:
     return (start, end)
 
 
-def _rewrites_output(register: ast.Call, func_node: ast.AST) -> bool:
-    """The hook a registration installs returns a value (a forward hook that replaces the module's output, a
-    pre-hook that replaces its input: an adapter or a patch, not a statistics collector). The hook is the
-    registration's first argument: a lambda, a function defined in `func_node`, or a call of a factory defined
-    there that returns a nested function. Unknown hooks count as collectors."""
+def _collects(register: ast.Call, func_node: ast.AST) -> bool:
+    """The hook a registration installs collects what flows through the module: it reads its input or output
+    argument and returns nothing (a hook that returns a value replaces the module's output or input, as an
+    adapter does; one that ignores both, as a fake-quantization pre-hook does, collects nothing). The hook is
+    the registration's first argument: a lambda, a function defined in `func_node`, or a call of a factory
+    defined there that returns a nested function. Hooks that cannot be read count as collectors."""
     if not register.args:
-        return False
+        return True
     hook = register.args[0]
     if isinstance(hook, ast.Lambda):
+        data = {a.arg for a in [*hook.args.posonlyargs, *hook.args.args][1:3]}
         body = hook.body
-        return not (isinstance(body, ast.Call) and _called(body) in _COLLECT_CALLS)
+        return isinstance(body, ast.Call) and _called(body) in _COLLECT_CALLS and _reads(body, data)
     defs = {n.name: n for n in walk(func_node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     target = None
     if isinstance(hook, ast.Name):
         target = defs.get(hook.id)
+        if target is None:
+            return True
     elif isinstance(hook, ast.Call) and isinstance(hook.func, ast.Name) and hook.func.id in defs:
         factory = defs[hook.func.id]
         target = next((n for n in scope_walk(factory) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
                       None)
     if target is None:
-        return False
-    return any(isinstance(n, ast.Return) and n.value is not None
-               and not (isinstance(n.value, ast.Constant) and n.value.value is None) for n in scope_walk(target))
+        return True
+    data = {a.arg for a in [*target.args.posonlyargs, *target.args.args][1:3]}
+    body = scope_walk(target)
+    returns = any(isinstance(n, ast.Return) and n.value is not None
+                  and not (isinstance(n.value, ast.Constant) and n.value.value is None) for n in body)
+    return not returns and any(isinstance(n, ast.Name) and n.id in data for n in body)
+
+
+def _reads(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in walk(node))
 
 
 _COLLECT_CALLS = {"update", "append", "extend", "add_", "addmm_", "copy_", "setdefault", "__setitem__", "put"}
