@@ -4,7 +4,8 @@ of the same Python files, and print the ratios and the verdict counts.
     .venv/bin/python benchmarks/bench_check.py /path/to/parameter-golf/records [--jobs 2]
 
 Each check runs as a subprocess (a fresh interpreter, as a user would run it), with its own empty cache
-directory so "cold" really is cold. The TTT scanner's own share is timed in-process over the same folders.
+directory so "cold" really is cold. A second cold check runs with log binding off
+(`GOLFAUDIT_LOG_BINDING=0`), and the ratio of the two is what binding log lines to their prints costs. The TTT scanner's own share is timed in-process over the same folders.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _check(records: Path, jobs: int, cache: Path, cold: bool) -> tuple[float, dict]:
+def _check(records: Path, jobs: int, cache: Path, cold: bool, env: dict | None = None) -> tuple[float, dict]:
     cmd = [sys.executable, str(ROOT / "audit.py"), "check", str(records), "--format", "json", "--jobs", str(jobs)]
     if cold:
         cmd.append("--no-cache")
-    env = {**os.environ, "GOLFAUDIT_CACHE_DIR": str(cache)}
+    env = {**os.environ, "GOLFAUDIT_CACHE_DIR": str(cache), **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     elapsed = time.perf_counter() - t0
@@ -68,6 +69,25 @@ def _scanner_share(records: Path) -> tuple[float, float]:
     return load, analyse
 
 
+def _binding_share(records: Path) -> float:
+    """CPU seconds of binding every log line to its print (harness.scan.logbind), summed over folders."""
+    sys.path.insert(0, str(ROOT))
+    from harness.context import AuditContext
+    from harness.discover import find_submissions
+    from harness.scan.logbind import bind_logs
+    from harness.scan.logdump import log_texts
+    from harness.submission import Submission
+
+    total = 0.0
+    for folder in find_submissions(records):
+        ctx = AuditContext(Submission(folder, str(folder)))
+        units, texts = ctx.units, log_texts(ctx)
+        t0 = time.process_time()
+        bind_logs(units, texts)
+        total += time.process_time() - t0
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", type=Path)
@@ -79,7 +99,9 @@ def main() -> int:
         cold, report = _check(args.records, args.jobs, cache, cold=True)
         _check(args.records, args.jobs, cache, cold=False)  # fill the cache
         warm, _ = _check(args.records, args.jobs, cache, cold=False)
+        unbound, _ = _check(args.records, args.jobs, cache, cold=True, env={"GOLFAUDIT_LOG_BINDING": "0"})
     load, analyse = _scanner_share(args.records)
+    binding = _binding_share(args.records)
     verdicts = Counter(s["verdict"] for s in report["submissions"])
     print(f"submissions: {len(report['submissions'])}   python files: {nfiles}   jobs: {args.jobs}")
     print(f"bare ast.parse of all .py files: {bare:7.2f} s")
@@ -88,6 +110,8 @@ def main() -> int:
           f"{cold / max(warm, 1e-9):.1f}x faster than cold)")
     print(f"TTT scanner CPU: code loading {load:.2f} s, order analysis {analyse:.2f} s "
           f"({analyse / bare:.1f}x bare parse)")
+    print(f"check cold without log binding:  {unbound:7.2f} s   (binding adds {cold / max(unbound, 1e-9):.3f}x; "
+          f"binding CPU in-process {binding:.2f} s)")
     print("verdicts: " + ", ".join(f"{k}={v}" for k, v in sorted(verdicts.items())))
     return 0
 

@@ -7,7 +7,8 @@ or a scanner derives from the submission is held here, computed on first use and
 - `code` and `units`: the code that runs (harness.codeload: packed scripts unpacked, exec'd and imported
   siblings followed), as `CodeUnit`s;
 - `code_bytes`: what the shipped code weighs and which count binds (harness.codebytes);
-- `log_bindings`: which print call of the code wrote each log line (None until a binder fills it);
+- `log_bindings`: which print call of the code wrote each log line (harness.scan.logbind.log_bindings
+  fills it on first use);
 - `derived(compute)`: the cache of analyses built from the above: the resolved configuration
   (harness.scan.config.resolve_settings), the TTT order analysis and its program model
   (harness.scan.ttt.analyse), the evaluation-path functions (harness.scan.patterns.eval_path).
@@ -43,11 +44,18 @@ class AuditContext:
     @cached_property
     def units(self) -> list[CodeUnit]:
         """The parsed code the rules and the scanner read: the bundle's units, packed scripts unpacked.
-        Unparseable files are not among them: RECORDS-FOLDER and the loader's problems report those."""
+        Unparseable files are not among them: RECORDS-FOLDER and the loader's problems report those. When
+        no script has any code, the source dump at the top of a log stands in (`<log> (source dump)`)."""
         try:
-            return list(self.code.units)
+            units = list(self.code.units)
         except Exception:  # noqa: BLE001 - a loader failure leaves the scripts, parsed directly
-            return parsed_scripts(self.submission)
+            units = parsed_scripts(self.submission)
+        if not any(u.text.strip() for u in units):
+            # no script, or an empty one: the source the logs print is the code that ran
+            from harness.scan.logdump import stand_in_units
+
+            units += stand_in_units(self)
+        return units
 
     @cached_property
     def code_bytes(self) -> CodeBytes | None:

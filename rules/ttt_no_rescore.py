@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TTTRule, line_of, where
-from rules.base import Citation, code
+from collections.abc import Iterable
+
+from harness.context import AuditContext
+from harness.report import Finding
+from harness.scan.ttt_rule import (
+    MAIN,
+    PRELUDE,
+    SCORE_FIRST_FN,
+    TTTRule,
+    claim_text,
+    line_of,
+    reported_pass,
+    where,
+)
+from rules.base import Citation, code, folder
 
 RESCORE = PRELUDE + SCORE_FIRST_FN + '''def main():
     args = Hyperparameters()
@@ -91,6 +104,26 @@ def main():
 ''' + MAIN
 
 
+# score-first TTT, then a full re-score with the adapted weights; each pass prints its own score line
+TWO_PASSES = PRELUDE + SCORE_FIRST_FN + '''def main():
+    args = Hyperparameters()
+    model = torch.nn.Linear(8, 8)
+    val_tokens = load_shards(args.val_files)
+    s0 = eval_val_ttt(model, val_tokens, args.chunk_tokens)
+    print(f"FIRST val_loss:{s0:.4f} val_bpb:{s0 / 2:.4f}")
+    s1 = eval_val(model, val_tokens)
+    print(f"SECOND val_loss:{s1:.4f} val_bpb:{s1 / 2:.4f}")
+''' + MAIN
+
+
+def two_passes(first: str, second: str) -> dict[str, str]:
+    """TWO_PASSES with its score labels, and a log of the run (the reported line is the TTT-family one)."""
+    source = TWO_PASSES.replace("FIRST", first).replace("SECOND", second)
+    log = (source + "=" * 100 + f"\n{first} val_loss:2.1000 val_bpb:1.0500\n"
+           f"{second} val_loss:2.0000 val_bpb:1.0000\n")
+    return {"train_gpt.py": source, "train_seed42.log": log}
+
+
 class TTTNoRescore(TTTRule):
     ID = "TTT-NO-RESCORE"
     TITLE = "No re-scoring of validation tokens after test-time training"
@@ -108,20 +141,55 @@ class TTTNoRescore(TTTRule):
     RATIONALE = ("A score-first TTT loop yields s_0, each token scored before any update that used it. Scoring "
                  "the validation set again with the adapted weights (s_1, incl. post-hoc temperature) reports "
                  "tokens the model was trained on. Flagged when, after a proven score-first loop, validation "
-                 "data is scored again outside that loop on a path that can run after it. Needs review: check "
-                 "that the second pass uses the adapted weights and that its number is the one reported.")
+                 "data is scored again outside that loop on a path that can run after it. When a log's reported "
+                 "score line (or submission.json's val_bpb) binds to the print that wrote it, the finding is decided: "
+                 "computed from the second pass, an error with high confidence; from the score-first pass only, a "
+                 "note (the second pass is a diagnostic). Without such a log it needs review: check that the "
+                 "second pass uses the adapted weights and that its number is the one reported.")
     KINDS = ("rescore",)
     LEGAL = [
         code(DIAG_BEFORE, "a diagnostic eval before TTT, the TTT loop's s_0 reported"),
         code(EXCLUSIVE, "the plain eval runs only when TTT is off (`if not args.ttt_enabled`)"),
         code(COPY_BEFORE, "TTT eval and plain eval in the two branches of one if/else"),
         code(EARLY_RETURN, "`if ttt: return eval_val_ttt(...)` then `return eval_val(...)`: one or the other"),
+        folder(two_passes("legal_ttt", "diagnostic post ttt rescore"),
+               "a re-score after TTT, but the reported `legal_ttt` line is printed from the score-first pass"),
     ]
     ILLEGAL = [
         code(RESCORE, "s_1: eval_val over val after the score-first TTT loop", line_of(RESCORE, "# TRAIN")),
         code(TEMPERATURE, "temperature re-scoring of val after TTT", line_of(TEMPERATURE, "# TRAIN")),
         code(WHILE_RESCORE, "while-loop TTT, then a second pass over val", line_of(WHILE_RESCORE, "# TRAIN")),
+        folder(two_passes("legal_ttt", "final_ttt_lora"),
+               "the reported `final_ttt_lora` line is printed from the re-score with adapted weights (high "
+               "confidence)", line_of(TWO_PASSES, "# TRAIN"), file="train_gpt.py"),
     ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        """The reported score line decides when a log binds it: printed from the second pass → error with
+        high confidence; printed from the score-first pass only → a note; no binding → needs review."""
+        for j, severity, note in self.judged(ctx):
+            found = reported_pass(ctx, j)
+            if found is None:
+                yield self.located(j, self.message(j), severity, self.CONFIDENCE, note, ctx)
+                continue
+            kind, claim, why = found
+            if kind == "fresh":
+                text = (f"validation tokens are scored again at {where(j.score)} after test-time training at "
+                        f"{where(j.grad)}, and the reported score line {claim_text(claim)} comes from that pass, "
+                        f"but it runs on weights loaded anew ({why}) with nothing saved after the training, so "
+                        f"it is not a re-score with adapted weights")
+                yield self.located(j, text, "info", "medium", note, ctx)
+            elif kind == "rescore":
+                text = (f"validation tokens are scored again at {where(j.score)} after test-time training updated "
+                        f"the weights at {where(j.grad)} (the score-first loop at line {j.loop.line} had already "
+                        f"scored them, {j.note}), and the reported score line {claim_text(claim)} is computed "
+                        f"from this second pass (s_1)")
+                yield self.located(j, text, severity, "high", note, ctx)
+            else:
+                text = (f"validation tokens are scored again at {where(j.score)} after test-time training at "
+                        f"{where(j.grad)}, but the reported score line {claim_text(claim)} is computed from the "
+                        f"score-first pass (the loop at line {j.loop.line}), so the second pass is a diagnostic")
+                yield self.located(j, text, "info", "high", note, ctx)
 
     def message(self, j) -> str:
         return (f"validation tokens are scored again at {where(j.score)} after test-time training updated "

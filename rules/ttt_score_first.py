@@ -128,6 +128,20 @@ LAMBDA_TRAIN = PRELUDE + '''def main():
 OFF_BY_DEFAULT = ADAPT_THEN_SCORE.replace('"TTT_ENABLED", "1"', '"TTT_ENABLED", "0"')
 README_ON = "# r\n\n```bash\nTTT_ENABLED=1 TTT_EPOCHS=8 torchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n"
 README_PLAIN = "# r\n\n```bash\ntorchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n"
+# the off-by-default flag printed by the run: the log says what ran
+PRINTED_FLAG = OFF_BY_DEFAULT.replace("    if args.ttt_enabled:\n",
+                                      '    print(f"pre_eval_ttt:{args.ttt_enabled}")\n    if args.ttt_enabled:\n')
+
+
+def ran(source: str, lines: str) -> str:
+    """A training log of `source`: its source dump, then what the run printed."""
+    return source + "=" * 100 + "\n" + lines
+
+
+# an empty shipped script whose logged source is the illegal pre-eval TTT
+EMPTY_SCRIPT = {"train_gpt.py": "", "train_seed42.log": ran(ADAPT_THEN_SCORE, "step:1/10 train_loss:9.0\n")}
+# the shipped script is legal; the logged run used a pre-eval TTT
+OTHER_CODE = {"train_gpt.py": TRAIN_ONLY, "train_seed42.log": ran(ADAPT_THEN_SCORE, "step:1/10 train_loss:9.0\n")}
 
 DYNAMIC = PRELUDE + '''def main():
     args = Hyperparameters()
@@ -353,6 +367,18 @@ class TTTScoreFirst(TTTRule):
         folder({"train_gpt.py": OFF_BY_DEFAULT, "README.md": README_PLAIN},
                "off by default and not enabled: reported as a warning", line_of(OFF_BY_DEFAULT, "# TRAIN"),
                file="train_gpt.py", severity="warning"),
+        folder({"train_gpt.py": PRINTED_FLAG, "README.md": README_PLAIN,
+                "train_seed42.log": ran(PRINTED_FLAG, "pre_eval_ttt:True\n")},
+               "off by default and absent from the README, but the log prints the flag True: what ran is judged",
+               line_of(PRINTED_FLAG, "# TRAIN"), file="train_gpt.py"),
+        folder({"train_gpt.py": PRINTED_FLAG, "README.md": README_PLAIN,
+                "train_seed42.log": ran(PRINTED_FLAG, "pre_eval_ttt:False\n")},
+               "off by default and the log prints the flag False: a warning", line_of(PRINTED_FLAG, "# TRAIN"),
+               file="train_gpt.py", severity="warning"),
+        folder(EMPTY_SCRIPT, "an empty train_gpt.py: the source dump in the log is analysed",
+               line_of(ADAPT_THEN_SCORE, "# TRAIN"), file="train_seed42.log (source dump)"),
+        folder(OTHER_CODE, "the log's source dump differs from the shipped script and trains on val first",
+               line_of(ADAPT_THEN_SCORE, "# TRAIN"), file="train_seed42.log (source dump)"),
         code(DYNAMIC, "exec of a computed string: cannot decide (needs-review)", line_of(DYNAMIC, "# DYNAMIC")),
         code(SLICE_AHEAD, "scores `tokens[a:b]`, then trains on `tokens[a:b + chunk]`: past the scored tokens",
              line_of(SLICE_AHEAD, "# TRAIN")),

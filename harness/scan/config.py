@@ -4,7 +4,9 @@ Defaults come from the script: `class Hyperparameters` attributes, `NAME = int(o
 anywhere, `os.getenv`. Overrides, weakest first: the README's run command(s) (`ENV=value ... torchrun ...`,
 `export ENV=value`), run scripts (`*.sh`), then each log's hyperparameter dump (`  key: value` after
 `Hyperparameters:`), which records what actually ran. Nothing is executed: a default that is not a
-literal (or a simple conversion of one) stays `UNKNOWN`.
+literal (or a simple conversion of one) stays `UNKNOWN`. Strongest of all is a value a log line printed,
+bound to the print call that wrote it (`ttt={args.ttt_enabled}` printed `ttt=True`, harness.scan.logbind):
+that is what ran, and its source names the log line.
 
 Keys of `resolve_settings`: env names as written (upper-case) and attribute names lower-case.
 """
@@ -391,6 +393,7 @@ def _resolve(ctx: AuditContext) -> dict[str, Setting]:
         if hp:
             logs.append((log.name, dict(hp)))
 
+    bound = bound_values(ctx)
     settings: dict[str, Setting] = {}
     seen: set[tuple[str | None, str | None]] = set()
     for d in decls:
@@ -407,6 +410,12 @@ def _resolve(ctx: AuditContext) -> dict[str, Setting]:
                 if d.attr.lower() in hp:
                     effective, source = _log_value(hp[d.attr.lower()]), f"log:{label}"
                     break
+        printed = bound.get(("env", d.env)) if d.env else None
+        if printed is None and d.attr:
+            printed = bound.get(("attr", d.attr.lower())) or (bound.get(("name", d.attr)) if d.attr.isupper()
+                                                              else None)
+        if printed is not None:
+            effective, source = _as_default(printed[0], d.default), printed[1]
         name = d.env or d.attr or "?"
         s = Setting(name, d.default, effective, source, d.env, d.attr.lower() if d.attr else None, d.line, d.file)
         if d.env and (d.env not in settings or settings[d.env].source == "default"):
@@ -423,6 +432,59 @@ def _resolve(ctx: AuditContext) -> dict[str, Setting]:
             if k not in settings:
                 settings[k] = Setting(k, UNKNOWN, _log_value(v), label, k)  # "0" → 0, "1.5" → 1.5
     return settings
+
+
+def _as_default(value: object, default: object) -> object:
+    """A printed value in the type of the setting's default (`1` for a bool flag is True)."""
+    if isinstance(default, bool) and value in (0, 1) and not isinstance(value, bool):
+        return bool(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def setting_key(expr: ast.expr | None) -> tuple[str, str] | None:
+    """What a printed expression names as a setting: ("attr", name) for `args.x` / `h.x`, ("name", X) for a
+    module constant `X`, ("env", NAME) for `os.environ.get("NAME", ...)`; None for anything computed."""
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
+        return "attr", expr.attr.lower()
+    if isinstance(expr, ast.Name):
+        return "name", expr.id
+    read = _env_read(expr) if expr is not None else None
+    if read:
+        return "env", read[0]
+    return None
+
+
+def bound_values(ctx: AuditContext) -> dict[tuple[str, str], tuple[object, str]]:
+    """Settings the logs printed, bound to the print that wrote them (harness.scan.logbind): key of
+    `setting_key` → (value, source naming the log line). Only the logs that print a bpb submission.json
+    claims count when some do. A setting printed with different values in different lines or logs is left
+    out (which run is meant cannot be told)."""
+    try:
+        from harness.scan.logbind import log_bindings
+        from harness.scan.reported import claim_logs
+
+        bindings = log_bindings(ctx).bindings
+        logs = claim_logs(ctx)
+    except Exception:  # noqa: BLE001 - binding is evidence on top; without it the other sources decide
+        return {}
+    if logs is not None:                # the runs the claimed score comes from
+        bindings = [b for b in bindings if b.log in logs]
+    seen: dict[tuple[str, str], tuple[object, str]] = {}
+    conflict: set[tuple[str, str]] = set()
+    for b in bindings:
+        for hole, value in b.holes:
+            key = setting_key(hole.expr)
+            if key is None or key in conflict:
+                continue
+            source = f"log {b.log}:{b.log_line} (`{b.text.strip()[:80]}`)"
+            if key in seen and seen[key][0] != value:
+                conflict.add(key)
+                seen.pop(key)
+                continue
+            seen.setdefault(key, (value, source))
+    return seen
 
 
 # -- branch state -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Words and severities for the TTT judgements: where an event is, and whether its branch runs.
 
 `path_state` decides, through harness.scan.config (the folder's defaults, README run command, run
-scripts and logs), whether the `if` branches around a judged path run: an illegal path that is off by
+scripts and logs), whether the `if` branches around a judged path run; a branch whose body printed a
+line of the logged run (harness.scan.logbind) ran, whatever the configuration says: an illegal path that is off by
 default and not enabled by the folder's own configuration becomes a warning; one that the folder's run
 command enables is judged, and the message says so.
 """
@@ -109,11 +110,17 @@ def _bare(test: ast.expr) -> ast.expr:
 def path_state(ctx: AuditContext, conds: tuple[CondRef, ...]) -> PathState:
     """Whether the branches on a path run under the folder's configuration (see module docstring)."""
     tests: list[tuple[ast.expr, bool, int, str]] = []
+    printed: list[str] = []
     seen: set = set()
     for c in conds:
         if c.uid in seen:
             continue
         seen.add(c.uid)
+        bound = printed_in_branch(ctx, c)
+        if bound is not None:
+            printed.append(f"the branch of `{_show(c)}` at line {c.line} ran: its print at line "
+                           f"{bound.code_line} wrote {bound.where} (`{bound.text.strip()[:80]}`)")
+            continue
         try:
             if c.frames:
                 test = _bare(resolve_test(copy_expr(c.test, {}), c.frames))
@@ -122,7 +129,10 @@ def path_state(ctx: AuditContext, conds: tuple[CondRef, ...]) -> PathState:
         except Exception:  # noqa: BLE001 - an undecidable branch counts as possibly taken
             continue
         tests.append((test, c.polarity, c.line, _show(c)))
-    return decide_tests(ctx, tests)
+    state = decide_tests(ctx, tests)
+    if printed and state.runs:
+        return PathState(True, "; ".join(x for x in (*printed, state.note) if x))
+    return state
 
 
 def decide_tests(ctx: AuditContext, tests: list[tuple[ast.expr, bool, int, str]]) -> PathState:
@@ -143,6 +153,9 @@ def decide_tests(ctx: AuditContext, tests: list[tuple[ast.expr, bool, int, str]]
                                     f"{line} is {not polarity} with the arguments its callers pass, or "
                                     f"their defaults)")
         if by_run is not None and by_run != polarity:
+            if " from log " in why:
+                return PathState(False, f"this path is off in the logged run (`{shown}` at line {line}: {why}), "
+                                        f"so it is not decisive")
             if by_default is not None and by_default != polarity:
                 return PathState(False, f"this path is off by default (`{shown}` at line {line}: {why}) "
                                         f"and not enabled by the folder's README run command, run scripts or "
@@ -153,6 +166,40 @@ def decide_tests(ctx: AuditContext, tests: list[tuple[ast.expr, bool, int, str]]
             enabled_notes.append(f"`{shown}` at line {line} is off by default but enabled by the folder's "
                                  f"run configuration ({why}), so the path is judged")
     return PathState(True, "; ".join(enabled_notes))
+
+
+def branch_span(c: CondRef) -> tuple[int, int] | None:
+    """First and last line of the statements a condition guards (its `if` body, or its `else`)."""
+    if c.func is None or getattr(c.func, "node", None) is None:
+        return None
+    for node in ast.walk(c.func.node):
+        if isinstance(node, ast.If) and node.test is c.test:
+            body = node.body if c.polarity else node.orelse
+            if not body:
+                return None
+            return body[0].lineno, max(getattr(b, "end_lineno", b.lineno) or b.lineno for b in body)
+    return None
+
+
+def printed_in_branch(ctx: AuditContext, c: CondRef):
+    """A log line printed by a call inside the branch `c` guards (a harness.scan.logbind Binding that no
+    other call can have printed), in a log of the run the claimed score comes from: that branch ran. None
+    when no such line binds there."""
+    try:
+        from harness.scan.logbind import log_bindings
+        from harness.scan.reported import claim_logs
+
+        bindings = log_bindings(ctx).bindings
+        logs = claim_logs(ctx)
+    except Exception:  # noqa: BLE001 - binding is evidence on top of the configuration
+        return None
+    hits = [b for b in bindings if b.unit == c.unit and b.ties == 1 and (logs is None or b.log in logs)]
+    if not hits:
+        return None
+    span = branch_span(c)
+    if span is None:
+        return None
+    return next((b for b in hits if span[0] <= b.code_line <= span[1]), None)
 
 
 def _show(c: CondRef) -> str:

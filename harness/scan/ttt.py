@@ -27,7 +27,8 @@ TTT-SCORE-FIRST, not a proof. No proof is kept for a grad or score that another 
 Functions with a val-named parameter (`val_tokens`, ...) that the flow trace never calls are traced once
 more with that parameter taken as val (`Event.by_name`); the rules report those with confidence `low`.
 
-`analyse(ctx)` is computed once per audit; the five rules only format its `Judgement`s.
+`analyse(ctx)` is computed once per audit; the five rules only format its `Judgement`s. When a log's source
+dump differs from the shipped script, the dump is analysed too (alone) and its judgements name it.
 """
 
 from __future__ import annotations
@@ -454,4 +455,12 @@ def analyse(ctx: AuditContext) -> Analysis:
 
 
 def _analyse(ctx: AuditContext) -> Analysis:
-    return analyse_units(ctx.units)
+    from harness.scan.logdump import differing_dumps
+
+    result = analyse_units(ctx.units)
+    for unit in differing_dumps(ctx):
+        extra = analyse_units([unit])      # traced alone: its functions must not resolve into the script's
+        result.events.extend(extra.events)
+        result.judgements.extend(extra.judgements)
+        result.texts.update(extra.texts)
+    return result

@@ -6,11 +6,13 @@ harness.scan.ttt.analyse(ctx) and words them; nothing is decided twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.explain import packed_note, path_state, source_line, where
+from harness.scan.reported import Claim, claim_bindings, feeds, rebound_between
 from harness.scan.ttt import Analysis, Judgement, analyse
 from rules.base import Rule
 
@@ -103,6 +105,50 @@ def by_name_note(ev, review: bool = True) -> str:
             f"elsewhere)" + (": review by hand" if review else ""))
 
 
+def reported_pass(ctx: AuditContext, j: Judgement) -> tuple[str, Claim, str] | None:
+    """(kind, claim, why) from the log's reported score line (harness.scan.reported): "rescore" when it was
+    printed from the number `j.score`'s pass computed on the adapted weights, "fresh" when that pass runs on
+    weights bound anew after the training with nothing saved in between (`why` says where), "first" when it
+    was printed from the scores of the score-first loop only; None when no log's claim decides it."""
+    if j.score is None or j.grad is None:
+        return None
+    try:
+        claims = claim_bindings(ctx)
+        rescored = [c for c in claims if all(feeds(ctx, b, j.score) for b in c.bindings)]
+        if rescored:
+            # a second pass that runs no model (a mixture over the first pass's saved losses), or one handed
+            # weights bound anew after the first pass (a fresh reload), is not known to be s_1
+            if not runs_model(j.score):
+                return None
+            fresh = rebound_between(ctx, j.grad, j.score)
+            if fresh:
+                saved = [e for e in analyse(ctx).events if e.kind == "save" and j.grad.seq < e.seq < j.score.seq]
+                # weights bound anew with nothing saved after the training: the adaptation cannot reach them;
+                # a save in between may be the quantisation round trip of the adapted weights (review)
+                return None if saved else ("fresh", rescored[0], fresh)
+            return "rescore", rescored[0], ""
+        firsts = [e for e in analyse(ctx).events if e.kind == "score" and j.loop is not None
+                  and j.loop.uid in {x.uid for x in e.loops} and e.seq < j.grad.seq]
+        first = [c for c in claims if all(any(feeds(ctx, b, e) for e in firsts[-3:]) for b in c.bindings)]
+    except (RecursionError, ValueError, AttributeError, TypeError):
+        return None
+    return ("first", first[0], "") if first else None
+
+
+MODEL_NAME = re.compile(r"model|logit|forward|module|(?:^|_)(?:net|lm)(?:$|_)", re.I)
+
+
+def runs_model(ev) -> bool:
+    """The scored values depend on a model's output (a name like `model`, `logits`, `forward_*` among the
+    event's dependencies in some frame), not only on numbers computed before."""
+    return any(MODEL_NAME.search(name) for deps in ev.frame_deps for name in deps)
+
+
+def claim_text(c: Claim) -> str:
+    b = c.binding
+    return f"{b.where} (`{b.text.strip()[:100]}`, printed at {b.unit}:{b.code_line})"
+
+
 class TTTRule(Rule):
     """Base of the TTT order rules: `judged(ctx)` yields (judgement, severity-or-None, note)."""
 
@@ -159,4 +205,4 @@ class TTTRule(Rule):
                             confidence=confidence, evidence=evidence)
 
 
-__all__ = ["MAIN", "PRELUDE", "SCORE_FIRST_FN", "TRACE_HINT", "TRAIN_ONLY", "TTTRule", "by_name_note", "line_of", "where"]
+__all__ = ["MAIN", "PRELUDE", "claim_text", "reported_pass", "SCORE_FIRST_FN", "TRACE_HINT", "TRAIN_ONLY", "TTTRule", "by_name_note", "line_of", "where"]
