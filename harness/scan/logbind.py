@@ -35,6 +35,7 @@ INT = r"[-+]?\d+"
 FLOAT = r"[-+]?(?:\d[\d,_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)%?"
 ANY = r".*?"
 PERCENT = re.compile(r"%(?:\((?P<key>[^)]*)\))?[-+ #0]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?(?P<conv>[diouxXeEfFgGcrsa%])")
+LINE_PREFIX = r"^(?:\d{10}\.\d+ )?"   # a whole line, after the epoch timestamp some logs put first
 MAX_LINE = 4000           # longer log lines (tensor dumps) are not bound
 KEEP_PER_TEMPLATE = 5     # bindings kept per template and log, from the start and from the end
 
@@ -300,8 +301,7 @@ def _compile(parts: list) -> re.Pattern:
             body.append(re.escape(p))
         else:
             body.append("(" + {"int": INT, "float": FLOAT}.get(p.kind, ANY) + ")")
-    prefix = "^" if parts and not isinstance(parts[0], str) else ""
-    return re.compile(prefix + "".join(body) + r"\s*$")
+    return re.compile(LINE_PREFIX + "".join(body) + r"\s*$")
 
 
 def make_template(unit: str, node: ast.Call) -> Template | None:
