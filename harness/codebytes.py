@@ -8,7 +8,9 @@
 - `logged`: what the logs counted (`Code size: N bytes` / `Code size (compressed): N bytes`).
 
 `binding` names the count that applies to the cap: `packed` when the logs count the packed form and we
-reproduce it, else `raw`. Nothing here runs submission code.
+reproduce it, else `raw`. A script shipped already packed (`exec(lzma.decompress(b85decode(...)))` in the file
+itself, `shipped_packed`) weighs its bytes on disk, whatever a log printed for the unpacked code it ran.
+Nothing here runs submission code.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ BROTLI_WRAPPER = (b'import brotli as B,base64 as A\nexec(B.decompress(A.b85decod
 BROTLI_PACKER = re.compile(r"import brotli as B,base64 as \w|brotli\.compress\(\s*minified")
 EXEC_LINE = re.compile(r"^.*\bexec\s*\(.*$", re.M)
 PY_LITERAL = re.compile(r"""["']([\w\-./]+\.py)["']""")
+SELF_EXTRACTING = re.compile(r"exec\(\s*\w+\.decompress\(\s*\w+\.b(?:85|64)decode\(")
+# A log that counts fewer code bytes than the shipped file may count the packed form without saying so.
+SMALLER_COUNT = 0.9
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class CodeBytes:
     packed_error: str | None = None
     reproduced: str | None = None           # the compressor whose rebuild matches the logs
     binding: str = "raw"                    # raw | packed
+    shipped_packed: bool = False            # the shipped script is itself a self-extracting wrapper
 
     @property
     def binding_bytes(self) -> int:
@@ -146,7 +152,11 @@ def code_bytes(sub: Submission) -> CodeBytes | None:
     raw = sum(sub.size(n) for n in files)
     logged = tuple(sorted({log.code_bytes.value for log in sub.logs if log.code_bytes is not None}))
     logged_packed = any(log.code_bytes_uncompressed is not None for log in sub.logs)
-    if not logged_packed or len(names) != 1 or names[0] not in texts:
+    if len(names) == 1 and names[0] in texts and len(texts[names[0]]) < 4096 \
+            and SELF_EXTRACTING.search(texts[names[0]]):
+        return CodeBytes(raw, tuple(files), logged, logged_packed, shipped_packed=True)
+    counts_less = any(value < raw * SMALLER_COUNT for value in logged)
+    if not (logged_packed or counts_less) or len(names) != 1 or names[0] not in texts:
         return CodeBytes(raw, tuple(files), logged, logged_packed)
     try:
         packer = packer_of(texts[names[0]])
@@ -161,7 +171,7 @@ def code_bytes(sub: Submission) -> CodeBytes | None:
             gap = abs(size - value) / max(value, 1)
             if gap <= PACKED_TOLERANCE and (best is None or gap < best):
                 best, reproduced = gap, kind
-    return CodeBytes(raw, tuple(files), logged, True, packed, error, reproduced,
+    return CodeBytes(raw, tuple(files), logged, logged_packed or reproduced is not None, packed, error, reproduced,
                      "packed" if reproduced else "raw")
 
 
@@ -173,6 +183,11 @@ class SeedSize:
     code_counted: int
     total: int                 # the larger of the log's own total and model + the code that counts
     rounded: bool
+
+    @property
+    def shipped(self) -> int | None:
+        """Model bytes + the shipped code as the log's own counting rule counts it: what the artifact weighs."""
+        return self.model + self.code_counted if self.model is not None else None
 
 
 def seed_sizes(sub: Submission, cb: CodeBytes | None) -> list[SeedSize]:

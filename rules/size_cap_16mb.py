@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import lzma
 from collections.abc import Iterable
 
 from harness.codebytes import seed_sizes
@@ -32,6 +34,12 @@ OVER_MODEL = 15_930_000
 DECODE = "print('the real script')\n" * 4000      # 100,000 bytes
 EXEC_LOG = new_log(tokenizer="sp8192", code=len(DECODE.encode()), code_raw=None, model=OVER_MODEL)
 EXEC_LOG_BAD = new_log(tokenizer="sp8192", code=74, code_raw=None, model=OVER_MODEL)
+# A script shipped packed (minified, lzma, base85 in a two-line wrapper) whose run logged the unpacked code.
+PACKED = ('import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
+          + base64.b85encode(lzma.compress(("print('train')\n" * 3000).encode())).decode() + '")))\n')
+UNPACKED_CODE = 150_000
+PACKED_UNDER = old_log(model=15_950_000, code=UNPACKED_CODE)       # log: 16,100,000; shipped: 15,950,000 + ~200
+PACKED_OVER = old_log(model=15_999_950, code=UNPACKED_CODE)        # shipped: 15,999,950 + ~200, over
 
 
 class SizeCap16MB(Rule):
@@ -48,8 +56,11 @@ class SizeCap16MB(Rule):
                  "Code bytes are the shipped script's bytes, plus any sibling file it execs; records from "
                  "2026-04-10 count a minified lzma/brotli+base85 self-extracting form instead, which golfaudit "
                  "rebuilds and accepts only when it matches the logged count. Model bytes come from the log "
-                 "(`Total submission size` minus `Code size`) or from a shipped artifact file. The larger of "
-                 "the log's own total and model + counted code must stay under the cap.")
+                 "(`Total submission size` minus `Code size`) or from a shipped artifact file. The bytes that ship "
+                 "decide: per seed, that seed's model bytes + the code bytes of the script in the folder, counted "
+                 "as the log counts code. A script shipped packed weighs its packed bytes even when its run logged "
+                 "the unpacked code (the log's total is then reported beside it). When the log counts more code "
+                 "than the folder holds and golfaudit cannot tell why, the log's total stands.")
     LEGAL = [
         folder({"train_gpt.py": "x = 1\n" * 10, "train_seed1337.log": SMALL}, "15,863,489 bytes"),
         folder({"train_gpt.py": "exec(open(__file__.replace('train_gpt.py', 'dec.py')).read())\n",
@@ -57,6 +68,9 @@ class SizeCap16MB(Rule):
                "a small exec'd sibling stays under the cap"),
         folder({"train_gpt.py": "x = 1\n", "submission.json": submission_json(1.2, bytes_total=15_900_000)},
                "no log: the JSON's own total is under the cap"),
+        folder({"train_gpt.py": PACKED, "train_seed1337.log": PACKED_UNDER},
+               "shipped packed: the log's total counts the unpacked code (over), model + the packed script "
+               "in the folder is under", severity="info"),
     ]
     ILLEGAL = [
         folder({"train_gpt.py": "x = 1\n", "train_seed1337.log": BIG}, "the log's own total is over the cap",
@@ -72,6 +86,9 @@ class SizeCap16MB(Rule):
                "no log: the JSON's own total is over the cap", 1, file="submission.json"),
         folder({"train_gpt.py": "x = 1\n" * 100, "final_model.int8.ptz": "z" * 16_000_000},
                "no log: the shipped artifact file plus code is over the cap", file="final_model.int8.ptz"),
+        folder({"train_gpt.py": PACKED, "train_seed1337.log": PACKED_OVER},
+               "shipped packed, and model + the packed script is still over: the error names both totals",
+               line_of(PACKED_OVER, "Total submission size int8+zlib"), file="train_seed1337.log"),
     ]
 
     def coverage(self, ctx: AuditContext) -> Coverage:
@@ -100,21 +117,52 @@ class SizeCap16MB(Rule):
                 parts.append(f"packed/{kind} {_fmt(size)}")
             if cb.logged:
                 parts.append("logged " + "/".join(_fmt(v) for v in cb.logged))
-            code_note = f"code bytes: {', '.join(parts)}; binding: {cb.binding}"
-        unsure = cb is not None and cb.logged_packed and cb.binding == "raw"
+            binding = "raw, shipped packed" if cb.shipped_packed else cb.binding
+            code_note = f"code bytes: {', '.join(parts)}; binding: {binding}"
+        unsure = cb is not None and cb.logged_packed and cb.binding == "raw" and not cb.shipped_packed
         for s in sizes:
-            if s.total < CAP and not (s.rounded and s.total + ROUNDED_SLACK >= CAP):
-                continue
             log = s.log
             where = log.total_bytes or log.model_bytes
-            pieces = []
-            if s.logged_total is not None:
-                pieces.append(f"the log prints {_fmt(s.logged_total)}")
-            if s.model is not None:
-                pieces.append(f"model {_fmt(s.model)} + counted code {_fmt(s.code_counted)} = "
-                              f"{_fmt(s.model + s.code_counted)}")
-            message = (f"{log.name}: artifact {_fmt(s.total)} bytes, not under {_fmt(CAP)} ("
-                       + "; ".join(pieces) + (f"; {code_note}" if code_note else "") + ")")
+            # The shipped total decides: model + the code in the folder as the log's own rule counts it. When
+            # golfaudit cannot tell why the log counted more code than that (not a script shipped packed, not a
+            # packed form it rebuilt), or the count is uncertain, the larger of the two totals stands.
+            logged_code = log.code_bytes.value if log.code_bytes is not None else None
+            explained = cb is None or cb.shipped_packed or cb.binding == "packed" or logged_code is None \
+                or logged_code <= s.code_counted
+            trusted = s.shipped is not None and not unsure and not s.rounded and explained
+            total = s.shipped if trusted else s.total
+            if total < CAP and not (s.rounded and total + ROUNDED_SLACK >= CAP):
+                if trusted and s.logged_total is not None and s.logged_total >= CAP:
+                    counted = f", counting {_fmt(log.code_bytes.value)} bytes of code" if log.code_bytes else ""
+                    yield self.finding(f"{log.name}: the log prints a total of {_fmt(s.logged_total)} bytes{counted}; "
+                                       f"what ships is model "
+                                       f"{_fmt(s.model)} + code {_fmt(s.code_counted)} = {_fmt(s.shipped)} bytes, "
+                                       f"under {_fmt(CAP)}" + (f" ({code_note})" if code_note else ""),
+                                       log.name, where.line, severity="info", evidence=where.text)
+                continue
+            if trusted:
+                message = (f"{log.name}: shipped artifact {_fmt(total)} bytes (model {_fmt(s.model)} + code "
+                           f"{_fmt(s.code_counted)}), not under {_fmt(CAP)}")
+                if s.logged_total is not None and s.logged_total != total:
+                    message += f"; the log itself prints a total of {_fmt(s.logged_total)}"
+                message += f" ({code_note})" if code_note else ""
+            elif s.shipped is not None and s.shipped < CAP <= total:
+                why = ("the logs count a packed form golfaudit could not rebuild" if unsure else
+                       f"the log counts {_fmt(logged_code)} bytes of code, more than the folder's script, and "
+                       "golfaudit cannot tell why")
+                message = (f"{log.name}: the log prints a total of {_fmt(total)} bytes, not under {_fmt(CAP)}; "
+                           f"model {_fmt(s.model)} + the folder's code {_fmt(s.code_counted)} would be "
+                           f"{_fmt(s.shipped)}, but {why}, so the log's total stands"
+                           + (f" ({code_note})" if code_note else ""))
+            else:
+                pieces = []
+                if s.logged_total is not None:
+                    pieces.append(f"the log prints {_fmt(s.logged_total)}")
+                if s.shipped is not None:
+                    pieces.append(f"model {_fmt(s.model)} + counted code {_fmt(s.code_counted)} = "
+                                  f"{_fmt(s.shipped)}")
+                message = (f"{log.name}: artifact {_fmt(total)} bytes, not under {_fmt(CAP)} ("
+                           + "; ".join(pieces) + (f"; {code_note}" if code_note else "") + ")")
             over_as_logged = s.logged_total is not None and s.logged_total >= CAP and not s.rounded
             if id(log) not in backing:
                 yield self.finding(message + "; this log backs no claimed score", log.name, where.line,
