@@ -15,8 +15,12 @@ record's own code, tokenise a text corpus into a val shard, then
   under deterministic kernels, where the runs can be compared below the ~1e-6 BPB that the default
   kernels vary by from run to run. Each row has `run_to_run`: the BPB change between its
   warm-up and timed run.
-Prints one table (BPB, difference to the record's own, seconds, targets/s, speed ratio, MFU) and writes
-`--json`. MFU counts the model FLOPs the task needs: the body forward over every window position plus the
+Both sides score one token set: the TTT runs take the first `--ttt-tokens` of the sliding shard (so
+`--ttt-tokens` may not exceed `--tokens`), written as the shard the record's own loop reads, cut to a
+multiple of both sequence lengths. Every row names the val tokens and TTT chunks its side scored; a row
+whose counts differ from the record's own has no BPB difference and the run exits 1.
+Prints one table (BPB, difference to the record's own, tokens and chunks scored, seconds, targets/s, speed
+ratio, MFU) and writes `--json`. MFU counts the model FLOPs the task needs: the body forward over every window position plus the
 head only on scored positions (attention counted causal, i.e. half of the square), for TTT plus 3x the
 forward FLOPs per trained token (forward + backward); FLOPs from torch's FlopCounterMode on one window.
 Peak: `--peak-tflops` (989 = H100/H200 dense bf16). `--audit-eval` then runs `audit.py eval` itself (a
@@ -32,6 +36,7 @@ import argparse
 import ast
 import inspect
 import json
+import math
 import os
 import sys
 import tempfile
@@ -43,11 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n_tokens: int) -> Path:
+def corpus_tokens(corpus: Path, tokenizer: Path, n_tokens: int):
+    """The first `n_tokens` + 1 tokens of the corpus (documents split at three newlines, each after a BOS)."""
     import numpy as np
     import sentencepiece as spm
-
-    from harness.evaluate.shards import write_shard
 
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
     text = corpus.read_text(encoding="utf-8", errors="replace")
@@ -59,7 +63,19 @@ def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n
             ids.extend(sp.encode(d))
             if len(ids) > n_tokens + 1:
                 break
-    arr = np.array(ids[: n_tokens + 1], dtype=np.int64)
+    return np.array(ids[: n_tokens + 1], dtype=np.int64)
+
+
+def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n_tokens: int) -> Path:
+    return write_token_shards(corpus_tokens(corpus, tokenizer, n_tokens), tokenizer, root, vocab)
+
+
+def write_token_shards(arr, tokenizer: Path, root: Path, vocab: int) -> Path:
+    """A val shard holding exactly `arr` (and a train shard), with the tokenizer where the records look."""
+    import numpy as np
+
+    from harness.evaluate.shards import write_shard
+
     data = root / "datasets" / f"fineweb10B_sp{vocab}"
     data.mkdir(parents=True, exist_ok=True)
     write_shard(data / "fineweb_val_000000.bin", arr)
@@ -71,8 +87,38 @@ def write_corpus_shards(corpus: Path, tokenizer: Path, root: Path, vocab: int, n
     return data
 
 
-def call_by_names(fn, mod, h, model, device, stride: int):
-    """Call one of the record's eval functions, filling its parameters by name; (result, seconds)."""
+def check_token_args(tokens: int, ttt_tokens: int) -> str | None:
+    """Why the two counts cannot give one token set for both sides (None when they can)."""
+    if tokens <= 0 or ttt_tokens <= 0:
+        return f"--tokens ({tokens}) and --ttt-tokens ({ttt_tokens}) must be positive"
+    if ttt_tokens > tokens:
+        return (f"--ttt-tokens ({ttt_tokens:,}) is larger than --tokens ({tokens:,}): both sides' TTT runs score "
+                "the first --ttt-tokens of the sliding shard, so it cannot exceed --tokens")
+    return None
+
+
+def shared_cut(n_tokens: int, *seq_lens: int) -> int:
+    """The largest target count <= n_tokens that every loader keeps whole: a multiple of each sequence length
+    (the records' loaders cut the val tokens to a multiple of their seq_len)."""
+    step = math.lcm(*[s for s in seq_lens if s])
+    return (n_tokens // step) * step
+
+
+def chunks(n_targets: int, chunk_tokens: int) -> int:
+    return max(1, -(-n_targets // chunk_tokens))
+
+
+def loaded_targets(kw: dict[str, Any]) -> int | None:
+    """How many val targets the arguments hand the record's function (val_tokens, or val_data's tokens)."""
+    toks = kw.get("val_tokens")
+    if toks is None and kw.get("val_data") is not None:
+        toks = getattr(kw["val_data"], "val_tokens", None)
+    return int(toks.numel()) - 1 if hasattr(toks, "numel") else None
+
+
+def call_by_names(fn, mod, h, model, device, stride: int, seen: dict[str, Any] | None = None):
+    """Call one of the record's eval functions, filling its parameters by name; (result, seconds). `seen`
+    receives `targets`: how many val targets its arguments held (None when it loads them itself)."""
     import sentencepiece as spm
 
     params = inspect.signature(fn).parameters
@@ -116,6 +162,8 @@ def call_by_names(fn, mod, h, model, device, stride: int):
             kw[name] = getattr(h, "eval_seq_len", None)
         elif name in ("log0", "log"):
             kw[name] = lambda *a, **k: None
+    if seen is not None:
+        seen["targets"] = loaded_targets(kw)
     return timed(fn, **kw)
 
 
@@ -226,10 +274,17 @@ def timed(fn, *a, **k):
 
 
 def row(label: str, bpb: float, own: float | None, seconds: float, tokens: int, own_s: float | None,
-        flops: float, peak: float) -> dict[str, Any]:
-    return {"label": label, "bpb": bpb, "diff": None if own is None else bpb - own, "seconds": seconds,
-            "tokens_per_s": tokens / seconds, "ratio": None if own_s is None else own_s / seconds,
-            "mfu": flops / seconds / (peak * 1e12)}
+        flops: float, peak: float, scored: tuple[int | None, int | None] = (None, None),
+        own_scored: tuple[int | None, int | None] | None = None) -> dict[str, Any]:
+    """One table row. `scored`: (val targets, TTT chunks) this side scored; `own_scored`: the record's own,
+    for a row compared with it. Rows whose counts differ get no BPB difference (`unequal` says why)."""
+    out = {"label": label, "bpb": bpb, "diff": None if own is None else bpb - own, "seconds": seconds,
+           "tokens_per_s": tokens / seconds, "ratio": None if own_s is None else own_s / seconds,
+           "mfu": flops / seconds / (peak * 1e12), "val_targets": scored[0], "ttt_chunks": scored[1]}
+    if own_scored is not None and tuple(scored) != tuple(own_scored):
+        out.update(diff=None, ratio=None, unequal=f"scored {scored[0]} targets / {scored[1]} chunks, the record's "
+                                                   f"own {own_scored[0]} / {own_scored[1]}")
+    return out
 
 
 def profile_fast(sliding_eval, scorer, toks, tbytes, L: int, stride: int, batch: int, device: str,
@@ -264,7 +319,7 @@ def profile_fast(sliding_eval, scorer, toks, tbytes, L: int, stride: int, batch:
 
 
 def deterministic_ttt_rows(res: dict[str, Any], own_run, ours_exact, targets: int, flops: float,
-                           peak: float) -> None:
+                           peak: float, own_scored=(None, None), ours_scored=(None, None)) -> None:
     """The record's own TTT twice and ours --exact once with deterministic kernels (torch's deterministic
     algorithms, SDPA's math kernel): the run-to-run spread of the default kernels (atomics in attention
     and embedding backward) is about 1e-6 BPB, larger than what --exact is to show."""
@@ -287,9 +342,10 @@ def deterministic_ttt_rows(res: dict[str, Any], own_run, ours_exact, targets: in
             getattr(cuda, f"enable_{f}")(on)
     (_, b1), s1 = own[0]
     (_, b2), s2 = own[1]
-    res["rows"].append(row("TTT deterministic: own", b2, None, s2, targets, None, flops, peak))
+    res["rows"].append(row("TTT deterministic: own", b2, None, s2, targets, None, flops, peak, own_scored))
     res["rows"][-1]["run_to_run"] = b2 - b1
-    res["rows"].append(row("TTT deterministic: ours --exact", ours.val_bpb, b2, ours_s, targets, s2, flops, peak))
+    res["rows"].append(row("TTT deterministic: ours --exact", ours.val_bpb, b2, ours_s, targets, s2, flops, peak,
+                           ours_scored, own_scored))
     print("deterministic ttt", res["rows"][-2:], flush=True)
 
 
@@ -297,13 +353,18 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\n== {res['record']} | {res['device']} | torch {res['torch']} | sp{res['vocab']} | L={res['seq_len']} "
           f"stride={res['stride']} | layout sliding={res['layout']} ttt={res.get('ttt_layout')} | "
           f"attention: {res['attention']}")
-    print(f"{'run':34s} {'val_bpb':>12s} {'diff vs own':>12s} {'seconds':>8s} {'tok/s':>10s} {'ratio':>6s} "
-          f"{'MFU':>6s}")
+    print(f"{'run':34s} {'val_bpb':>12s} {'diff vs own':>12s} {'targets':>9s} {'chunks':>6s} {'seconds':>8s} "
+          f"{'tok/s':>10s} {'ratio':>6s} {'MFU':>6s}")
     for r in res["rows"]:
-        diff = "" if r["diff"] is None else f"{r['diff']:+.2e}"
+        diff = "UNEQUAL" if r.get("unequal") else "" if r["diff"] is None else f"{r['diff']:+.2e}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        print(f"{r['label']:34s} {r['bpb']:12.8f} {diff:>12s} {r['seconds']:8.3f} {r['tokens_per_s']:10.0f} "
-              f"{ratio:>6s} {100 * r['mfu']:5.1f}%")
+        targets = "?" if r.get("val_targets") is None else str(r["val_targets"])
+        n_chunks = "" if r.get("ttt_chunks") is None else str(r["ttt_chunks"])
+        print(f"{r['label']:34s} {r['bpb']:12.8f} {diff:>12s} {targets:>9s} {n_chunks:>6s} {r['seconds']:8.3f} "
+              f"{r['tokens_per_s']:10.0f} {ratio:>6s} {100 * r['mfu']:5.1f}%")
+    for r in res["rows"]:
+        if r.get("unequal"):
+            print(f"UNEQUAL token sets in '{r['label']}': {r['unequal']}")
     print(flush=True)
 
 
@@ -332,6 +393,9 @@ def main() -> int:
                     choices=("auto", *SCORING_KINDS),
                     help="how our fast modes score (as `audit.py eval --scoring`; auto: as the record's loop)")
     a = ap.parse_args()
+    problem = check_token_args(a.tokens, a.ttt_tokens)
+    if problem:
+        ap.error(problem)
     a.record, a.corpus, a.tokenizer = a.record.resolve(), a.corpus.resolve(), a.tokenizer.resolve()
     if a.json:
         a.json = a.json.resolve()
@@ -406,13 +470,16 @@ def main() -> int:
     sl_flops = need_flops(windows)
     res["sliding_targets"] = int(sum(w.wlen - w.s for w in windows))
 
-    own_bpb = own_s = None
+    own_bpb = own_s = own_sl_scored = None
+    ours_sl_scored = (int(toks_np.size - 1), None)
     if own_sliding is not None:
+        seen: dict[str, Any] = {}
         call_by_names(own_sliding, mod, h, model, device, stride)                 # warm-up (compile)
-        runs = [call_by_names(own_sliding, mod, h, model, device, stride) for _ in range(2)]
+        runs = [call_by_names(own_sliding, mod, h, model, device, stride, seen) for _ in range(2)]
         (_, own_bpb), own_s = min(runs, key=lambda r: r[1])                       # best of 2 warm runs
+        own_sl_scored = (seen.get("targets"), None)
         res["rows"].append(row("sliding: own eval_val_sliding", own_bpb, None, own_s, res["sliding_targets"],
-                               None, sl_flops, a.peak_tflops))
+                               None, sl_flops, a.peak_tflops, own_sl_scored))
         res["rows"][-1]["run_to_run"] = runs[1][0][1] - runs[0][0][1]
         print("own", res["rows"][-1], flush=True)
 
@@ -423,7 +490,7 @@ def main() -> int:
         r, r_s = timed(sliding_eval, exact_sc, toks_np, tbytes, L, stride, st["batch_seqs"], a.device,
                        exact=True, layout=layout)
     res["rows"].append(row("sliding: ours --exact", r.val_bpb, own_bpb, r_s, r.tokens, own_s, sl_flops,
-                           a.peak_tflops))
+                           a.peak_tflops, ours_sl_scored, own_sl_scored))
     print("exact", res["rows"][-1], r.extra, flush=True)
     fast_sc = ad.scorer(model, head_slice=True)
     res["head_slice"] = fast_sc.head_slice
@@ -435,7 +502,7 @@ def main() -> int:
             for _ in range(3)]   # the 1st compiles; best of the other 2
     r, r_s = min(runs[1:], key=lambda t: t[1])
     res["rows"].append(row(f"sliding: ours fast (B={a.batch_seqs}, {r.extra['scoring']} scoring)", r.val_bpb,
-                           own_bpb, r_s, r.tokens, own_s, sl_flops, a.peak_tflops))
+                           own_bpb, r_s, r.tokens, own_s, sl_flops, a.peak_tflops, ours_sl_scored, own_sl_scored))
     res["rows"][-1].update(run_to_run=runs[2][0].val_bpb - runs[1][0].val_bpb, compile_s=runs[0][1])
     print("fast", res["rows"][-1], r.extra, flush=True)
     if a.profile:
@@ -455,15 +522,17 @@ def main() -> int:
         own_scoring = res["ttt_own_scoring"] = ad.ttt_scoring()
         own_compiled = own_scoring == "compiled"
         t_kind = res["ttt_scoring"] = scoring_kind(a.scoring, own_scoring)
-        n = a.ttt_tokens
-        data2 = write_corpus_shards(a.corpus, a.tokenizer, tmp / "data_ttt", vocab, n)
-        h.val_files = str(data2 / "fineweb_val_*.bin")
         settings = ad.ttt_settings()
         Lt = settings["train_seq_len"] or L
         if "eval_seq_len" in "".join(src.split()).split("total_tokens")[0]:
             Lt = L                                     # 04-0x packed records score and train at eval_seq_len
         cfg = TTTConfig(**{**settings, "train_seq_len": Lt})
-        t2 = toks_np[: (min(n, toks_np.size - 1) // Lt) * Lt + 1]
+        # one token set for both sides: the first --ttt-tokens of the sliding shard, cut so that our loop and
+        # the record's loader (which cuts to its own seq_len) keep every one of them
+        own_seq = getattr(h, "eval_seq_len", 0) or h.train_seq_len
+        t2 = toks_np[: shared_cut(min(a.ttt_tokens, toks_np.size - 1), Lt, own_seq) + 1]
+        data2 = write_token_shards(t2, a.tokenizer, tmp / "data_ttt", vocab)
+        h.val_files = str(data2 / "fineweb_val_*.bin")
         res["ttt_config"] = settings | {"train_seq_len": Lt, "tokens": int(t2.size - 1)}
         tw = plan_windows(t2.size - 1, Lt, stride, tl)
         n_chunks = max(1, (t2.size - 1 + cfg.chunk_tokens - 1) // cfg.chunk_tokens)
@@ -484,10 +553,12 @@ def main() -> int:
             mt.eval()
             return mt
 
-        def own_run():
-            return call_by_names(ttt_fn, mod, h, fresh(), device, stride)
+        own_seen: dict[str, Any] = {}
 
-        own_t_bpb = own_t_s = None
+        def own_run():
+            return call_by_names(ttt_fn, mod, h, fresh(), device, stride, own_seen)
+
+        own_t_bpb = own_t_s = own_t_scored = None
         try:
             (_, own_t_warm), _ = own_run()
             (_, own_t_bpb), own_t_s = own_run()
@@ -496,8 +567,10 @@ def main() -> int:
             res["own_ttt_error"] = f"{type(exc).__name__}: {exc}"[:300]
             print("own ttt failed:", res["own_ttt_error"], flush=True)
         else:
+            own_n = own_seen.get("targets")
+            own_t_scored = (own_n, None if own_n is None else chunks(own_n, cfg.chunk_tokens))
             res["rows"].append(row(f"TTT: own {ttt_name}", own_t_bpb, None, own_t_s, ttt_targets, None, ttt_flops,
-                                   a.peak_tflops))
+                                   a.peak_tflops, own_t_scored))
             res["rows"][-1]["run_to_run"] = own_t_bpb - own_t_warm
             print("own ttt", res["rows"][-1], flush=True)
 
@@ -518,16 +591,19 @@ def main() -> int:
 
         (warm, _), (rt, rt_s) = ours(False), ours(False)
         kinds = f"{rt.extra['scoring']} scoring, {'compiled' if rt.extra['compiled_train'] else 'eager'} train"
+        ours_t_scored = (int(t2.size - 1), rt.extra["ttt_chunks"])
         res["rows"].append(row(f"TTT: ours fast (B={a.batch_seqs}, {kinds})", rt.val_bpb, own_t_bpb, rt_s,
-                               rt.tokens, own_t_s, ttt_flops, a.peak_tflops))
+                               rt.tokens, own_t_s, ttt_flops, a.peak_tflops, ours_t_scored, own_t_scored))
         res["rows"][-1]["run_to_run"] = rt.val_bpb - warm.val_bpb
         print("fast ttt", res["rows"][-1], flush=True)
         re_, re_s = ours(True)
         res["rows"].append(row("TTT: ours --exact (1 run)", re_.val_bpb, own_t_bpb, re_s,
-                               re_.tokens, own_t_s, ttt_flops, a.peak_tflops))
+                               re_.tokens, own_t_s, ttt_flops, a.peak_tflops, (int(t2.size - 1),
+                                                                              re_.extra["ttt_chunks"]), own_t_scored))
         print("exact ttt", res["rows"][-1], flush=True)
         if a.deterministic_ttt:
-            deterministic_ttt_rows(res, own_run, lambda: ours(True), ttt_targets, ttt_flops, a.peak_tflops)
+            deterministic_ttt_rows(res, own_run, lambda: ours(True), ttt_targets, ttt_flops, a.peak_tflops,
+                                   own_t_scored, ours_t_scored)
         res["ttt_steps"] = rt.extra["ttt_steps"]
     if a.audit_eval:
         shards = {"sliding": data} | ({"ttt": data2} if "ttt_config" in res else {})
@@ -538,7 +614,7 @@ def main() -> int:
     print("BENCH " + json.dumps(res), flush=True)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
-    return 0
+    return 1 if any(r.get("unequal") for r in res["rows"]) else 0
 
 
 if __name__ == "__main__":

@@ -204,6 +204,8 @@ def seed_sizes(sub: Submission, cb: CodeBytes | None) -> list[SeedSize]:
             model = log.model_bytes.value       # `Serialized model <format>: N bytes` is the compressed blob
         code = cb.binding_bytes if cb is not None else (log.code_bytes.value if log.code_bytes else 0)
         candidates = [v for v in (logged_total, model + code if model is not None else None) if v is not None]
+        if not candidates:          # only the uncompressed `Serialized model:` line: no artifact size
+            continue
         out.append(SeedSize(log, model, logged_total, code, max(candidates),
                             "rounded" in log.total_bytes_format))
     return out
