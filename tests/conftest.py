@@ -33,6 +33,15 @@ def _record_emitted_ids() -> None:
     SubmissionReport.__init__ = recording_init
 
 
+def record_emitted(report: dict) -> None:
+    """Add the finding ids of a JSON report a subprocess printed (`audit.py ... --format json`)."""
+    from harness.report import SubmissionReport
+
+    emitted = getattr(SubmissionReport.__init__, "emitted", EMITTED_RULE_IDS)
+    for sub in report.get("submissions", []):
+        emitted.update(f.get("rule") for f in sub.get("findings", []) if isinstance(f, dict))
+
+
 def pytest_configure(config):
     _record_emitted_ids()
 

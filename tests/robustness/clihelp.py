@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import record_emitted
+
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT = ROOT / "audit.py"
 ADDRESS_SPACE = 2 * 1024 ** 3   # bytes of virtual memory one `check` run may map (it needs <1 GiB)
@@ -120,6 +122,7 @@ def run_check(cwd: Path, *paths: str | Path, extra: Iterable[str] = ("--jobs", "
     if fmt == "json" and proc.stdout.strip():
         run.report = json.loads(proc.stdout)
         run.by_path = {s["path"]: s for s in run.report["submissions"]}
+        record_emitted(run.report)
     return run
 
 
