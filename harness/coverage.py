@@ -9,7 +9,7 @@ pass. Inputs a rule can read (`Rule.READS`): the training code as analysed (`cod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,15 +56,26 @@ class CodeRead:
     file: str | None = None            # where the obstacle is, for a finding
     line: int | None = None
     todo: str = "review the code by hand"
+    stand_in: tuple[str, ...] = ()     # no shipped code: the source dump of a log the rules read instead
 
     @property
     def analysed(self) -> bool:
+        """Shipped code was analysed (a log's source dump standing in for it does not count)."""
         return bool(self.units)
 
 
 def code_read(ctx: AuditContext) -> CodeRead:
-    """What the code rules read: the context's bundle of the main script (computed once per audit)."""
-    return ctx.derived(_code_read)
+    """What the code rules read: the context's bundle of the main script (computed once per audit); with no
+    shipped code, the log's source dump that stands in for it (`AuditContext.units`)."""
+    return ctx.derived(_code_read_or_stand_in)
+
+
+def _code_read_or_stand_in(ctx: AuditContext) -> CodeRead:
+    read = _code_read(ctx)
+    if read.analysed:
+        return read
+    stand_in = tuple(u.name for u in ctx.units if u.name.endswith("(source dump)"))
+    return replace(read, stand_in=stand_in) if stand_in else read
 
 
 SHIP = "ship the training script in the folder as a regular file, or review the code by hand"
@@ -110,6 +121,8 @@ def _why_no_script(sub: Any) -> tuple[str, str | None]:
 
 def code_coverage(ctx: AuditContext) -> Coverage:
     read = code_read(ctx)
+    if read.stand_in:
+        return checked(f"analysed {names(list(read.stand_in))} in place of the shipped code ({read.why_none})")
     if not read.analysed:
         return not_checked(f"no code was analysed: {read.why_none}")
     detail = f"analysed {names(list(read.units))}"

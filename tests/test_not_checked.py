@@ -10,12 +10,15 @@ from harness.formats import render
 from rules._samples import old_log
 
 GOOD = "def main():\n    print('train')\n"
+# a log without the source dump at its top (old_log() starts with one)
+BARE_LOG = ("stopping_early: wallclock_cap train_time:600038ms step:13780/20000\n"
+            "final_int8_zlib_roundtrip_exact val_loss:2.07269931 val_bpb:1.22436570\n")
 
 
 def _batch(tmp_path):
     noscript = tmp_path / "records" / "track_10min_16mb" / "2026-04-20_NoScript"
     noscript.mkdir(parents=True)
-    (noscript / "train_seed1337.log").write_text(old_log())
+    (noscript / "train_seed1337.log").write_text(BARE_LOG)
     good = tmp_path / "records" / "track_10min_16mb" / "2026-04-20_Good"
     good.mkdir(parents=True)
     (good / "train_gpt.py").write_text(GOOD)
@@ -51,6 +54,20 @@ def test_text_and_markdown_say_not_checked_with_the_reason(tmp_path):
     assert "⬜ not checked" in row and "no training script" in row and "✅" not in row
     good_row = next(line for line in good.splitlines() if line.startswith("| `PREQUANT-TTT-ON-VAL`"))
     assert "✅ pass" in good_row and "checked: analysed train_gpt.py" in good_row
+
+
+def test_a_log_source_dump_standing_in_for_an_empty_script_is_still_needs_review(tmp_path):
+    folder = tmp_path / "records" / "track_10min_16mb" / "2026-04-20_EmptyScript"
+    folder.mkdir(parents=True)
+    (folder / "train_gpt.py").write_text("")
+    (folder / "train_seed1337.log").write_text(old_log())          # starts with the source of its run
+    (sub,) = audit_paths([folder], use_cache=False).submissions
+    assert sub.verdict == "needs-review"
+    (why,) = [f for f in sub.findings if f.rule == "CODE-ANALYSED"]
+    assert "no shipped code was analysed: train_gpt.py is empty" in why.message
+    assert "train_seed1337.log (source dump)" in why.message
+    cov = sub.coverage["TTT-SCORE-FIRST"]
+    assert cov["status"] == "checked" and "in place of the shipped code (train_gpt.py is empty)" in cov["detail"]
 
 
 def test_a_detector_that_fails_is_not_a_pass(tmp_path, monkeypatch):
