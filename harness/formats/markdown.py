@@ -32,7 +32,8 @@ from harness.formats.rulestatus import citation_url, rows_for, rules_in
 from harness.report import VERDICT_ORDER, Finding, Report, SubmissionReport, deciding_finding
 
 DEFAULT_LIMIT = 65000           # under GitHub's limit, with room for a bot's own header
-SECTION_LIMIT = 7500            # one submission's section, so a one-folder comment stays under 8 KB
+SINGLE_LIMIT_BYTES = 8000       # a one-folder comment, UTF-8 bytes
+SECTION_LIMIT_BYTES = 7000      # one submission's section in a batch
 MAX_ERRORS = 10
 MAX_WARNINGS = 10
 # detail levels of a section, from most to least; a section steps down until it fits
@@ -192,8 +193,9 @@ def render(report: Report, repo_url: str | None = None, ref: str | None = None, 
             cache[key] = _section(subs[i], metas, urls, LEVELS[levels[i]], repo_url, ref)
         return cache[key]
 
+    budget = SINGLE_LIMIT_BYTES - len(head.encode("utf-8")) - 400 if len(subs) == 1 else SECTION_LIMIT_BYTES
     for i in range(len(subs)):
-        while len(section(i)) > SECTION_LIMIT and levels[i] < len(LEVELS) - 2:
+        while len(section(i).encode("utf-8")) > budget and levels[i] < len(LEVELS) - 2:
             levels[i] += 1
     reserve = 700
     cut_from = list(levels)
