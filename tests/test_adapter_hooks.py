@@ -50,7 +50,7 @@ def test_without_the_hook_the_message_says_why(example):
     assert "DiffusionLM has forward_logits(xt, sigma) and no forward" in msg
     line = next(i for i, t in enumerate(example.read_text().splitlines(), 1) if "is_causal=False" in t)
     assert f"bidirectional (is_causal=False, line {line})" in msg
-    assert "README.md 'Adapter hooks'" in msg
+    assert "docs/adapter_hooks/README.md" in msg
 
 
 def test_hook_builds_serialises_and_loads(example, tmp_path):

@@ -317,7 +317,7 @@ def test_cli_eval_without_adapter_is_needs_review(tmp_path, eval_case):
     assert sub["verdict"] == "needs-review" and "error" not in sub
     (f,) = sub["findings"]
     assert f["rule"] == "EVAL-ADAPTER" and f["confidence"] == "low" and f["severity"] == "error"
-    assert "needs an adapter" in f["message"] and "Adapter hooks" in f["message"]
+    assert "needs an adapter" in f["message"] and "docs/adapter_hooks/README.md" in f["message"]
 
 
 def test_unreadable_artifact_is_artifact_error_but_missing_code_is_not(tmp_path):

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "as eager does). Training steps compile either way")
     parser.add_argument("--adapter", type=Path,
                         help="adapter hook file (build_model, load_artifact, optional logits/train_loss/serialize); "
-                             "see harness/evaluate/adapter.py, 'Adapter hooks'. Without one, a model golfaudit "
+                             "see docs/adapter_hooks/README.md. Without one, a model golfaudit "
                              "cannot build or load is needs-review (EVAL-ADAPTER)")
     parser.add_argument("--no-checks", action="store_true", help="skip the flip and normalisation checks")
     parser.add_argument("--progress", action="store_true",

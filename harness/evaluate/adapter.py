@@ -44,7 +44,7 @@ logits with the record's own forward); it only tells golfaudit where the model a
 `logits(model, x)[:, t]` is the distribution of token t+1 and may depend on `x[:, :t+1]` only (the flip
 test checks this). A model that is not a next-token model as written (a masked-diffusion LM, a
 bidirectional encoder) needs a `logits` that makes it one: docs/adapter_hooks/masked_diffusion/ is a
-runnable example (README.md, "Adapter hooks").
+runnable example (docs/adapter_hooks/README.md).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from typing import Any
 from harness.evaluate import slicing
 from harness.evaluate.modelstate import kept_state
 
-HOOK_DOC = "README.md 'Adapter hooks' (example: docs/adapter_hooks/masked_diffusion/adapter.py)"
+HOOK_DOC = "docs/adapter_hooks/README.md (example: docs/adapter_hooks/masked_diffusion/adapter.py)"
 HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter FILE) defining "
              "build_model(module, h, device), load_artifact(module, h, path, device) and optionally "
              f"logits(model, x) and train_loss(model, x, y); see {HOOK_DOC}")
