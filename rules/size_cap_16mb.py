@@ -36,10 +36,11 @@ EXEC_LOG = new_log(tokenizer="sp8192", code=len(DECODE.encode()), code_raw=None,
 EXEC_LOG_BAD = new_log(tokenizer="sp8192", code=74, code_raw=None, model=OVER_MODEL)
 # A script shipped packed (minified, lzma, base85 in a two-line wrapper) whose run logged the unpacked code.
 PACKED = ('import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
-          + base64.b85encode(lzma.compress(("print('train')\n" * 3000).encode())).decode() + '")))\n')
+          + base64.b85encode(lzma.compress("".join(f"w{i} = {i * 7919 % 10007}\n" for i in range(3000)).encode())).decode()
+          + '")))\n')     # a 20 kB file, as real packed records are
 UNPACKED_CODE = 150_000
-PACKED_UNDER = old_log(model=15_950_000, code=UNPACKED_CODE)       # log: 16,100,000; shipped: 15,950,000 + ~200
-PACKED_OVER = old_log(model=15_999_950, code=UNPACKED_CODE)        # shipped: 15,999,950 + ~200, over
+PACKED_UNDER = old_log(model=15_950_000, code=UNPACKED_CODE)       # log: 16,100,000; shipped: under
+PACKED_OVER = old_log(model=15_990_000, code=UNPACKED_CODE)        # shipped: 15,990,000 + ~20 kB, over
 
 
 class SizeCap16MB(Rule):
