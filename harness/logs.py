@@ -53,9 +53,9 @@ TRAIN_DATASET = re.compile(TS + r"train_loader:dataset:(?P<path>\S+)", re.M)
 VARIANT = re.compile(r"fineweb10B_(?P<v>sp\d+|byte\d+)(?P<caseops>_lossless_caps_caseops\w*)?|"
                      r"fineweb_(?P<tv>\d+)_bpe(?P<tcase>_lossless_caps_caseops\w*)?\.model|(?P<byte>pure_byte_260)")
 MAX_WALL = re.compile(TS + r"max_wallclock_seconds: ?(?P<s>[\d.]+)", re.M)
-# Any bits-per-byte number the log prints, whatever the label (`val_bpb:1.07`, `mix_bpb=0.9013`, `BPB: 0.82`):
-# not line-anchored, so a score printed in an unknown format still counts as printed.
-ANY_BPB = re.compile(r"(?:bpb|BPB)\w*(?::\s?|=)(?P<v>\d+\.\d+)")
+# Any bits-per-byte number the log prints, whatever the label (`val_bpb:1.07`, `mix_bpb=0.9013`, `BPB: 0.82`,
+# `BPB (EMA, stride=64): 0.97`): not line-anchored, so a score printed in an unknown format still counts.
+ANY_BPB = re.compile(r"(?:bpb|BPB)\w*(?: ?\([^()\n]{0,60}\))?(?::\s?|=)(?P<v>\d+\.\d+)")
 
 # A literal that every match of the pattern contains (one of them, for alternations): lines without it are
 # never tried, so a log of a million empty lines costs one `str.find` per keyword, not a regex per line.

@@ -52,6 +52,9 @@ class ClaimedScoreInLogs(Rule):
                "within the slack of the printed score"),
         folder({"submission.json": submission_json(1.2), "train.log": _LOG, "train_gpt.py": "x = 1\n"},
                "a claim worse than the logs is not contradicted"),
+        folder({"submission.json": submission_json(1.4882), "train_gpt.py": "x = 1\n",
+                "train.log": "step 700  ↳ BPB (EMA, stride=64): 0.9750  [random baseline 2.857]\n"},
+               "the log prints lower numbers in its own format: the claim is not below them"),
     ]
     ILLEGAL = [
         folder({"submission.json": submission_json(0.3964), "train.log": _LOG, "train_gpt.py": "x = 1\n"},
