@@ -39,7 +39,11 @@ TRAIN_SHARDS = re.compile(TS + r"(?:train_shards: (?P<n1>\d+)|train_loader:datas
 TOTAL_EVAL = re.compile(TS + r"total_eval_time: ?(?P<s>[\d.]+)s", re.M)
 GPTQ_RESERVE = re.compile(TS + r"gptq:reserving (?:(?P<s>[\d.]+)s|(?P<rms>\d+)ms from training budget), "
                           r"effective=(?P<ms>\d+)ms", re.M)
-GPTQ_HESS = re.compile(TS + r"GPTQ:collected (?P<n>\d+) Hessians in (?P<s>[\d.]+)s", re.M)
+# calibration on data, timed: `GPTQ:collected 66 Hessians in 3.5s`, `gptq:calibrated 66 layers in 6.8s`,
+# `gptq:loop-aware calibrated 68 layers in 7.1s`, `Hessians collected in 17.7s`,
+# `GPTQ:collected 67 Hessians + 67 act_stats in 4.7s`
+GPTQ_HESS = re.compile(TS + r"(?:GPTQ: ?collected \d+ Hessians(?: \+ \d+ [\w ]+?)?|gptq:(?:loop-aware )?calibrated "
+                       r"\d+ layers|Hessians collected) in (?P<s>[\d.]+)s", re.M)
 ARTIFACT_WALL = re.compile(TS + r"artifact_production_wallclock: (?P<s>[\d.]+)s", re.M)
 EVAL_TIME = re.compile(r"eval_time: ?(?P<ms>\d+)ms")
 HPARAM_HEAD = re.compile(TS + r"Hyperparameters:[ \t]*$", re.M)
@@ -64,7 +68,7 @@ KEYWORDS: dict[re.Pattern, tuple[str, ...]] = {
     CODE: ("Code size",), ALT_ARTIFACT: ("artifact:",), STOP: ("stopping_early: wallclock_cap",),
     VAL_OLD: ("val_bpb:",), STEP_OLD: ("step:",), STEP_NEW: (" train_loss: ",),
     VALTOK: ("val_tokens: ", "val_loader:shards pattern="), TRAIN_SHARDS: ("train_shards",),
-    TOTAL_EVAL: ("total_eval_time:",), GPTQ_RESERVE: ("gptq:reserving ",), GPTQ_HESS: ("GPTQ:collected ",),
+    TOTAL_EVAL: ("total_eval_time:",), GPTQ_RESERVE: ("gptq:reserving ",), GPTQ_HESS: ("GPTQ:collected ", "GPTQ: collected ", "calibrated ", "Hessians collected in "),
     ARTIFACT_WALL: ("artifact_production_wallclock: ",), HPARAM_HEAD: ("Hyperparameters:",),
     SEED_LINE: ("seed:",), TOKENIZER_LINE: ("val_bpb:enabled ",), VAL_PATTERN: ("val_loader:shards pattern=",),
     TRAIN_DATASET: ("train_loader:dataset:",), MAX_WALL: ("max_wallclock_seconds:",),

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
-from rules.base import Citation, Rule, code
+from rules.base import Citation, Rule, code, folder
 
 _NGRAM_FROM_TRAIN = '''import glob
 import numpy as np
@@ -67,6 +67,22 @@ def main(model, train_loader, val_tokens):
     hessians = collect_hessians(model, train_loader, 64)
     return hessians, eval_val(model, val_tokens)
 '''
+_PREFILL_MODULE = '''import glob
+
+import numpy as np
+
+
+def prefill(data_dir):
+    files = sorted(glob.glob(data_dir + "/fineweb_train_*.bin"))
+    return [np.fromfile(f, dtype="<u2", offset=1024) for f in files]
+'''
+_EVAL_IMPORTS_PREFILL = '''from ngram_prefill import prefill
+
+
+def eval_val_ngram(model, val_tokens, data_dir):
+    table = prefill(data_dir)
+    return model(val_tokens), len(table)
+'''
 _PACKED_TABLE = '''import torch
 
 
@@ -106,6 +122,9 @@ class EvalNoTrainData(Rule):
         code(_NGRAM_FROM_TRAIN, "n-gram counts pre-filled from train shards inside the eval function", 7),
         code(_HELPER_FROM_TRAIN, "a helper called from the sliding eval globs fineweb_train_*", 6),
         code(_TTT_TRAIN_MIX, "TTT eval trains on batches from the train loader", 3),
+        folder({"train_gpt.py": _EVAL_IMPORTS_PREFILL, "ngram_prefill.py": _PREFILL_MODULE},
+               "the eval calls a function of a local module that globs fineweb_train_*: found in the module",
+               7, file="ngram_prefill.py"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -178,3 +178,21 @@ def test_keyword_scan_finds_exactly_what_finditer_finds():
         for pattern in KEYWORDS:
             assert [m.span() for m in scan(pattern, text)] == [m.span() for m in pattern.finditer(text)], \
                 (pattern.pattern, text)
+
+
+@pytest.mark.parametrize("line,seconds", [
+    ("GPTQ:collected 67 Hessians in 12.6s", 12.6),
+    ("GPTQ: collected 67 Hessians in 3.4s", 3.4),
+    ("GPTQ:collected 67 Hessians + 67 act_stats in 4.7s", 4.7),
+    ("gptq:calibrated 66 layers in 6.8s", 6.8),
+    ("gptq:loop-aware calibrated 68 layers in 7.1s", 7.1),
+    ("Hessians collected in 17.7s", 17.7),
+    ("gptq:collected hessians for 33 layers in 197.2s", None),   # self-generated (AR) calibration: no data read
+    ("gptq:loaded 64 calibration sequences in 1.2s", None),
+])
+def test_calibration_time_formats(line, seconds):
+    log = parse_log_text(f"stopping_early: wallclock_cap train_time:586090ms step:6709/20000\n{line}\n", "t.log")
+    if seconds is None:
+        assert log.gptq_hessian_s is None
+    else:
+        assert log.gptq_hessian_s.value == pytest.approx(seconds) and log.gptq_hessian_s.line == 2
