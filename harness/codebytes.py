@@ -1,16 +1,17 @@
 """Code bytes of a submission (EVAL_INTERNALS §4), each number with where it came from.
 
-- `raw`: bytes on disk of the shipped script(s), plus any sibling file a script `exec`s
-  (04-06_HessianSDClip: a 74-byte train_gpt.py runs train_gpt_decode.py);
+- `raw`: bytes on disk of the shipped script(s), plus every folder file the script runs: siblings it
+  `exec`s (04-06_HessianSDClip: a 74-byte train_gpt.py runs train_gpt_decode.py), Python modules it imports
+  from its folder (harness.codeload), and C/C++/CUDA sources it compiles or loads (harness.nativecode);
 - `packed`: from 2026-04-10 on, records count a minified, lzma (or brotli) + base85 self-extracting form;
   we rebuild that form the way they do (python_minifier, no renaming, no hoisting, literal statements
   removed) and use it only when it matches what the logs printed (within `PACKED_TOLERANCE`);
 - `logged`: what the logs counted (`Code size: N bytes` / `Code size (compressed): N bytes`).
 
 `binding` names the count that applies to the cap: `packed` when the logs count the packed form and we
-reproduce it, else `raw`. A script shipped already packed (`exec(lzma.decompress(b85decode(...)))` in the file
-itself, `shipped_packed`) weighs its bytes on disk, whatever a log printed for the unpacked code it ran.
-Nothing here runs submission code.
+reproduce it (plus the raw bytes of the other files the script runs), else `raw`. A script shipped already
+packed (`exec(lzma.decompress(b85decode(...)))` in the file itself, `shipped_packed`) weighs its bytes on disk,
+whatever a log printed for the unpacked code it ran. Nothing here runs submission code.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import base64
 import lzma
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.report import Measured
 from harness.submission import LoadError, Submission
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.codeload import CodeBundle
 
 # python_minifier versions differ slightly; the 04-xx logs and our rebuild agree to well under 1%.
 PACKED_TOLERANCE = 0.01
@@ -50,11 +54,14 @@ class CodeBytes:
     reproduced: str | None = None           # the compressor whose rebuild matches the logs
     binding: str = "raw"                    # raw | packed
     shipped_packed: bool = False            # the shipped script is itself a self-extracting wrapper
+    helpers: tuple[str, ...] = ()           # files[1:]: what the script imports, execs or compiles
+    added: tuple[str, ...] = ()             # those of them it does not exec (imported modules, native sources)
+    added_bytes: int = 0                    # their bytes on disk
 
     @property
     def binding_bytes(self) -> int:
         if self.binding == "packed" and self.reproduced:
-            return self.packed[self.reproduced]
+            return self.packed[self.reproduced] + self.added_bytes
         return self.raw
 
 
@@ -67,6 +74,27 @@ def exec_siblings(sub: Submission, name: str, text: str) -> list[str]:
             candidate = folder + m.group(1).rsplit("/", 1)[-1]
             if candidate != name and candidate in sub.files and candidate not in out:
                 out.append(candidate)
+    return out
+
+
+def run_files(sub: Submission, name: str, bundle: CodeBundle | None = None) -> list[str]:
+    """Folder files the script `name` runs besides itself: Python modules it imports or execs (as followed by
+    harness.codeload; `bundle` when already loaded) and native sources it compiles or loads
+    (harness.nativecode)."""
+    from harness.codeload import load_code
+    from harness.nativecode import find_native_sources
+
+    try:
+        bundle = bundle if bundle is not None else load_code(sub, name)
+    except Exception:  # noqa: BLE001 - an unloadable script counts alone; its loader problems are reported
+        return []
+    out: list[str] = []
+    for unit in bundle.units:
+        file = str(unit.name)
+        if not file.endswith(")") and file != name and file in sub.files and file not in out:
+            out.append(file)
+    out += [s.file for s in find_native_sources(sub, list(bundle.units))
+            if s.counted and s.file in sub.files and s.file not in out and s.file != name]
     return out
 
 
@@ -132,8 +160,9 @@ def packed_size(source: str, packer: str = "lzma") -> int:
     return len(LZMA_WRAPPER[0] + base64.b85encode(lzma.compress(minified)) + LZMA_WRAPPER[1])
 
 
-def code_bytes(sub: Submission) -> CodeBytes | None:
-    """What the shipped code weighs, and which count binds (None when there is no script).
+def code_bytes(sub: Submission, main: CodeBundle | None = None) -> CodeBytes | None:
+    """What the shipped code weighs, and which count binds (None when there is no script). `main`: the first
+    script's code bundle when already loaded.
 
     An audit computes it once (`AuditContext.code_bytes`): the minifier takes a second or two on a 150 KB
     script."""
@@ -142,11 +171,14 @@ def code_bytes(sub: Submission) -> CodeBytes | None:
         return None
     texts: dict[str, str] = {}
     groups: list[list[str]] = []
+    execed: set[str] = set()
     for name in names:
         group = [name]
         try:
             texts[name] = sub.read_source(name)
             group += exec_siblings(sub, name, texts[name])
+            execed.update(group)
+            group += [f for f in run_files(sub, name, main if name == names[0] else None) if f not in group]
         except LoadError:
             pass
         groups.append(group)
@@ -155,12 +187,17 @@ def code_bytes(sub: Submission) -> CodeBytes | None:
     raw = sum(sub.size(n) for n in files)
     logged = tuple(sorted({log.code_bytes.value for log in sub.logs if log.code_bytes is not None}))
     logged_packed = any(log.code_bytes_uncompressed is not None for log in sub.logs)
+    helpers = tuple(files[1:])
+    added = tuple(n for n in helpers if n not in execed)
+    added_bytes = sum(sub.size(n) for n in added)
     if len(names) == 1 and names[0] in texts and SELF_EXTRACTING.search(texts[names[0]]) \
             and sum(1 for line in texts[names[0]].splitlines() if line.strip()) <= WRAPPER_LINES:
-        return CodeBytes(raw, tuple(files), logged, logged_packed, shipped_packed=True)
-    counts_less = any(value < raw * SMALLER_COUNT for value in logged)
+        return CodeBytes(raw, tuple(files), logged, logged_packed, shipped_packed=True, helpers=helpers,
+                         added=added, added_bytes=added_bytes)
+    counts_less = any(value < (raw - added_bytes) * SMALLER_COUNT for value in logged)
     if not (logged_packed or counts_less) or len(names) != 1 or names[0] not in texts:
-        return CodeBytes(raw, tuple(files), logged, logged_packed)
+        return CodeBytes(raw, tuple(files), logged, logged_packed, helpers=helpers, added=added,
+                         added_bytes=added_bytes)
     try:
         packer = packer_of(texts[names[0]])
         packed = {packer: packed_size(texts[names[0]], packer)}
@@ -176,7 +213,7 @@ def code_bytes(sub: Submission) -> CodeBytes | None:
             if gap <= tolerance and (best is None or gap < best):
                 best, reproduced = gap, kind
     return CodeBytes(raw, tuple(files), logged, logged_packed or reproduced is not None, packed, error, reproduced,
-                     "packed" if reproduced else "raw")
+                     "packed" if reproduced else "raw", helpers=helpers, added=added, added_bytes=added_bytes)
 
 
 @dataclass(frozen=True)

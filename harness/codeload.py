@@ -246,6 +246,7 @@ class _Loader:
     def follow_imports(self, name: str, file: str, tree: ast.Module, depth: int) -> None:
         base = posixpath.dirname(file)
         scope = build_scope(tree, file)
+        bases = [base, *self.path_entries(tree, scope, base)]
         for node in walk(tree):
             modules: list[str] = []
             if isinstance(node, ast.Import):
@@ -256,19 +257,50 @@ class _Loader:
                 modules = [a.name for a in node.names]
             elif isinstance(node, ast.Call):
                 modules = self.called_modules(node, scope)
-                for path in self.launched_scripts(node, scope):
+                for path in self.launched_scripts(node, scope) + self.loaded_files(node, scope, base):
                     if depth + 1 <= self.limits.max_depth:
                         self.follow(path, name, node.lineno, depth + 1)
             for module in modules:
                 parts = module.split(".")
+                where = next((b for b in bases if self.module_file(b, parts[0]) is not None
+                              or self.is_package_dir(posixpath.join(b, parts[0]))), base)
                 for i in range(1, len(parts) + 1):  # importing a.b runs a/__init__.py, then a/b
-                    target = self.module_file(base, ".".join(parts[:i]))
+                    target = self.module_file(where, ".".join(parts[:i]))
                     if target is None:
-                        if self.is_package_dir(posixpath.join(base, *parts[:i])):
+                        if self.is_package_dir(posixpath.join(where, *parts[:i])):
                             continue  # a namespace package (no __init__.py)
                         break
                     if depth + 1 <= self.limits.max_depth:
                         self.follow(target, name, node.lineno, depth + 1)
+
+    def path_entries(self, tree: ast.Module, scope: Scope, base: str) -> list[str]:
+        """Folders of the submission that `sys.path.insert(0, ...)` / `sys.path.append(...)` put on the import
+        path (the literal folder name in the argument, relative to the script's folder)."""
+        out: list[str] = []
+        for node in walk(tree):
+            if isinstance(node, ast.Call) and call_qualname(node.func, scope) in ("sys.path.insert",
+                                                                                   "sys.path.append"):
+                for const in walk(node):
+                    if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value.strip("./"):
+                        folder = posixpath.normpath(posixpath.join(base, const.value))
+                        if not folder.startswith("..") and self.is_package_dir(folder) and folder not in out:
+                            out.append(folder)
+        return out
+
+    def loaded_files(self, node: ast.Call, scope: Scope, base: str) -> list[str]:
+        """Folder .py files loaded by path: importlib.util.spec_from_file_location,
+        importlib.machinery.SourceFileLoader (the literal file name in the arguments; runpy.run_path is an
+        exec site of harness.unpack)."""
+        if call_qualname(node.func, scope) not in ("importlib.util.spec_from_file_location",
+                                                   "importlib.machinery.SourceFileLoader"):
+            return []
+        out = []
+        for const in walk(node):
+            if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value.endswith(".py"):
+                path = posixpath.normpath(posixpath.join(base, const.value))
+                if path in self.sub.files or path in self.sub.symlinks:
+                    out.append(path)
+        return out
 
     def called_modules(self, node: ast.Call, scope: Scope) -> list[str]:
         """Literal module names given to importlib.import_module / __import__."""

@@ -60,7 +60,11 @@ class AuditContext:
     @cached_property
     def code_bytes(self) -> CodeBytes | None:
         """The shipped code's size (the minifier takes a second or two on a 150 KB script, so once)."""
-        return code_bytes(self.submission)
+        try:
+            main = self.code
+        except Exception:  # noqa: BLE001 - the loader's failure is reported elsewhere; count the files alone
+            main = None
+        return code_bytes(self.submission, main)
 
     def derived(self, compute: Callable[[AuditContext], T]) -> T:
         """`compute(self)`, computed once per context; `compute` (a module-level function) is the key."""

@@ -39,11 +39,12 @@ def apply_rules_as_of(sub: Submission, rule, findings: list[Finding]) -> list[Fi
     judged = sub.judged_date
     if rule.EFFECTIVE_FROM is None or judged is None or judged >= rule.EFFECTIVE_FROM:
         return findings
+    source = f", per {rule.EFFECTIVE_SOURCE}" if getattr(rule, "EFFECTIVE_SOURCE", "") else ""
     out = []
     for f in findings:
         if f.severity == "error":
-            f = replace(f, severity="warning", message=f"{f.message} (rule in force from {rule.EFFECTIVE_FROM}; "
-                                                       f"judged as of {judged}, so not decisive)")
+            f = replace(f, severity="warning", message=f"{f.message} (rule in force from {rule.EFFECTIVE_FROM}"
+                                                       f"{source}; judged as of {judged}, so not decisive)")
         out.append(f)
     return out
 
@@ -69,6 +70,7 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
         rule = rule_cls()
         try:
             produced = list(rule.check(ctx))
+            produced += rule.native_review(ctx, produced)
             coverage[rule_cls.ID] = rule.coverage(ctx).to_json()
         except RecursionError:
             produced = [internal_error(rule_cls.ID, "ran out of recursion depth on this code")]

@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.coverage import Coverage
 
 
+NATIVE_WHAT = {"cache": "an n-gram / hash-count cache", "scorer": "token scoring (log-probabilities)"}
+
+
 @dataclass(frozen=True)
 class Citation:
     """Where a rule comes from and how firm it is (`weight`: README, MAINT, #1017, COMM, GUESS)."""
@@ -78,6 +81,8 @@ class Rule:
     RATIONALE: ClassVar[str]
     # The date from which the rule was in force (README commit or ruling); None = from the start.
     EFFECTIVE_FROM: ClassVar[dt.date | None] = None
+    # Where that date comes from, with its source weight (shown when a finding is downgraded for it).
+    EFFECTIVE_SOURCE: ClassVar[str] = ""
     LEGAL: ClassVar[list[Example]] = []
     ILLEGAL: ClassVar[list[Example]] = []
     # The commands whose reports can carry this rule's findings (the rules table lists them).
@@ -87,6 +92,9 @@ class Rule:
     STATIC: ClassVar[bool] = True
     # What the detector reads (harness.coverage.INPUTS): with none of it present the rule is "not checked".
     READS: ClassVar[tuple[str, ...]] = ("code",)
+    # What this rule judges that native code can implement ("cache", "scorer": harness.nativecode). A C/C++
+    # source of the submission implementing it is code the detector cannot read: needs-review, never a pass.
+    NATIVE_SUBJECTS: ClassVar[frozenset[str]] = frozenset()
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         """Findings for the submission `ctx.submission`, read through the shared context (harness.context).
@@ -124,6 +132,23 @@ class Rule:
             citation=str(self.CITATION),
             source_weight=self.CITATION.weight,
         )
+
+    def native_review(self, ctx: AuditContext, produced: list[Finding]) -> list[Finding]:
+        """Low-confidence errors for native sources implementing this rule's subject, unless the detector
+        already decided (an error of high or medium confidence)."""
+        if not self.NATIVE_SUBJECTS or any(f.severity == "error" and f.confidence != "low" for f in produced):
+            return []
+        from harness.nativecode import native_sources
+
+        out = []
+        for source in native_sources(ctx):
+            subjects = source.subjects & self.NATIVE_SUBJECTS
+            if subjects:
+                what = " and ".join(NATIVE_WHAT.get(s, s) for s in sorted(subjects))
+                out.append(self.finding(f"{source.describe()} implements {what} in native code, which this rule "
+                                        f"cannot read: review it by hand", source.file, source.line,
+                                        severity="error", confidence="low"))
+        return out
 
     @classmethod
     def doc_row(cls) -> dict[str, str]:

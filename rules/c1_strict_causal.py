@@ -101,6 +101,7 @@ class C1StrictCausal(Rule):
     SEVERITY = "error"
     COMMANDS = ("check", "eval")
     CONFIDENCE = "medium"
+    NATIVE_SUBJECTS = frozenset({"scorer"})
     CITATION = Citation("Issue #1017, condition C1",
                         "p_t(·) must be a function only of the submitted artifact A and the strict prefix "
                         "x_1, …, x_{t−1}", "#1017")

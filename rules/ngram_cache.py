@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.pathstate import path_gated
-from rules.base import Citation, Rule, code
+from rules._native_samples import NATIVE_CACHE_FOLDER, NATIVE_GEMM_FOLDER
+from rules.base import Citation, Rule, code, folder
 
 _CAUSAL = '''import math
 
@@ -92,6 +93,7 @@ class NgramCache(Rule):
     CATEGORY = "legality"
     SEVERITY = "error"
     CONFIDENCE = "medium"
+    NATIVE_SUBJECTS = frozenset({"cache"})
     CITATION = Citation("Issue #1017, condition C3 (score before update)",
                         "Only AFTER that score is fixed may state be updated using x_t.", "#1017")
     RATIONALE = ("An online cache (n-gram counts, hint tables) may predict x_t only from tokens before t: it "
@@ -100,15 +102,21 @@ class NgramCache(Rule):
                  "whole validation stream in one loop before a later loop scores with it; and a second "
                  "scoring pass that reads the cache completed by the first (C4: no rescoring). Tables built "
                  "from training data in training are not this rule's concern (EVAL-NO-TRAIN-DATA / size cap). "
-                 "The hashed-cache normalisation problem (C2) is not judged here.")
+                 "The hashed-cache normalisation problem (C2) is not judged here. A cache the submission "
+                 "compiles from its own C/C++ sources (ctypes, cpp_extension, g++/nvcc) cannot be read: "
+                 "needs-review, naming the source.")
     LEGAL = [
         code(_CAUSAL, "score from prefix counts, then update with the scored token"),
         code(_TRAIN_TABLE, "bigram table from training tokens; eval reads it keyed by the previous token"),
+        folder(NATIVE_GEMM_FOLDER, "a compiled C++ GEMM kernel: native code, but no cache to review"),
     ]
     ILLEGAL = [
         code(_UPDATE_FIRST, "counts updated with the current token before it is scored", 10),
         code(_PREFILL, "cache filled over the whole val stream, then used to score", 8),
         code(_RESCORE, "second pass rescoring with the completed cache", 14),
+        folder(NATIVE_CACHE_FOLDER, "the eval's local helper compiles an n-gram cache from C++ with g++ and loads "
+               "it with ctypes: the rule cannot read it, so needs-review naming the file", 1,
+               file="ngram/fused_expert_kernel.cpp", severity="error"),
     ]
 
     @path_gated

@@ -41,6 +41,8 @@ PACKED = ('import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
 UNPACKED_CODE = 150_000
 PACKED_UNDER = old_log(model=15_950_000, code=UNPACKED_CODE)       # log: 16,100,000; shipped: under
 PACKED_OVER = old_log(model=15_990_000, code=UNPACKED_CODE)        # shipped: 15,990,000 + ~20 kB, over
+IMPORTS_HELPER = "from ngram_tilt import tilt\n\nprint(tilt(1))\n"
+HELPER_LOG = new_log(tokenizer="sp8192", code=len(IMPORTS_HELPER), code_raw=None, model=OVER_MODEL)
 
 
 class SizeCap16MB(Rule):
@@ -54,7 +56,8 @@ class SizeCap16MB(Rule):
                         "The cap is decimal 16MB, i.e. 16,000,000 total bytes, not 16 MiB / 16,777,216 bytes.",
                         "README")
     RATIONALE = ("The submission artifact is code bytes plus compressed model bytes, checked on every seed. "
-                 "Code bytes are the shipped script's bytes, plus any sibling file it execs; records from "
+                 "Code bytes are the shipped script's bytes, plus the files it runs from its folder (siblings it "
+                 "execs, modules it imports, C/C++ sources it compiles: harness.codebytes); records from "
                  "2026-04-10 count a minified lzma/brotli+base85 self-extracting form instead, which golfaudit "
                  "rebuilds and accepts only when it matches the logged count. Model bytes come from the log "
                  "(`Total submission size` minus `Code size`) or from a shipped artifact file. The bytes that ship "
@@ -80,6 +83,10 @@ class SizeCap16MB(Rule):
                 "train_gpt_decode.py": DECODE, "train_seed42.log": EXEC_LOG_BAD},
                "the exec'd sibling counts: 74 + 100,000 code bytes push the total over",
                line_of(EXEC_LOG_BAD, "Total submission size"), file="train_seed42.log"),
+        folder({"train_gpt.py": IMPORTS_HELPER, "ngram_tilt.py": "def tilt(x):\n    return x\n" + DECODE,
+                "train_seed42.log": HELPER_LOG},
+               "an imported local module is counted code: 100,000 more bytes push the total over, which the log "
+               "leaves out (needs review)", line_of(HELPER_LOG, "Total submission size"), file="train_seed42.log"),
         folder({"train_gpt.py": "x = 1\n", "train_seed42.log": EXEC_LOG},
                "over the cap as logged (sibling counted by the log)",
                line_of(EXEC_LOG, "Total submission size"), file="train_seed42.log"),
@@ -171,6 +178,12 @@ class SizeCap16MB(Rule):
             elif s.rounded and s.total < CAP + ROUNDED_SLACK:
                 yield self.finding(message + "; the log rounds to 10 kB", log.name, where.line,
                                    severity="warning", evidence=where.text)
+            elif cb is not None and cb.added_bytes and not over_as_logged and total - cb.added_bytes < CAP:
+                yield self.finding(message + f"; over only with the {_fmt(cb.added_bytes)} bytes of "
+                                             f"{', '.join(cb.added)}, which the script runs and the logs leave "
+                                             "out: the README asks for all counted code in train_gpt.py, and no "
+                                             "ruling says whether such files count", log.name, where.line,
+                                   confidence="low", evidence=where.text)
             elif unsure and not over_as_logged:
                 yield self.finding(message + "; the logs count a packed form golfaudit could not rebuild",
                                    log.name, where.line, confidence="low", evidence=where.text)

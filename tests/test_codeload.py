@@ -322,3 +322,21 @@ def test_parse_caps(tmp_path):
     with pytest.raises(ParseFailure) as info:
         parse_source("x = (\n" + "#" * LIBCST_MAX_CHARS)  # never handed to libcst: too large
     assert "too large" in info.value.message
+
+
+def test_modules_on_a_sys_path_folder_and_files_loaded_by_path_are_followed(tmp_path):
+    main = ("import importlib.util\nimport os\nimport sys\n\n"
+            "sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'ngram'))\n"
+            "import ngram_tilt\n\n"
+            "spec = importlib.util.spec_from_file_location('scorer', os.path.join(os.path.dirname(__file__), "
+            "'scorer.py'))\n")
+    bundle = load_code(folder(tmp_path, {"train_gpt.py": main, "ngram/ngram_tilt.py": "X = 1\n",
+                                         "scorer.py": "Y = 2\n", "unused.py": "Z = 3\n"}))
+    assert [u.name for u in bundle.units] == ["train_gpt.py", "ngram/ngram_tilt.py", "scorer.py"]
+    assert bundle.problems == ()
+
+
+def test_a_sys_path_entry_outside_the_folder_adds_nothing(tmp_path):
+    main = "import sys\nsys.path.insert(0, '/opt/vendor')\nsys.path.append('../elsewhere')\nimport fla\n"
+    bundle = load_code(folder(tmp_path, {"train_gpt.py": main, "fla.txt": "not code\n"}))
+    assert [u.name for u in bundle.units] == ["train_gpt.py"]
