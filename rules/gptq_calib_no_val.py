@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
+from harness.scan.calib import QUANTIZER_CALL
 from harness.scan.ttt_rule import MAIN
 from rules.base import Citation, Rule, code
 
@@ -194,6 +195,14 @@ def main():
     print(eval_with_adapters(model, load_shards(args.val_files), [torch.nn.Linear(8, 8)]))
 ''' + MAIN
 
+# activation statistics of val collected by hooks, only logged; the quantizer's Hessians come from train
+_VAL_DIAGNOSTIC = _main('''    val_tokens = load_shards(args.val_files)
+    stats = collect_hessians(model, val_tokens, 8, 2048)
+    print(f"activation stats on val: {len(stats)} layers")
+    hessians = collect_hessians(model, load_shards(args.train_files), 64, 2048)
+    torch.save(gptq_quantize(model.state_dict(), hessians), "final_model.int6.ptz")
+''')
+
 
 class GptqCalibNoVal(Rule):
     ID = "GPTQ-CALIB-NO-VAL"
@@ -221,6 +230,8 @@ class GptqCalibNoVal(Rule):
              "tokens"),
         code(_QUANTIZED_EVALS, "run_quantized_evals() scores the deserialized artifact on val and tabulates "
              "quantization errors in `val_t`: evaluation, not calibration"),
+        code(_VAL_DIAGNOSTIC, "activation statistics of val collected by hooks but only logged; the quantizer's "
+             "Hessians come from training shards"),
         code(_ADAPTER_HOOKS, "forward hooks that add an adapter's output to the module's: scoring val through them "
              "collects nothing"),
     ]
@@ -245,6 +256,8 @@ class GptqCalibNoVal(Rule):
         from harness.scan.ttt import analyse
 
         a = analyse(ctx)
+        # the quantizer's calls (not a diagnostics dump or a log written with torch.save)
+        saves = [e for e in a.events if e.kind == "save" and QUANTIZER_CALL.search(e.detail)]
         chosen: dict[tuple, Finding] = {}
         for ev in a.events:
             if ev.kind != "calib":
@@ -254,6 +267,8 @@ class GptqCalibNoVal(Rule):
             if kind == "hook":
                 depth, _, registered = rest.partition(":")
                 d = int(depth)
+                if not _reaches_quantizer(ev, d, saves):
+                    continue            # statistics of val that go to logs or diagnostics, not into the artifact
                 unit = ev.chain[d][0]
                 line = ev.chain[d + 1][1] if d + 1 < len(ev.chain) else ev.line
                 msg = (f"{ev.chain[d][2]}() runs the model on validation data at line {line} while the hooks it "
@@ -287,3 +302,19 @@ class GptqCalibNoVal(Rule):
                 continue
             chosen[key] = self.finding(msg, unit, line, severity=severity, evidence=evidence)
         yield from chosen.values()
+
+
+def _reaches_quantizer(ev, depth: int, saves: list) -> bool:
+    """What the hooks collected reaches a call of the quantizer made after the forward pass: the hooks'
+    containers, inside the function that registered them (`depth` on the call chain), or what its caller keeps
+    of that function's result (`Event.names`, marked `^`)."""
+    own = {n for n in ev.names if not n.startswith("^")}
+    kept = {n[1:] for n in ev.names if n.startswith("^")}
+    for v in saves:
+        if v.seq <= ev.seq:
+            continue
+        if own and v.chain[:depth + 1] == ev.chain[:depth + 1] and v.deps_at(depth) & own:
+            return True
+        if kept and depth >= 1 and v.chain[:depth] == ev.chain[:depth] and v.deps_at(depth - 1) & kept:
+            return True
+    return False

@@ -25,7 +25,7 @@ from harness.nodememo import NodeMemo
 from harness.scan.assigns import scope_walk
 
 # a call the folder does not define, that quantizes or calibrates what it is given
-QUANTIZER_CALL = re.compile(r"quantiz|quantis|gptq|hessian|calibrat", re.I)
+QUANTIZER_CALL = re.compile(r"quantiz|quantis|gptq|awq|hessian|calibrat", re.I)
 HOOK_CALLS = {"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
               "register_backward_hook", "register_full_backward_pre_hook"}
 # roots of library calls that are not a model's forward pass
@@ -44,9 +44,11 @@ BUILTINS = {"len", "range", "int", "float", "list", "tuple", "dict", "set", "zip
 _HOOK_SPAN: NodeMemo[tuple] = NodeMemo("calib.hook_span")
 
 
-def hook_span(func_node: ast.AST) -> tuple[int, int] | None:
-    """(line of the first hook registration in a function's own body, line of the first `.remove()` after it,
-    or a very large number when none), None when the function registers no hook; kept with the node."""
+def hook_span(func_node: ast.AST) -> tuple | None:
+    """For a function that registers hooks collecting into containers of its own: (line of the first such
+    registration, line of the first `.remove()` after it or a very large number, the names the hooks store
+    into, the calls of helpers that may register more: `self._register_hooks()`), None when it registers
+    none and calls no such helper; kept with the node. The trace resolves the helpers (harness.scan.trace)."""
     return _HOOK_SPAN(func_node, _hook_span) or None
 
 
@@ -55,17 +57,71 @@ def _hook_span(func_node: ast.AST) -> tuple:
         return ()
     nodes = scope_walk(func_node)
     calls = [(n.lineno, _called(n)) for n in nodes if isinstance(n, ast.Call)]
-    # a registration of its own whose hook collects (not one that rewrites the module's output, as an adapter
-    # does), or a call of a helper that registers (`self._register_hooks()`)
-    registrations = [n.lineno for n in nodes if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS
-                     and _collects(n, func_node)]
-    registrations += [line for line, name in calls if name not in HOOK_CALLS and _HOOK_HELPER.search(name)]
-    start = min(registrations, default=None)
+    # a registration of its own whose hook reads what flows through the module and stores it in a container
+    # outside the hook (not an adapter that rewrites the output, nor a patch that ignores it)
+    stores: set[str] = set()
+    lines: list[int] = []
+    for n in nodes:
+        if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS and _collects(n, func_node):
+            hook = _hook_def(n, func_node)
+            written = _free_stores(hook) if hook is not None else set()
+            if written or hook is None:
+                lines.append(n.lineno)
+                stores |= written
+    helpers = tuple(n for n in nodes if isinstance(n, ast.Call) and _called(n) not in HOOK_CALLS
+                    and _HOOK_HELPER.search(_called(n)))
+    start = min([*lines, *(h.lineno for h in helpers)], default=None)
     if start is None:
         return ()
     end = min((line for line, name in calls if line > start and (name == "remove" or _UNHOOK_HELPER.search(name))),
               default=1 << 30)
-    return (start, end)
+    return (min(lines, default=1 << 30), end, frozenset(stores), helpers)
+
+
+def _hook_def(register: ast.Call, func_node: ast.AST) -> ast.AST | None:
+    """The function or lambda a registration installs, when it is defined in `func_node` (directly, or as the
+    nested function of a factory defined there)."""
+    if not register.args:
+        return None
+    hook = register.args[0]
+    if isinstance(hook, ast.Lambda):
+        return hook
+    defs = {n.name: n for n in walk(func_node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if isinstance(hook, ast.Name):
+        return defs.get(hook.id)
+    if isinstance(hook, ast.Call) and isinstance(hook.func, ast.Name) and hook.func.id in defs:
+        return next((n for n in scope_walk(defs[hook.func.id]) if isinstance(n, (ast.FunctionDef,
+                                                                                 ast.AsyncFunctionDef))), None)
+    return None
+
+
+def _free_stores(hook: ast.AST) -> set[str]:
+    """Names a hook writes into that it does not bind itself: `hessians[name] += x.T @ x`,
+    `stats.append(...)`, `self.acts[n] = ...` (its containers, owned by the function around it)."""
+    args = hook.args
+    own = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    out: set[str] = set()
+    for n in walk(hook):
+        if isinstance(n, (ast.Assign, ast.AugAssign)):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    own.add(t.id)
+                elif isinstance(t, (ast.Subscript, ast.Attribute)):
+                    base = _base(t)
+                    if base:
+                        out.add(base)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _COLLECT_CALLS:
+            base = _base(n.func.value)
+            if base:
+                out.add(base)
+    return out - own
+
+
+def _base(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _collects(register: ast.Call, func_node: ast.AST) -> bool:
@@ -105,7 +161,9 @@ def _reads(node: ast.AST, names: set[str]) -> bool:
 
 
 _COLLECT_CALLS = {"update", "append", "extend", "add_", "addmm_", "copy_", "setdefault", "__setitem__", "put"}
-_HOOK_HELPER = re.compile(r"register\w*hook|add\w*hook|install\w*hook|attach\w*hook", re.I)
+# a user helper that installs several hooks (`self._register_hooks()`), not torch's own `register_hook` on a tensor
+# or `register_comm_hook` on DDP
+_HOOK_HELPER = re.compile(r"(register|add|install|attach)\w*hooks\b", re.I)
 _UNHOOK_HELPER = re.compile(r"remove\w*hook|clear\w*hook|detach\w*hook", re.I)
 
 

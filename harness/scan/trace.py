@@ -122,8 +122,9 @@ class State:
     stack: tuple[int, ...] = ()
     fn_params: tuple[tuple[str, Func], ...] = ()
     outer_states: tuple[State, ...] = ()
-    # (chain depth, first line, last line) of the innermost frame that registers hooks and removes them again
-    hooked: tuple[int, int, int] | None = None
+    # the innermost frame that registers collecting hooks: (chain depth, first line, last line, the names its
+    # hooks store into), see harness.scan.calib.hook_span
+    hooked: tuple | None = None
 
 
 class Tracer:
@@ -373,7 +374,7 @@ class Tracer:
                 # `other.load_state_dict(model.state_dict())`: `other` now holds `model`'s weights
                 self.emit("copy", node, st, node.args[0], receiver, frozenset(source))
         elif name and name not in SAVE_EXCLUDE and SAVE_CALLS.search(name):
-            self.emit("save", node, st, _arguments(node), name)
+            self.emit("save", node, st, _arguments(node, owner=True), name)
         if isinstance(f, ast.Attribute) and name in MUTATORS and st.nograd and name in ("append", "extend"):
             return
         target = self._resolve(node, st)
@@ -406,12 +407,36 @@ class Tracer:
         if quantizer:
             self.emit("calib", node, st, fed, f"quantizer:{name}", routes=self.val_routes(fed, st))
         elif hooked is not None and forward_like(node, st.closure.tainted_expr):
-            depth, start, end = hooked
+            depth, start, end, stores = hooked
             line = st.chain[depth + 1][1] if depth + 1 < len(st.chain) else node.lineno
             key = (st.chain[:depth + 1], line)
             if start < line < end and key not in self.calib_seen:  # one event per forward line of the hooked function
                 self.calib_seen.add(key)
-                self.emit("calib", node, st, fed, f"hook:{depth}:{start}", routes=self.val_routes(fed, st))
+                self.emit("calib", node, st, fed, f"hook:{depth}:{start}", stores | self._receivers(st, depth),
+                          routes=self.val_routes(fed, st))
+
+    def _receivers(self, st: State, depth: int) -> frozenset[str]:
+        """Where the caller of the hooked function (the frame at chain depth `depth`) keeps what that function
+        computes, marked `^name`: the names its call's statement assigns and the object of a method call
+        (`quantizer.collect(...)`), else the function's own name (a call nested in another expression)."""
+        if depth < 1:
+            return frozenset()
+        frames = {len(chain) - 1: func for func, _, _, chain in _frame_walk(st)}
+        caller, callee = frames.get(depth - 1), st.chain[depth]
+        out: set[str] = set()
+        if caller is not None:
+            for n in walk(caller.node) if not isinstance(caller.node, ast.Module) else caller.node.body:
+                if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and \
+                        n.lineno <= callee[1] <= (n.end_lineno or n.lineno):
+                    targets = n.targets if isinstance(n, ast.Assign) else [] if isinstance(n, ast.Expr) else [n.target]
+                    direct = isinstance(n.value, ast.Call) and _call_name(n.value) == callee[2]
+                    if direct:      # `hessians = collect(...)`, not `sd = quantize(sd, collect(...))`
+                        out |= {"^" + b for t in targets for x in _flatten_targets(t) if (b := target_base(x))}
+                    for c in walk(n.value) if n.value is not None else ():
+                        if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.lineno == callee[1] \
+                                and c.func.attr == callee[2] and (b := target_base(c.func.value)):
+                            out.add("^" + b)
+        return frozenset(out or {"^" + callee[2]})
 
     def val_routes(self, expr: ast.expr, st: State, limit: int = 16) -> tuple:
         """How val data reaches `expr`: followed back through the assignments of its names that carry val
@@ -521,13 +546,33 @@ class Tracer:
         closure = Closure(self.program, target, seeds, outer)
         self.entered.setdefault(id(target), set()).update(seeds)
         chain = st.chain + ((target.unit, node.lineno, target.name),)
-        registers = hook_span(target.node)
+        registers = self._hooks(target)
         new = State(target, closure, st.frame + 1, st.loops, st.conds,
                     st.nograd or target.nograd_decorated, chain,
                     st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs, binds),),
                     st.stack + (id(target),), tuple(fn_params), outer_states,
                     (len(chain) - 1, *registers) if registers is not None else st.hooked)
         self.block(target.body(), new)
+
+    def _hooks(self, func: Func) -> tuple[int, int, frozenset[str]] | None:
+        """(first line, last line, containers) of the span in which `func` has collecting hooks registered: its
+        own registrations, and calls of helpers that register collecting hooks themselves (`self._register_hooks()`:
+        the helper's containers are then the object it was called on)."""
+        span = hook_span(func.node)
+        if span is None:
+            return None
+        start, end, stores, helpers = span
+        stores = set(stores)
+        for call in helpers:
+            helper = self.program.resolve(call, func)
+            inner = hook_span(helper.node) if helper is not None and helper is not func else None
+            if inner is not None and inner[2]:
+                start = min(start, call.lineno)
+                owner = target_base(call.func.value) if isinstance(call.func, ast.Attribute) else None
+                stores |= {owner} if owner else set(inner[2])
+        if start >= end:
+            return None
+        return start, end, frozenset(stores)
 
 
 COPY_CALLS = {"state_dict", "deepcopy", "clone", "copy"}
@@ -583,9 +628,16 @@ def _tests_to(func_node: ast.AST, line: int) -> tuple:
     return search(list(getattr(func_node, "body", [])), ()) or ()
 
 
-def _arguments(node: ast.Call) -> ast.Tuple:
-    """A call's arguments as one expression, for the names a save or restore reads."""
-    return ast.Tuple([*node.args, *(k.value for k in node.keywords)], ast.Load())
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+
+
+def _arguments(node: ast.Call, owner: bool = False) -> ast.Tuple:
+    """A call's arguments as one expression, for the names a save or restore reads; with `owner`, the object of
+    a method call too (`quantizer.quantize(sd)` reads what `quantizer` collected)."""
+    first = [node.func.value] if owner and isinstance(node.func, ast.Attribute) else []
+    return ast.Tuple([*first, *node.args, *(k.value for k in node.keywords)], ast.Load())
 
 
 def literal_defaults(fn: ast.AST) -> dict[str, ast.expr]:
