@@ -4,8 +4,9 @@ Validation data is the trace's `<VAL>` flow (read from the val shards, followed 
 and returns), never a variable's name. A value computed from it is *calibration* when it reaches:
 
 - **hooked forward passes**: a forward pass on val data while a function on the call stack has registered
-  forward/backward hooks (`module.register_forward_hook(...)`): the hooks collect activation statistics
-  (GPTQ Hessians X^T X, scales, clip ranges) that the quantizer reads;
+  hooks that collect what flows through the modules (`module.register_forward_hook(hook)` whose hook reads
+  its input or output into a container and returns nothing), when what they collect reaches a quantizer call
+  afterwards (GPTQ Hessians X^T X, AWQ scales, clip ranges; rules/gptq_calib_no_val.py checks the reach);
 - **a library quantizer**: a call the folder does not define whose name says it quantizes or calibrates
   (`quantize_(model, calib_data=val)`), given val data;
 - **a grid search**: a loop over a literal list of settings (`for t in [0.9, 1.0, 1.1]`) that scores val data
@@ -62,8 +63,7 @@ def _hook_span(func_node: ast.AST) -> tuple:
     stores: set[str] = set()
     lines: list[int] = []
     for n in nodes:
-        if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS and _collects(n, func_node):
-            hook = _hook_def(n, func_node)
+        if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS and _collects(hook := _hook_def(n, func_node)):
             written = _free_stores(hook) if hook is not None else set()
             if written or hook is None:
                 lines.append(n.lineno)
@@ -124,33 +124,18 @@ def _base(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _collects(register: ast.Call, func_node: ast.AST) -> bool:
-    """The hook a registration installs collects what flows through the module: it reads its input or output
-    argument and returns nothing (a hook that returns a value replaces the module's output or input, as an
-    adapter does; one that ignores both, as a fake-quantization pre-hook does, collects nothing). The hook is
-    the registration's first argument: a lambda, a function defined in `func_node`, or a call of a factory
-    defined there that returns a nested function. Hooks that cannot be read count as collectors."""
-    if not register.args:
+def _collects(hook: ast.AST | None) -> bool:
+    """A hook (harness.scan.calib._hook_def) collects what flows through its module: it reads its input or
+    output argument and returns nothing (a hook that returns a value replaces the module's output or input, as
+    an adapter does; one that ignores both, as a fake-quantization pre-hook does, collects nothing). A hook
+    that cannot be read counts as a collector."""
+    if hook is None:
         return True
-    hook = register.args[0]
+    data = {a.arg for a in [*hook.args.posonlyargs, *hook.args.args][1:3]}
     if isinstance(hook, ast.Lambda):
-        data = {a.arg for a in [*hook.args.posonlyargs, *hook.args.args][1:3]}
         body = hook.body
         return isinstance(body, ast.Call) and _called(body) in _COLLECT_CALLS and _reads(body, data)
-    defs = {n.name: n for n in walk(func_node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    target = None
-    if isinstance(hook, ast.Name):
-        target = defs.get(hook.id)
-        if target is None:
-            return True
-    elif isinstance(hook, ast.Call) and isinstance(hook.func, ast.Name) and hook.func.id in defs:
-        factory = defs[hook.func.id]
-        target = next((n for n in scope_walk(factory) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
-                      None)
-    if target is None:
-        return True
-    data = {a.arg for a in [*target.args.posonlyargs, *target.args.args][1:3]}
-    body = scope_walk(target)
+    body = scope_walk(hook)
     returns = any(isinstance(n, ast.Return) and n.value is not None
                   and not (isinstance(n.value, ast.Constant) and n.value.value is None) for n in body)
     return not returns and any(isinstance(n, ast.Name) and n.id in data for n in body)
