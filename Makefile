@@ -21,6 +21,7 @@ demo: $(VENV)/.core-installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: $(VENV)/.test-installed

@@ -74,8 +74,8 @@ def _binding_share(records: Path) -> float:
     sys.path.insert(0, str(ROOT))
     from harness.context import AuditContext
     from harness.discover import find_submissions
+    from harness.logdump import log_texts
     from harness.scan.logbind import bind_logs
-    from harness.scan.logdump import log_texts
     from harness.submission import Submission
 
     total = 0.0

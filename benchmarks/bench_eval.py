@@ -369,7 +369,8 @@ def print_table(res: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    from harness.evaluate.run import SCORING_KINDS, scoring_kind  # no torch: before the env is set up
+    from harness.cli_args import SCORING_KINDS
+    from harness.evaluate.run import scoring_kind  # no torch: before the env is set up
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("record", type=Path)
@@ -418,8 +419,8 @@ def main() -> int:
     fast_compressors().__enter__()        # the artifact is only a vehicle here: compress it quickly
     import torch
 
+    from harness.data.bytetables import build_byte_tables
     from harness.evaluate.adapter import TTT_LOOPS, SubmissionAdapter
-    from harness.evaluate.bytes import build_byte_tables
     from harness.evaluate.modelstate import snapshot
     from harness.evaluate.shards import load_tokens
     from harness.evaluate.sliding import plan_windows, sliding_eval, target_bytes

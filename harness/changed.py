@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.registry import rule_by_id
 from harness.report import Finding, Report, SubmissionReport
 from harness.suppress import NO_FOLDER_TRACK, rejudge
 
@@ -122,8 +123,6 @@ def head_commit(root: Path) -> str | None:
 
 def records_folder_findings(change: ChangeSet) -> list[Finding]:
     """RECORDS-FOLDER hygiene findings for a change that is not one new records folder."""
-    from rules import rule_by_id
-
     problems = change.problems()
     if not problems:
         return []

@@ -1,4 +1,5 @@
-"""Argument values shared by the subcommands that launch a run (`run`, `trace`): sizes and `--env` items."""
+"""Argument values shared by the subcommands that launch a run (`run`, `trace`, `eval`): sizes, `--env` items
+and the `--scoring` choices."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?", re.IGNORECASE | re.ASCII)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SCORING_KINDS = ("compiled", "eager-rounding", "eager")     # `eval --scoring` choices besides auto
 
 
 def parse_size(text: str) -> int:

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.codeload import load_code
+from harness.nativecode import find_native_sources
 from harness.report import Measured
 from harness.submission import LoadError, Submission
 
@@ -81,9 +83,6 @@ def run_files(sub: Submission, name: str, bundle: CodeBundle | None = None) -> l
     """Folder files the script `name` runs besides itself: Python modules it imports or execs (as followed by
     harness.codeload; `bundle` when already loaded) and native sources it compiles or loads
     (harness.nativecode)."""
-    from harness.codeload import load_code
-    from harness.nativecode import find_native_sources
-
     try:
         bundle = bundle if bundle is not None else load_code(sub, name)
     except Exception:  # noqa: BLE001 - an unloadable script counts alone; its loader problems are reported

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from harness.codebytes import CodeBytes, code_bytes
 from harness.codeload import CodeBundle, CodeUnit, load_code, parsed_scripts
+from harness.logdump import stand_in_units
 from harness.submission import Submission
 
 T = TypeVar("T")
@@ -52,8 +53,6 @@ class AuditContext:
             units = parsed_scripts(self.submission)
         if not any(u.text.strip() for u in units):
             # no script, or an empty one: the source the logs print is the code that ran
-            from harness.scan.logdump import stand_in_units
-
             units += stand_in_units(self)
         return units
 

@@ -10,10 +10,10 @@ pass. Inputs a rule can read (`Rule.READS`): the training code as analysed (`cod
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.context import AuditContext
+from harness.context import AuditContext
+from harness.submission import is_script_name
 
 Status = Literal["checked", "not-checked", "n/a"]
 SHOWN = 4          # file names listed before "and N more"
@@ -108,8 +108,6 @@ def _code_read(ctx: AuditContext) -> CodeRead:
 
 
 def _why_no_script(sub: Any) -> tuple[str, str | None]:
-    from harness.submission import is_script_name
-
     links = [n for n in sub.symlinks if "/" not in n and is_script_name(n)]
     if links:
         return f"{links[0]} is a symbolic link, which golfaudit never follows", links[0]

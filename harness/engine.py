@@ -15,13 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import harness
-from harness import cache
+from harness import cache, registry
 from harness.context import AuditContext
 from harness.coverage import not_checked
 from harness.discover import find_submissions
+from harness.measure import claims_of, measured_of
 from harness.options import AuditOptions
+from harness.registry import all_rules
 from harness.report import Finding, Report, SubmissionReport, judge
-from harness.submission import LoadError, Submission
+from harness.submission import LoadError, Submission, is_script_name, printable
 
 
 def display_path(path: Path) -> str:
@@ -29,8 +31,6 @@ def display_path(path: Path) -> str:
         rel = os.path.relpath(path)
     except ValueError:
         rel = str(path)
-    from harness.submission import printable
-
     return printable(str(path) if rel.startswith("..") else rel)
 
 
@@ -53,8 +53,6 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
                      rule_ids: Sequence[str] | None = None, display: str | None = None) -> SubmissionReport:
     """Load one submission and run the rules (all, or `rule_ids`) over it; `display` names it in reports
     (default: its path relative to the working directory)."""
-    from rules import all_rules
-
     options = options or AuditOptions()
     shown = display if display is not None else display_path(path)
     try:
@@ -87,9 +85,7 @@ def audit_submission(path: Path, options: AuditOptions | None = None,
 
 def internal_error(rule_id: str, what: str) -> Finding:
     """INTERNAL-ERROR naming the detector that did not finish (so its rule was not checked)."""
-    import rules
-
-    return rules.get("INTERNAL-ERROR").finding(f"internal error: the {rule_id} detector {what}; {rule_id} was not "
+    return registry.get("INTERNAL-ERROR").finding(f"internal error: the {rule_id} detector {what}; {rule_id} was not "
                                                "checked, so the submission needs review by hand")
 
 
@@ -99,8 +95,6 @@ def unreadable_reasons(sub: Submission) -> list[str]:
     Such a submission gets the verdict `error` (the gate fails); an unreadable log or README only draws a
     finding. An absent script is not "unreadable": RECORDS-FOLDER reports it.
     """
-    from harness.submission import is_script_name
-
     reasons = [p.message for p in sub.problems if p.file == "." or is_script_name(p.file)]
     for name in sub.script_names:
         try:
@@ -112,8 +106,6 @@ def unreadable_reasons(sub: Submission) -> list[str]:
 
 def collect_claims_and_measured(ctx: AuditContext) -> tuple[dict, dict]:
     """Claims (what the folder says) and measurements (what we found), built by harness.measure."""
-    from harness.measure import claims_of, measured_of
-
     try:
         return claims_of(ctx.submission), measured_of(ctx.submission, ctx.code_bytes)
     except Exception as exc:  # noqa: BLE001

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from harness.engine import audit_submission
 from harness.options import AuditOptions
+from harness.registry import Example, Rule
 from harness.report import Finding
-from rules.base import Example, Rule
 
 
 def materialise(example: Example, folder: Path) -> Path:

@@ -16,7 +16,8 @@ CLAIM_KEYS = ("val_bpb", "val_loss", "bytes_total", "bytes_code", "artifact_byte
               "train_time_s_mean", "eval_time_s_mean", "wallclock_seconds", "mean_val_bpb")
 
 
-def _num(value: Any) -> float | int | None:
+def as_number(value: Any) -> float | int | None:
+    """A JSON value as a number: ints and floats as they are, numeric strings parsed, anything else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -47,7 +48,7 @@ def per_seed_claims(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             row = out.setdefault(str(seed), {})
             for name in ("val_bpb", "val_loss", "artifact_bytes", "bytes_total", "train_time_s", "eval_time_s",
                          "train_time_ms", "steps"):
-                value = _num(entry.get(name))
+                value = as_number(entry.get(name))
                 if value is not None:
                     row.setdefault(name, value)
     return out
@@ -59,7 +60,7 @@ def claims_of(sub: Submission) -> dict[str, Any]:
         return {}
     claims: dict[str, Any] = {}
     for key in CLAIM_KEYS:
-        value = _num(data.get(key))
+        value = as_number(data.get(key))
         if value is not None:
             claims[key] = value
     seeds = per_seed_claims(data)
@@ -160,7 +161,7 @@ def claimed_scores(data: dict[str, Any] | None) -> list[float]:
     """Every val_bpb the JSON states: top level (or mean_val_bpb) and per seed."""
     if not data:
         return []
-    out = [v for v in (_num(data.get("val_bpb")), _num(data.get("mean_val_bpb"))) if v is not None]
+    out = [v for v in (as_number(data.get("val_bpb")), as_number(data.get("mean_val_bpb"))) if v is not None]
     out += [row["val_bpb"] for row in per_seed_claims(data).values() if "val_bpb" in row]
     return out
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.display import git_root
+from harness.measure import per_seed_claims
 from harness.options import SotaReference
 from harness.report import SubmissionReport
+from harness.submission import Submission
 
 
 def load_sota(path: Path) -> SotaReference:
@@ -20,8 +22,6 @@ def load_sota(path: Path) -> SotaReference:
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder")
     if path.is_dir():
-        from harness.submission import Submission
-
         sub = Submission(path, str(path))
         bpbs = tuple(float(log.final.value) for log in sub.logs if log.final is not None)
         losses = tuple(float(log.final_loss) for log in sub.logs if log.final_loss is not None)
@@ -37,8 +37,6 @@ def load_sota(path: Path) -> SotaReference:
         raise ValueError(f"{path}: cannot be read as JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
-    from harness.measure import per_seed_claims
-
     seeds = per_seed_claims(data)
     bpbs: tuple[float, ...]
     if seeds:
@@ -76,8 +74,6 @@ def clone_track(folder: Path) -> Path | None:
 
 
 def folder_date(folder: Path) -> dt.date | None:
-    from harness.submission import Submission
-
     try:
         return Submission(folder, str(folder)).date
     except Exception:  # noqa: BLE001 - an unreadable folder has no date; it is audited (and reported) anyway

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from harness.logs import parse_log_file
 from harness.options import AuditOptions
 
 MAX_TEXT_BYTES = 32 * 1024 * 1024   # code and json files larger than this are not read
@@ -272,8 +273,6 @@ class Submission:
     @cached_property
     def logs(self) -> list[Any]:
         """Parsed logs (harness.logs.ParsedLog), one per log file, in name order."""
-        from harness.logs import parse_log_file
-
         return [parse_log_file(self.files[n], n, MAX_LOG_BYTES) for n in self.log_names]
 
     # -- code --------------------------------------------------------------------------------------

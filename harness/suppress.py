@@ -25,6 +25,7 @@ from typing import Any
 
 import tomllib
 
+from harness import registry
 from harness.report import Finding, Report, SubmissionReport, decide_eligibility, decide_verdict
 
 INLINE_RE = re.compile(r"#\s*golfaudit\s*:\s*ignore\b(?:\[([^\]]*)\])?", re.IGNORECASE)
@@ -158,9 +159,7 @@ def load_baseline(path: Path) -> set[BaselineKey]:
 # -- applying ---------------------------------------------------------------------------------------------
 def _policy_finding(message: str, severity: str, rule: str = "SUPPRESSION", file: str | None = None,
                     line: int | None = None, evidence: str = "") -> Finding:
-    import rules
-
-    return rules.get(rule).finding(message, file, line, severity=severity, evidence=evidence)
+    return registry.get(rule).finding(message, file, line, severity=severity, evidence=evidence)
 
 
 def rejudge(sub: SubmissionReport, findings: Iterable[Finding]) -> SubmissionReport:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from harness.context import AuditContext
 from harness.report import Finding
+from harness.scan.config import function_uses, overall_use
+from harness.scan.pathstate import code_state
+from harness.scan.patterns import adaptations, is_eval_function, is_val_word, words_of
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,6 @@ class Wording:
 
 def adaptation_findings(rule, ctx: AuditContext, kind: str, words: Wording) -> Iterable[Finding]:
     """Findings for every `kind` adaptation inside evaluation code (an eval function or val-named arguments)."""
-    from harness.scan.config import function_uses, overall_use
-    from harness.scan.pathstate import code_state
-    from harness.scan.patterns import adaptations, is_eval_function, is_val_word, words_of
-
     for a in adaptations(ctx.units):
         if a.kind != kind:
             continue

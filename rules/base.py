@@ -10,14 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from harness.context import AuditContext
+from harness.coverage import Coverage, coverage_of
+from harness.nativecode import native_sources
 from harness.report import Category, Confidence, Finding, Severity, SourceWeight
-
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.coverage import Coverage
-
 
 NATIVE_WHAT = {"cache": "an n-gram / hash-count cache", "scorer": "token scoring (log-probabilities)"}
 
@@ -104,8 +102,6 @@ class Rule:
     def coverage(self, ctx: AuditContext) -> Coverage:
         """What this rule read on `ctx.submission`, or why it read nothing (shown beside a pass or instead of
         one)."""
-        from harness.coverage import coverage_of
-
         return coverage_of(self.READS, ctx)
 
     def finding(
@@ -138,8 +134,6 @@ class Rule:
         already decided (an error of high or medium confidence)."""
         if not self.NATIVE_SUBJECTS or any(f.severity == "error" and f.confidence != "low" for f in produced):
             return []
-        from harness.nativecode import native_sources
-
         out = []
         for source in native_sources(ctx):
             subjects = source.subjects & self.NATIVE_SUBJECTS

@@ -6,10 +6,11 @@ import ast
 import math
 from collections.abc import Iterable
 
-from harness.astwalk import walk
+from harness.astwalk import local_values, walk
 from harness.context import AuditContext
 from harness.report import Finding
-from harness.scan.patterns import traced_words
+from harness.scan.numbers import numbers_of
+from harness.scan.patterns import call_name, traced_words
 from rules.base import Citation, Rule, code, folder
 
 _REFERENCE_LUT = '''import numpy as np
@@ -238,8 +239,6 @@ class BpbByteExact(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.numbers import numbers_of
-
         units = ctx.units
         non_record = str(getattr(ctx.submission, "track", "")).startswith("non-record")
         defs: dict[str, tuple] = {}
@@ -398,8 +397,6 @@ class BpbByteExact(Rule):
 
 def _module_values(tree: ast.Module) -> dict[str, list[ast.expr]]:
     """Assignments of a module's top level (outside functions and classes)."""
-    from harness.astwalk import local_values
-
     body = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     return local_values(ast.Module(body=body, type_ignores=[]))
 
@@ -455,8 +452,6 @@ def _bpb_exprs(unit, scope) -> list[tuple[ast.expr, int, int | None]]:
 
 def _helper(call: ast.Call, defs: dict[str, tuple], scope) -> tuple | None:
     """The submission's own function that `call` runs (not the scope itself), or None."""
-    from harness.scan.patterns import call_name
-
     name = call_name(call)
     found = defs.get(name)
     if found is None or found[1] is scope or name in ("float", "int"):

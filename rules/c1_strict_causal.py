@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from harness.astwalk import walk
 from harness.context import AuditContext
 from harness.report import Finding
+from harness.scan.patterns import current_token_refs, dotted, position_loops, score_lines
 from rules.base import Citation, Rule, code, folder
 
 GATE_LUT = re.compile(r"bnd|bound|space|(?:^|_)ws(?:_|$)|word|punct|gate|(?:^|_)is_|flag|class", re.I)
@@ -132,8 +133,6 @@ class C1StrictCausal(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.patterns import current_token_refs, dotted, position_loops, score_lines
-
         sub = ctx.submission
         yield from self._native(sub)
         for unit in ctx.units:
@@ -216,8 +215,6 @@ class C1StrictCausal(Rule):
     def _hashed_keys(self, unit, fn, loop, var, first_score) -> Iterable[Finding]:
         """A hashed context key (`hash(...)`, `a * P ^ b`, `% size`) that includes the current token and is
         used to read a table before the score: the 'context' contains x_t."""
-        from harness.scan.patterns import current_token_refs, dotted
-
         keys: dict[str, int] = {}
         for n in unit.walk(loop):
             if isinstance(n, ast.Assign) and n.lineno < first_score and _is_hash(n.value) \
@@ -262,8 +259,6 @@ def _names(node: ast.AST) -> list[str]:
 
 
 def _target_lut(node: ast.AST) -> str | None:
-    from harness.scan.patterns import dotted
-
     for n in walk(node):
         if isinstance(n, ast.Subscript) and GATE_LUT.search(dotted(n.value)):
             idx = n.slice

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.coverage import Coverage, checked, not_checked
-from harness.measure import _num, decimals, per_seed_claims
+from harness.measure import as_number, decimals, per_seed_claims
 from harness.report import Finding
 from rules._samples import line_of, old_log, submission_json
 from rules.base import Citation, Rule, folder
@@ -67,7 +67,7 @@ class ClaimedScoreInLogs(Rule):
     def coverage(self, ctx: AuditContext) -> Coverage:
         sub = ctx.submission
         data = sub.submission_json.data if sub.submission_json_name else None
-        if not isinstance(data, dict) or _num(data.get("val_bpb", data.get("mean_val_bpb"))) is None:
+        if not isinstance(data, dict) or as_number(data.get("val_bpb", data.get("mean_val_bpb"))) is None:
             return not_checked("submission.json claims no val_bpb")
         if not any(lg.lowest_bpb is not None for lg in sub.logs):
             return not_checked("no log prints a bits-per-byte number")
@@ -80,7 +80,7 @@ class ClaimedScoreInLogs(Rule):
             return
         name = sub.submission_json_name
         printed = [lg for lg in sub.logs if lg.lowest_bpb is not None]
-        claimed = _num(data.get("val_bpb", data.get("mean_val_bpb")))
+        claimed = as_number(data.get("val_bpb", data.get("mean_val_bpb")))
         if claimed is not None and printed:
             lowest = min(printed, key=lambda lg: lg.lowest_bpb.value)
             if _below(claimed, lowest.lowest_bpb.value):

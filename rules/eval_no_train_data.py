@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
+from harness.scan.patterns import TRAIN_DATA_WORD, eval_path
 from rules.base import Citation, Rule, code, folder
 
 _NGRAM_FROM_TRAIN = '''import glob
@@ -128,8 +129,6 @@ class EvalNoTrainData(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.patterns import TRAIN_DATA_WORD, eval_path
-
         for name, (unit, fn, how) in sorted(eval_path(ctx).items()):
             segment = unit.segment(fn)
             if not TRAIN_DATA_WORD.search(segment):

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from harness.astwalk import walk
 from harness.context import AuditContext
 from harness.report import Finding
+from harness.scan.patterns import call_name, dotted, eval_path
 from rules.base import Citation, Rule, code, folder
 
 NET_MODULES = ("requests", "urllib.request", "urllib3", "http.client", "huggingface_hub", "socket", "ftplib",
@@ -114,8 +115,6 @@ class EvalSelfContained(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.patterns import eval_path
-
         units = ctx.units
         reach = eval_path(ctx)
         eval_ids = {id(fn): (name, how) for name, (_, fn, how) in reach.items()}
@@ -168,8 +167,6 @@ def _network_imports(tree: ast.Module) -> set[str]:
 
 
 def _network_call(node: ast.Call, net_names: set[str]) -> str | None:
-    from harness.scan.patterns import call_name, dotted
-
     name = call_name(node)
     full = dotted(node.func)
     root = full.split(".")[0] if full else ""

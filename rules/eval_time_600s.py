@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.coverage import Coverage
-from harness.limits import EVAL_BUDGET_S
+from harness.limits import EVAL_BUDGET_S, is_ten_minute
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
 from rules.base import Citation, Rule, log
-from rules.train_time_600s import budget_coverage, is_ten_minute, tolerance_s
+from rules.train_time_600s import budget_coverage, tolerance_s
 
 LIMIT_S = EVAL_BUDGET_S
 

@@ -7,7 +7,10 @@ from collections.abc import Iterable
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.calib import QUANTIZER_CALL
-from harness.scan.ttt_rule import MAIN
+from harness.scan.explain import PathState, packed_note, path_state, where
+from harness.scan.pathstate import routes_state
+from harness.scan.ttt import analyse
+from rules._ttt import MAIN
 from rules.base import Citation, Rule, code
 
 _HEAD = '''import glob
@@ -251,10 +254,6 @@ class GptqCalibNoVal(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.explain import PathState, packed_note, path_state, where
-        from harness.scan.pathstate import routes_state
-        from harness.scan.ttt import analyse
-
         a = analyse(ctx)
         # the quantizer's calls (not a diagnostics dump or a log written with torch.save)
         saves = [e for e in a.events if e.kind == "save" and QUANTIZER_CALL.search(e.detail)]

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.coverage import Coverage
-from harness.limits import TRAIN_BUDGET_S
+from harness.limits import TRAIN_BUDGET_S, is_ten_minute
 from harness.measure import backing_logs
 from harness.report import Finding
+from harness.scan.train_after import train_data_after_training
 from rules._samples import line_of, new_log
 from rules.base import Citation, Rule, code, folder, log
-from rules.train_time_600s import budget_coverage, is_ten_minute, tolerance_s
+from rules.train_time_600s import budget_coverage, tolerance_s
 
 LIMIT_S = TRAIN_BUDGET_S
 # With less than this left of the budget after the loop, a calibration whose time the log does not print
@@ -129,8 +130,6 @@ class GptqInTrainBudget(Rule):
         return budget_coverage(self, ctx)
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.train_after import train_data_after_training
-
         sub = ctx.submission
         if not is_ten_minute(sub):
             return

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.logdump import MAX_DUMPS_ANALYSED, compare_dumps
 from harness.report import Finding
-from harness.scan.logdump import MAX_DUMPS_ANALYSED, compare_dumps
 from rules.base import Citation, Rule, folder
 
 SCRIPT = '''import os

@@ -7,6 +7,15 @@ from collections.abc import Iterable
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.pathstate import path_gated
+from harness.scan.patterns import (
+    SCORE_ACC,
+    current_token_refs,
+    position_loops,
+    score_lines,
+    table_reads,
+    table_updates,
+    words_of,
+)
 from rules._native_samples import NATIVE_CACHE_FOLDER, NATIVE_GEMM_FOLDER
 from rules.base import Citation, Rule, code, folder
 
@@ -121,16 +130,6 @@ class NgramCache(Rule):
 
     @path_gated
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.scan.patterns import (
-            SCORE_ACC,
-            current_token_refs,
-            position_loops,
-            score_lines,
-            table_reads,
-            table_updates,
-            words_of,
-        )
-
         for unit in ctx.units:
             for fn in unit.functions:
                 seg = unit.segment(fn)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TRAIN_ONLY, TTTRule, line_of, where
+from rules._ttt import MAIN, PRELUDE, SCORE_FIRST_FN, TRAIN_ONLY, TTTRule, line_of, where
 from rules.base import Citation, code, folder
 
 PREQUANT = PRELUDE + '''def prequant_ttt_adapt_adamw(model, val_tokens, epochs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from harness.context import AuditContext
+from harness.parse import ParseFailure, parse_source
 from harness.report import Finding
 from harness.submission import LoadError
 from rules.base import Citation, Rule, code, folder
@@ -42,8 +43,6 @@ class RecordsFolder(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        from harness.parse import ParseFailure, parse_source
-
         sub = ctx.submission
         if sub.single_file:
             names = list(sub.files)

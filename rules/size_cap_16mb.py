@@ -10,7 +10,7 @@ from harness.codebytes import seed_sizes
 from harness.context import AuditContext
 from harness.coverage import Coverage, checked, names, not_checked
 from harness.limits import SIZE_CAP_BYTES
-from harness.measure import _num, backing_logs
+from harness.measure import as_number, backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log, submission_json
 from rules.base import Citation, Rule, folder
@@ -108,7 +108,7 @@ class SizeCap16MB(Rule):
         if blobs:
             return checked(f"the shipped artifact {max(blobs, key=sub.size)} and the code")
         data = sub.submission_json.data if sub.submission_json_name else None
-        if isinstance(data, dict) and any(_num(data.get(k)) is not None for k in ("bytes_total", "artifact_bytes_max")):
+        if isinstance(data, dict) and any(as_number(data.get(k)) is not None for k in ("bytes_total", "artifact_bytes_max")):
             return checked(f"the byte count {sub.submission_json_name} claims (no log prints a size)")
         return not_checked("no log prints a submission size, no artifact file is shipped and submission.json "
                            "gives no byte count")
@@ -203,7 +203,7 @@ class SizeCap16MB(Rule):
                                    name)
             return
         data = sub.submission_json.data or {}
-        claimed = [_num(data.get(k)) for k in ("bytes_total", "artifact_bytes_max")]
+        claimed = [as_number(data.get(k)) for k in ("bytes_total", "artifact_bytes_max")]
         claimed = [int(v) for v in claimed if v is not None]
         name = sub.submission_json_name
         if claimed and max(claimed) >= CAP:

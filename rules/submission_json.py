@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from harness.context import AuditContext
-from harness.measure import _num, backing_logs, matches_rounded, per_seed_claims, seed_scores
+from harness.measure import as_number, backing_logs, matches_rounded, per_seed_claims, seed_scores
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log, submission_json, ternary_log
 from rules.base import Citation, Rule, folder
@@ -131,7 +131,7 @@ class SubmissionJson(Rule):
         per_seed = per_seed_claims(data)
         seeds = seed_scores(sub)
         if not seeds:
-            if sub.logs and (_num(data.get("val_bpb")) is not None):
+            if sub.logs and (as_number(data.get("val_bpb")) is not None):
                 yield self.finding("no final score line in any log, so val_bpb cannot be checked", name,
                                    severity="info")
             return
@@ -156,7 +156,7 @@ class SubmissionJson(Rule):
                                    f"{log.total_bytes.value}", log.name, log.total_bytes.line,
                                    evidence=log.total_bytes.text)
         # top level: val_bpb against the mean over seeds (or the one backing log)
-        claimed = _num(data.get("val_bpb", data.get("mean_val_bpb")))
+        claimed = as_number(data.get("val_bpb", data.get("mean_val_bpb")))
         if claimed is not None:
             values = [log.final.value for log in seeds.values()]
             mean = sum(values) / len(values)
@@ -171,7 +171,7 @@ class SubmissionJson(Rule):
                 yield self.finding(f"{name} says val_bpb {claimed}; the logs' final scores average "
                                    f"{mean:.8f} over {len(values)} run(s) ({detail})", last.name, last.final.line,
                                    evidence=last.final.text)
-        size = _num(data.get("bytes_total"))
+        size = as_number(data.get("bytes_total"))
         totals = [log for log in sub.logs if log.total_bytes is not None]
         if size is not None and totals and not any(_bytes_match(size, log) for log in totals):
             log = max(totals, key=lambda lg: lg.total_bytes.value)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.coverage import Coverage, not_applicable
-from harness.limits import TRAIN_BUDGET_S
+from harness.limits import TRAIN_BUDGET_S, is_ten_minute
 from harness.measure import backing_logs
 from harness.report import Finding
 from rules._samples import line_of, new_log, old_log
@@ -28,10 +28,6 @@ def tolerance_s(sub) -> float:
         return float(sub.options.extra.get("time_tolerance_s", 1.0))
     except (TypeError, ValueError):
         return 1.0
-
-
-def is_ten_minute(sub) -> bool:
-    return sub.track == "10min-16mb"
 
 
 def budget_coverage(rule: Rule, ctx: AuditContext) -> Coverage:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.reported import trip_count
-from harness.scan.ttt_rule import MAIN, PRELUDE, TTTRule, line_of, where
+from rules._ttt import MAIN, PRELUDE, TTTRule, line_of, where
 from rules.base import Citation, code, folder
 
 EPOCH_OUTSIDE = PRELUDE + '''def eval_val_ttt(model, tokens, chunk, epochs):

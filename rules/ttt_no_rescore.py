@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
-from harness.scan.ttt_rule import (
+from rules._ttt import (
     MAIN,
     PRELUDE,
     SCORE_FIRST_FN,

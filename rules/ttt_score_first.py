@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
-from harness.scan.ttt_rule import MAIN, PRELUDE, TRACE_HINT, TRAIN_ONLY, TTTRule, line_of, where
+from rules._ttt import MAIN, PRELUDE, TRACE_HINT, TRAIN_ONLY, TTTRule, line_of, where
 from rules.base import Citation, code, folder
 
 # a config dict holding both file patterns; the loop trains on the shards one key names

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.scan.ttt_rule import MAIN, PRELUDE, SCORE_FIRST_FN, TTTRule, line_of, where
+from rules._ttt import MAIN, PRELUDE, SCORE_FIRST_FN, TTTRule, line_of, where
 from rules.base import Citation, code
 from rules.prequant_ttt_on_val import COPIED_OUT
 

@@ -258,7 +258,7 @@ def test_cli_eval_reproduces_direct_bpb(tmp_path, eval_case):
     assert sub["verdict"] == "legal" and rep["source"] == "reproduced"
     assert rep["checks"]["flip"]["passed"] and rep["checks"]["normalisation"]["passed"]
     # direct: every target from one forward over the whole prefix (seq 64, stride 16 windows)
-    from harness.evaluate.bytes import build_byte_tables
+    from harness.data.bytetables import build_byte_tables
 
     t = torch.as_tensor(ids.astype(np.int64))
     nll = []

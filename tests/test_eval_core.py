@@ -9,11 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.evaluate.bytes import build_byte_tables, load_sentencepiece  # noqa: E402
+from harness.data.bytetables import build_byte_tables, load_sentencepiece  # noqa: E402
 from harness.evaluate.checks import findings_for, flip_test, normalisation_test  # noqa: E402
+from harness.evaluate.ledger import TrainBeforeScoreError  # noqa: E402
 from harness.evaluate.sliding import plan_windows, sliding_eval  # noqa: E402
 from harness.evaluate.toy import TargetDependent, TinyGPT, UnnormalisedMixture  # noqa: E402
-from harness.evaluate.ttt import TrainBeforeScoreError, TTTConfig, ttt_eval  # noqa: E402
+from harness.evaluate.ttt import TTTConfig, ttt_eval  # noqa: E402
 from tests.conftest import TOKENIZERS  # noqa: E402
 
 VOCAB = 64
@@ -169,8 +170,8 @@ def test_fast_padded_equals_exact_and_direct(layout, batch_seqs):
 
 def test_padded_batches_score_every_target_once():
     """A scorer that records the (row, position) pairs its loss reads: each target exactly once."""
+    from harness.evaluate.ledger import ScoreLedger
     from harness.evaluate.sliding import WindowScorer, batches
-    from harness.evaluate.ttt import ScoreLedger
 
     n, L, stride = 150, 32, 8
     toks = tokens(n)

@@ -1,4 +1,4 @@
-"""Log lines bound to the prints that wrote them (harness.scan.logbind), source dumps (harness.scan.logdump),
+"""Log lines bound to the prints that wrote them (harness.scan.logbind), source dumps (harness.logdump),
 and what the bindings decide (settings, the reported pass)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 from harness.codeload import CodeUnit
 from harness.context import AuditContext
 from harness.examples import materialise, run_example
+from harness.logdump import find_dump, first_difference
 from harness.scan.logbind import bind_logs, build_index
-from harness.scan.logdump import find_dump, first_difference
 from harness.submission import Submission
 from rules import rule_by_id
 from rules.base import folder

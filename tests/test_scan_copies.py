@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scan.ttt_rule import MAIN, PRELUDE
+from rules._ttt import MAIN, PRELUDE
 from tests.test_scan_gaps import findings_of
 
 TRAIN = PRELUDE + '''import copy

@@ -7,6 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from harness.ci_context import pull_request_context
+from harness.display import labels_for
+from harness.formats import formats, render
 from harness.report import Report, exit_code
 
 EXIT_CODES = """\
@@ -19,8 +22,6 @@ exit codes (the same for every subcommand):
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.formats import formats
-
     parser.add_argument("--format", default="text", choices=sorted(formats()), help="report format (default text)")
     parser.add_argument("--output", "-o", type=Path, help="write the report to FILE instead of standard output")
     parser.add_argument("--fail-on", default="illegal", choices=["illegal", "needs-review"],
@@ -32,13 +33,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def emit(report: Report, args: argparse.Namespace, **render_kwargs) -> int:
-    from harness.display import labels_for
-    from harness.formats import render
-
     terminal = args.output is None and sys.stdout.isatty()
     color = terminal and args.format == "text" and "NO_COLOR" not in os.environ
-    from harness.ci_context import pull_request_context
-
     pr = pull_request_context(os.environ, head=getattr(args, "head_sha", None))
     links = {"repo_url": getattr(args, "repo_url", None) or pr.get("repo_url"),
              "ref": getattr(args, "ref", None) or pr.get("head_sha"), "pull_request": pr}

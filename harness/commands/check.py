@@ -10,7 +10,23 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import harness
+from harness.changed import ChangedError, add_change_findings, changes_since, head_commit
 from harness.commands._common import add_output_arguments, emit, usage_error
+from harness.discover import NotASubmission, is_records_folder
+from harness.display import short_label
+from harness.engine import audit_paths, discover, display_path
+from harness.options import AuditOptions
+from harness.progress import batch_progress
+from harness.report import Report
+from harness.sota import clone_track, contenders, load_sota, previous_record
+from harness.suppress import (
+    SuppressionError,
+    annotate_inline,
+    apply_suppressions,
+    load_allow,
+    load_baseline,
+)
 
 NAME = "check"
 HELP = "audit records folders statically (no code is run)"
@@ -41,22 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import harness
-    from harness.changed import ChangedError, add_change_findings, changes_since
-    from harness.discover import NotASubmission
-    from harness.engine import discover
-    from harness.options import AuditOptions
-    from harness.progress import batch_progress
-    from harness.report import Report
-    from harness.sota import load_sota
-    from harness.suppress import (
-        SuppressionError,
-        annotate_inline,
-        apply_suppressions,
-        load_allow,
-        load_baseline,
-    )
-
     if not args.paths and not args.changed_since:
         return usage_error("give a PATH to audit, or --changed-since REF")
     missing = [str(p) for p in args.paths if not p.exists()]
@@ -81,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
             change = changes_since(args.changed_since)
         except ChangedError as exc:
             return usage_error(f"--changed-since: {exc}")
-        from harness.changed import head_commit
-
         args.head_sha = head_commit(change.repo_root)
         # a folder the change touches is audited as a submission even when it is incomplete
         targets = [folder for folder in (change.repo_root / f for f in change.folders) if _under(folder, args.paths)]
@@ -114,11 +112,6 @@ def _audit(targets: list[Path], options, args: argparse.Namespace, progress, aut
     against the record before it in its track (harness.sota.previous_record); stderr says which."""
     import sys
     from dataclasses import replace
-
-    from harness.discover import is_records_folder
-    from harness.display import short_label
-    from harness.engine import audit_paths, display_path
-    from harness.sota import clone_track, contenders, previous_record
 
     def audit(folders: list[Path], opts, tick=None):
         return audit_paths(folders, opts, jobs=args.jobs, use_cache=not args.no_cache, search=False, progress=tick)

@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.cli_args import SCORING_KINDS
 from harness.commands._common import add_output_arguments, emit, usage_error
-from harness.evaluate.run import SCORING_KINDS
+from harness.evaluate.distributed import torchrun_env
 from harness.limits import EVAL_BUDGET_S
 from harness.report import exit_code
+from harness.sandbox.lifeline import die_with_parent
 
 NAME = "eval"
 HELP = "re-evaluate a submission's artifact with golfaudit's own eval loops (runs its model code)"
@@ -92,15 +94,15 @@ def run(args: argparse.Namespace) -> int:
     script = folder if folder.is_file() else _script_in(folder)
     if script is None:
         return usage_error(f"{folder}: no train_gpt.py (or train*.py) to evaluate")
-    from harness.evaluate.distributed import torchrun_env
-
     try:
         rank = torchrun_env()
     except ValueError as exc:
         return usage_error(f"torchrun environment: {exc}")
     if args.gpus > 1 and rank is None:
         return _relaunch(args.gpus, getattr(args, "argv", sys.argv[1:]))
-    from harness.evaluate.run import evaluate
+    from harness.evaluate.run import (
+        evaluate,  # on use: every subcommand is loaded to build the parser; `check` stays free of the runtime pipeline
+    )
 
     report = evaluate(script, args)
     if rank is not None and rank[0] != 0:       # under torchrun only rank 0 reports
@@ -110,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _relaunch(gpus: int, argv: list[str]) -> int:
     """This same command under torchrun with `gpus` processes; rank 0's report is the output."""
-    from harness.sandbox.lifeline import die_with_parent
-
     audit = Path(__file__).resolve().parents[2] / "audit.py"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
            str(audit), *argv]

@@ -14,9 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness import __version__
 from harness.cli_args import parse_env, parse_size
 from harness.commands._common import add_output_arguments, emit, usage_error
 from harness.limits import EVAL_BUDGET_S, TRAIN_BUDGET_S
+from harness.report import Report
+from harness.sandbox import stop
 
 NAME = "run"
 HELP = "run a submission in a sandbox on local data with decoy val shards, then measure its artifact and times"
@@ -51,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.report import Report
-    from harness.sandbox.prepare import RunOptions
+    from harness.sandbox.prepare import (
+        RunOptions,  # on use: every subcommand is loaded to build the parser; `check` stays free of the runtime pipeline
+    )
     from harness.sandbox.session import run_submission
 
     if not args.path.exists():
@@ -76,9 +80,6 @@ def run(args: argparse.Namespace) -> int:
                       eval_budget=args.eval_budget, grace=args.grace, env=env, workdir=args.workdir,
                       python=args.python, max_memory=args.max_memory, max_tasks=args.max_tasks,
                       decoy_val_tokens=args.decoy_val_tokens, disk_limit=args.disk_limit)
-    from harness import __version__
-    from harness.sandbox import stop
-
     with stop.stop_on_signals():            # Ctrl-C, a CI timeout, a hang-up: kill the run, report, exit
         sub = run_submission(args.path, opts)
         _summary(sub)

@@ -11,8 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness import __version__ as version
 from harness.cli_args import parse_env, parse_size
 from harness.commands._common import add_output_arguments, emit, usage_error
+from harness.report import Report
+from harness.sandbox import stop
+from harness.sandbox.deadline import default_grace
 
 NAME = "trace"
 HELP = "run a submission's own eval/TTT with position provenance and prove (or refute) score-first order"
@@ -52,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.report import Report
+    from harness.sandbox.runner import (
+        sandbox_available,  # on use: every subcommand is loaded to build the parser; `check` stays free of the runtime pipeline
+    )
+    from harness.trace.runner import trace_submission
+    from harness.trace.sandboxed import SandboxOptions
 
     if not args.folder.exists():
         return usage_error(f"no such file or folder: {args.folder}")
@@ -80,10 +88,6 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"--workdir: {args.workdir} exists and is not an empty folder")
     sandbox = None
     if not args.no_sandbox:
-        from harness.sandbox.deadline import default_grace
-        from harness.sandbox.runner import sandbox_available
-        from harness.trace.sandboxed import SandboxOptions
-
         reason = sandbox_available()
         if reason:
             return usage_error(f"the trace runs in the sandbox, which is unavailable here: {reason} "
@@ -98,10 +102,6 @@ def run(args: argparse.Namespace) -> int:
         if not cands:
             return usage_error(f"{folder}: no train_gpt.py (or train*.py) to trace")
         script = cands[0]
-    from harness import __version__ as version
-    from harness.sandbox import stop
-    from harness.trace.runner import trace_submission
-
     with stop.stop_on_signals():            # Ctrl-C, a CI timeout, a hang-up: kill the run, report, exit
         sub, _ = trace_submission(folder, script, args.data, args.tokenizer, args.tokens, env, args.plot,
                                   static=not args.no_static, timeout=args.budget, artifact=args.artifact,

@@ -14,7 +14,9 @@ import stat
 import sys
 from pathlib import Path
 
+from harness.codeload import load_code
 from harness.commands._common import usage_error
+from harness.submission import Submission
 
 NAME = "unpack"
 HELP = "print the unpacked source of a packed script (nothing is run)"
@@ -29,8 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _submission(path: Path):
-    from harness.submission import Submission
-
     if path.is_dir():
         return Submission(path, str(path)), None
     sub = Submission(path, str(path))
@@ -49,8 +49,6 @@ def _submission(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.codeload import load_code
-
     path: Path = args.file
     try:
         mode = os.stat(path).st_mode

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.bytetables import ByteTables, build_byte_tables
 from harness.data.shards import read_header, read_shard, write_shard
-from harness.evaluate.bytes import ByteTables, build_byte_tables
 
 VAL_PREFIX, SIDECAR_PREFIX = "fineweb_val_", "fineweb_val_bytes_"
 

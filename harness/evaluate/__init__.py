@@ -1,6 +1,7 @@
-"""Reference evaluation of a submission's model: byte tables, sliding-window BPB, score-first TTT,
-runtime legality checks (causality flip test, normalisation) and the model adapter.
+"""Reference evaluation of a submission's model: sliding-window BPB, score-first TTT, runtime legality checks
+(causality flip test, normalisation) and the model adapter. The byte tables BPB divides by are
+harness.data.bytetables.
 
-Torch is imported only inside the modules that run a model (sliding, ttt, checks, adapter); `bytes` and
-`shards` are numpy-only.
+Torch is imported only inside the modules that run a model (sliding, ttt, checks, adapter); `shards` is
+numpy-only.
 """

@@ -63,8 +63,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from harness.compat.fstrings import RewriteError, downgrade_fstrings
 from harness.evaluate import slicing
 from harness.evaluate.modelstate import kept_state
+from harness.parse import ParseFailure, parse_source
 
 HOOK_DOC = "docs/adapter_hooks/README.md (example: docs/adapter_hooks/masked_diffusion/adapter.py)"
 HOOK_HELP = ("write an adapter (adapter.py in the records folder, or --adapter FILE) defining "
@@ -153,7 +155,7 @@ def _eval_wrapper(expr: ast.expr, script: Path) -> str | None:
 
 def import_submission(script: Path) -> Any:
     """Import `script` as a module named != "__main__", so its `main()` guard holds."""
-    from harness.evaluate import fa_compat
+    from harness.evaluate import fa_compat  # builds torch ops when imported: only where code is run
 
     fa_compat.install()
     script = Path(script).resolve()
@@ -190,8 +192,6 @@ def import_submission(script: Path) -> Any:
 def _import_downgraded(script: Path, spec: Any, original: SyntaxError) -> Any:
     """The module run from its (decoded) source with PEP 701 f-strings rewritten for this interpreter
     (`harness.compat.fstrings`); `original` is raised again when the rewrite cannot help."""
-    from harness.compat.fstrings import RewriteError, downgrade_fstrings
-
     source, filename = decoded_source(script)
     try:
         code = compile(downgrade_fstrings(source), filename, "exec")
@@ -378,8 +378,6 @@ class SubmissionAdapter:
     @property
     def tree(self) -> ast.Module:
         if self._tree is None:
-            from harness.parse import ParseFailure, parse_source
-
             try:
                 self._tree = parse_source(self.source, self.filename).tree
             except ParseFailure as exc:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness import registry
 from harness.report import Finding
 
 
@@ -85,8 +86,6 @@ def normalisation_test(log_probs_fn: Callable[[Any, Any], Any], x: Any, y: Any, 
 
 def findings_for(results: list[CheckResult], file: str | None) -> list[Finding]:
     """Legality findings (error, high confidence) for failed checks."""
-    import rules
-
     out = []
     for r in results:
         if r.passed:
@@ -96,5 +95,5 @@ def findings_for(results: list[CheckResult], file: str | None) -> list[Finding]:
         else:
             rule, msg = ("C2-FULL-NORMALIZED-DISTRIBUTION",
                          "runtime check: the scored distribution is not a normalised full-vocab distribution")
-        out.append(rules.get(rule).finding(msg, file, severity="error", confidence="high", evidence=r.detail))
+        out.append(registry.get(rule).finding(msg, file, severity="error", confidence="high", evidence=r.detail))
     return out

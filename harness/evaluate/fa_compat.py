@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from harness.compat import flash_attn_interface as standin
 from harness.compat.flash_attn_interface import flash_attn_func, flash_attn_varlen_func
 
 __all__ = ["flash_attn_func", "flash_attn_varlen_func", "install"]
@@ -24,7 +25,5 @@ def install() -> bool:
         return False
     except ImportError:
         pass
-    from harness.compat import flash_attn_interface as standin
-
     sys.modules["flash_attn_interface"] = standin
     return True

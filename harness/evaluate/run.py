@@ -7,14 +7,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import harness
+from harness import registry
+from harness.data.bytetables import TokenizerError, build_byte_tables
+from harness.evaluate import distributed
+from harness.evaluate.adapter import HOOK_DOC, AdapterError, ArtifactError, SubmissionAdapter
+from harness.evaluate.checks import findings_for, flip_test, normalisation_test
+from harness.evaluate.ledger import TrainBeforeScoreError
+from harness.evaluate.modelstate import kept_state
+from harness.evaluate.plot import plot_chunks
+from harness.evaluate.shards import ShardError, load_tokens
+from harness.evaluate.sliding import sliding_eval, target_bytes
+from harness.evaluate.ttt import TTTConfig, ttt_eval
+from harness.measure import claims_of
 from harness.report import Finding, Measured, Report, judge
+from harness.submission import Submission
 
 CHECK_TOKENS = 512
 
 
 def evaluate(script: Path, args: argparse.Namespace) -> Report:
-    import harness
-
     folder = script.parent
     display = str(args.folder)
     claims, track = _claims(folder)
@@ -28,8 +40,6 @@ def evaluate(script: Path, args: argparse.Namespace) -> Report:
     except _NeedsAdapter as exc:
         findings = [adapter_finding(script, str(exc))]
     finally:
-        from harness.evaluate import distributed
-
         distributed.shutdown()          # a no-op unless this process started a process group
     sub = judge(display, track, findings, claims, measured, error=error)
     return Report(tool="golfaudit", version=harness.__version__, ruleset=harness.RULESET, submissions=(sub,))
@@ -45,20 +55,14 @@ class _NeedsAdapter(Exception):
 
 def adapter_finding(script: Path, message: str) -> Finding:
     """EVAL-ADAPTER, a low-confidence legality error (so `needs-review`): the runtime checks could not run."""
-    import rules
-    from harness.evaluate.adapter import HOOK_DOC
-
     why = message if "needs an adapter" in message else f"needs an adapter: {message}"
     why = why if HOOK_DOC in why else f"{why}; adapter hooks: {HOOK_DOC}"
-    return rules.get("EVAL-ADAPTER").finding(f"{why} (the flip and normalisation checks and the reproduced score "
+    return registry.get("EVAL-ADAPTER").finding(f"{why} (the flip and normalisation checks and the reproduced score "
                                              "did not run)", script.name, evidence=message)
 
 
 def _claims(folder: Path) -> tuple[dict[str, Any], str]:
     try:
-        from harness.measure import claims_of
-        from harness.submission import Submission
-
         sub = Submission(folder, str(folder))
         return claims_of(sub), sub.track
     except Exception:  # noqa: BLE001 - claims are context only; the eval goes on without them
@@ -67,14 +71,6 @@ def _claims(folder: Path) -> tuple[dict[str, Any], str]:
 
 def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
     import torch
-
-    from harness.evaluate import distributed
-    from harness.evaluate.adapter import AdapterError, ArtifactError, SubmissionAdapter
-    from harness.evaluate.bytes import TokenizerError, build_byte_tables
-    from harness.evaluate.checks import findings_for, flip_test, normalisation_test
-    from harness.evaluate.shards import ShardError, load_tokens
-    from harness.evaluate.sliding import sliding_eval, target_bytes
-    from harness.evaluate.ttt import TrainBeforeScoreError, TTTConfig, ttt_eval
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dist = distributed.from_env(device)          # torchrun (`--gpus N`): this process is one rank
@@ -157,8 +153,6 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
     if checks:
         repro["checks"] = checks
     if args.ttt and args.plot and result.chunks and (dist is None or dist.rank == 0):
-        from harness.evaluate.plot import plot_chunks
-
         repro["plot"] = str(plot_chunks(result.chunks, args.plot, title=f"score-first TTT — {script.parent.name}"))
     measured = {"val_bpb_mean": Measured(round(result.val_bpb, 8), "reproduced", detail),
                 "val_loss_mean": Measured(round(result.val_loss, 8), "reproduced", detail),
@@ -173,7 +167,6 @@ def _evaluate(script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], l
 
 
 H100_8X = 8
-SCORING_KINDS = ("compiled", "eager-rounding", "eager")     # --scoring's choices besides auto
 
 
 def scoring_kind(choice: str, own: str | None) -> str:
@@ -219,9 +212,7 @@ def eval_time(seconds: float, mode: str, hw: str, gpus: int, budget: float | Non
             round(est, 2), "computed", f"8xH100 ESTIMATE (not measured): {seconds:,.1f} s on {hw} scaled by "
                                        f"{gpus}/{H100_8X} GPUs, no correction for the GPU model")
     if budget is not None and seconds > budget:
-        from rules.eval_time_600s import EvalTime600s
-
-        findings.append(EvalTime600s().finding(
+        findings.append(registry.get("EVAL-TIME-600S").finding(
             f"golfaudit's own {mode} eval took {seconds:,.1f} s on {hw}, over the {budget:g} s eval budget{note} "
             f"(golfaudit's loop; the submission's own eval time is in its logs)", file, None, severity="warning",
             confidence="medium"))
@@ -230,8 +221,6 @@ def eval_time(seconds: float, mode: str, hw: str, gpus: int, budget: float | Non
 
 def _checks(adapter, model, tokens, vocab, device, flip_test, normalisation_test, findings_for, script):
     import torch
-
-    from harness.evaluate.modelstate import kept_state
 
     n = min(CHECK_TOKENS, tokens.size - 1)
     x = torch.as_tensor(tokens[:n].astype("int64"), device=device)[None]

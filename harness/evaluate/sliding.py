@@ -30,6 +30,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.evaluate.distributed import share
+from harness.evaluate.ledger import ScoreLedger
+
 LN2 = math.log(2.0)
 LAYOUTS = ("single", "style-a", "style-a-ttt")
 
@@ -221,8 +224,6 @@ def window_scorer(scorer: Scorer, tokens: np.ndarray, tbytes: np.ndarray, seq_le
     """The `WindowScorer` of `sliding_eval` and `ttt_eval`, with a fresh ledger for `layout`: fast mode pads
     (by default on CUDA) and compiles when asked (`eager_rounding`: see `compile_fast`), `exact` does
     neither and feeds full windows."""
-    from harness.evaluate.ttt import ScoreLedger
-
     pad = (str(device).startswith("cuda") if pad is None else pad) and not exact
     ledger = ScoreLedger(int(tokens.size) - 1, allow_rescore=layout != "single")
     return WindowScorer(scorer, tokens, tbytes, seq_len, device, autocast, head_slice=not exact, ledger=ledger,
@@ -276,7 +277,7 @@ _COMPILED_EAGER_ROUNDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary(
 
 
 def scoring_name(compiled: bool, eager_rounding: bool) -> str:
-    """How a run's windows were scored: one of `harness.evaluate.run.SCORING_KINDS`."""
+    """How a run's windows were scored: one of `harness.cli_args.SCORING_KINDS`."""
     return "eager" if not compiled else ("eager-rounding" if eager_rounding else "compiled")
 
 
@@ -379,9 +380,6 @@ def score_windows(wsc: WindowScorer, windows: list[Window], batch_seqs: int, exa
     if dist is None:
         wsc.ledger = ledger
         return score_all(windows)
-    from harness.evaluate.distributed import share
-    from harness.evaluate.ttt import ScoreLedger
-
     lo, hi = share(len(windows), dist.rank, dist.world_size)
     mine = windows[lo:hi]
     start = mine[0].scored[0] if mine else -1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from harness.registry import all_rules
 from harness.report import Finding, SubmissionReport, decide_verdict
 
 STATUS_ORDER = ("fail", "needs-review", "warn", "not-checked", "pass", "n/a")
@@ -73,8 +74,6 @@ def is_not_applicable(f: Finding) -> bool:
 
 def catalogue() -> list[RuleMeta]:
     """Every rule of rules/ as plain metadata (the formats read this, never the detectors)."""
-    from rules import all_rules
-
     out = []
     for rule in all_rules():
         cite = rule.CITATION

@@ -18,6 +18,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
+from harness import registry
 from harness.logs import STEP_NEW, STEP_OLD, VAL_OLD
 from harness.report import Finding
 from harness.sandbox.deadline import train_end
@@ -84,9 +85,7 @@ def describe(result: SandboxResult) -> Ending:
 def _finding(rule: str, severity: str, confidence: str, message: str, *, line: int | None = None,
              evidence: str = "") -> Finding:
     """A finding of the registered rule `rule` (its category and citation come from the rule)."""
-    import rules
-
-    return rules.get(rule).finding(message, "console.log" if line else None, line, severity=severity,
+    return registry.get(rule).finding(message, "console.log" if line else None, line, severity=severity,
                                    confidence=confidence, evidence=evidence[:300])
 
 

@@ -14,8 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import rules
-from harness.limits import REFERENCE_GPUS, SIZE_CAP_BYTES, TRAIN_BUDGET_S
+from harness import registry
+from harness.codeload import load_code
+from harness.limits import REFERENCE_GPUS, SIZE_CAP_BYTES, TRAIN_BUDGET_S, is_ten_minute
 from harness.logs import ParsedLog, parse_log_text, read_log_text
 from harness.report import Finding, Measured
 from harness.sandbox.artifact import Artifact, find_artifacts, measure_artifact
@@ -30,7 +31,7 @@ from harness.submission import Submission
 def _finding(rule: str, severity: str, message: str, *, confidence: str = "high", file: str | None = None,
              line: int | None = None, evidence: str = "") -> Finding:
     """A finding of the registered rule `rule`: its category, citation and source come from the rule."""
-    return rules.get(rule).finding(message, file, line, severity=severity, confidence=confidence,
+    return registry.get(rule).finding(message, file, line, severity=severity, confidence=confidence,
                                    evidence=evidence[:300])
 
 
@@ -205,8 +206,6 @@ TIME_RULES = ("TRAIN-TIME-600S", "EVAL-TIME-600S", "GPTQ-IN-TRAIN-BUDGET")
 
 def outside_the_budget_track(sub: Submission, findings: list[Finding]) -> list[Finding]:
     """The 600 s budgets bind the 10-minute track only: elsewhere a time finding is a warning, as statically."""
-    from rules.train_time_600s import is_ten_minute
-
     if is_ten_minute(sub):
         return findings
     return [replace(f, severity="warning", message=f"{f.message} (the {sub.track} track has no 600 s budget)")
@@ -216,8 +215,6 @@ def outside_the_budget_track(sub: Submission, findings: list[Finding]) -> list[F
 def _script_wallclock_cap(sub: Submission, script: str) -> float | None:
     """The default MAX_WALLCLOCK_SECONDS of `script`, read through packing (lzma/b85 wrappers, exec'd
     siblings): the wrapper of a packed record does not show it, its unpacked source does."""
-    from harness.codeload import load_code
-
     try:
         texts = [unit.text for unit in load_code(sub, script).units]
     except Exception:  # noqa: BLE001 - unreadable source is reported by the static audit

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data.bytetables import TokenizerError
 from harness.data.caseops import encode_case
 from harness.data.decoys import DecoyFile, make_decoys
 from harness.data.shards import read_header, shard_files
 from harness.data.sidecars import DecoySidecar, make_decoy_sidecars, sidecar_files, sidecar_tables
 from harness.data.tokenize import load_tokenizer
-from harness.evaluate.bytes import TokenizerError
 from harness.limits import EVAL_BUDGET_S, TRAIN_BUDGET_S
 from harness.sandbox.deadline import PhaseBudget, default_grace
 from harness.sandbox.launch import LaunchPlan, launch_plan

@@ -38,6 +38,7 @@ from harness.sandbox import stop
 from harness.sandbox.cgroups import RunCgroups
 from harness.sandbox.deadline import PhaseBudget, deadline, train_end
 from harness.sandbox.lifeline import Lifeline, die_with_parent
+from harness.sandbox.markers import classify
 
 INIT = Path(__file__).with_name("init.py")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -355,8 +356,6 @@ def _watch(spec: SandboxSpec, result: SandboxResult, proc: subprocess.Popen, lif
            groups: RunCgroups, start: float, uid: int, disk_roots: list[str], disk_base: int, base_largest: int,
            watchdog_memory: int | None) -> None:
     """Pump the log, enforce the limits and the budget, honour stop requests; fill `result`."""
-    from harness.sandbox.markers import classify
-
     def pump() -> None:
         written = 0
         with open(spec.log_path, "wb") as log:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import rules
+from harness import registry
 from harness.measure import claims_of
 from harness.report import SubmissionReport, judge
 from harness.sandbox.outcome import analyse
@@ -27,13 +27,13 @@ def run_submission(path: Path, opts: RunOptions) -> SubmissionReport:
         prep = prepare_run(sub, opts, free_uid())
         result = run_sandboxed(prep.spec)
     except Interrupted as exc:                # stopped while the run was being laid out: nothing ran
-        problem = rules.get("REPRODUCIBILITY").finding(
+        problem = registry.get("REPRODUCIBILITY").finding(
             f"the run did not finish: the auditor was stopped by {exc} while laying the run out; nothing ran",
             severity="error", confidence="low")
         run = {"killed_for": "interrupted", "stop_signal": str(exc), "finished": False, "ending": "interrupted"}
         return judge(display, track, [problem], claims, {"run": run})
     except (PrepareError, SandboxError, LoadError, ValueError, OSError) as exc:
-        problem = rules.get("REPRODUCIBILITY").finding(f"cannot run: {exc}", severity="error", confidence="low")
+        problem = registry.get("REPRODUCIBILITY").finding(f"cannot run: {exc}", severity="error", confidence="low")
         return judge(display, track, [problem], claims, {}, error=f"cannot run: {exc}")
     findings, measured = analyse(sub, opts, prep, result)
     return judge(display, track, findings, claims, measured)

@@ -16,6 +16,8 @@ from harness.context import AuditContext
 from harness.scan import config
 from harness.scan.assigns import flag_values, single_assigns
 from harness.scan.config import copy_expr
+from harness.scan.logbind import log_bindings
+from harness.scan.reported import claim_logs
 from harness.scan.trace import CondRef, Event
 
 
@@ -186,9 +188,6 @@ def printed_in_branch(ctx: AuditContext, c: CondRef):
     other call can have printed), in a log of the run the claimed score comes from: that branch ran. None
     when no such line binds there."""
     try:
-        from harness.scan.logbind import log_bindings
-        from harness.scan.reported import claim_logs
-
         bindings = log_bindings(ctx).bindings
         logs = claim_logs(ctx)
     except Exception:  # noqa: BLE001 - binding is evidence on top of the configuration

@@ -9,7 +9,7 @@ is *bound* to that call: (log file:line, code file:line, each hole's expression 
 Speed: templates are indexed by one word of their literal text that no hole can run into (bounded by
 punctuation or the template's ends), so a log line looks up its own words in one dict and tries only the
 templates that share one; a template with no such word is tried where its longest literal occurs in the
-line. The source dump at the top of a log (harness.scan.logdump) is never bound. Nothing here imports torch.
+line. The source dump at the top of a log (harness.logdump) is never bound. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from harness.astwalk import walk
-from harness.scan.logdump import SourceDump, find_dump, log_texts
+from harness.logdump import SourceDump, find_dump, log_texts
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import AuditContext

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.scan.config import _env_read, resolve_settings
+
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import AuditContext
 
@@ -58,8 +60,6 @@ class Numbers:
     @property
     def settings(self) -> dict:
         if self._settings is None:
-            from harness.scan.config import resolve_settings
-
             try:
                 self._settings = resolve_settings(self.ctx)
             except Exception:  # noqa: BLE001 - unresolvable settings are just not numbers
@@ -143,8 +143,6 @@ class Numbers:
         return None
 
     def _call(self, expr: ast.Call, local: dict[str, list[ast.expr]], depth: int) -> Number | None:
-        from harness.scan.config import _env_read
-
         read = _env_read(expr)
         if read is not None:
             env, default = read

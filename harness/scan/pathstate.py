@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.assigns import single_assigns
-from harness.scan.config import copy_expr
+from harness.scan.config import copy_expr, function_uses, overall_use
 from harness.scan.explain import PathState, _bare, _Inline, decide_tests
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -64,8 +64,6 @@ def code_state(ctx: AuditContext, unit, node: ast.AST, calls: bool = True) -> Pa
     state = decide_tests(ctx, resolved)
     if not state.runs or not calls or func is None or func.name == "main":
         return state
-    from harness.scan.config import function_uses, overall_use
-
     use, why = overall_use(function_uses(ctx, func.name))
     if use == "off":
         return PathState(False, f"{func.name}() is {why}")

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.astwalk import walk
+from harness.logdump import differing_dumps
+from harness.scan.assigns import single_assigns
+from harness.scan.config import resolve_settings, setting_key
 from harness.scan.logbind import KEEP_PER_TEMPLATE, Binding, log_bindings
 
 STATED = "the bpb submission.json claims"
@@ -130,8 +133,6 @@ def _new_cache(ctx: AuditContext) -> dict:
 
 def _units(ctx: AuditContext) -> list:
     """The code the TTT analysis reads: the context's units and a differing source dump."""
-    from harness.scan.logdump import differing_dumps
-
     return [*ctx.units, *differing_dumps(ctx)]
 
 
@@ -425,9 +426,6 @@ def trip_count(ctx, loop, event) -> tuple[int, str] | None:
 
 def _value_of(ctx, expr: ast.expr, unit: str, fn: ast.AST | None, chain: list, k: int,
               depth: int) -> tuple[object, str] | None:
-    from harness.scan.assigns import single_assigns
-    from harness.scan.config import resolve_settings, setting_key
-
     if depth > 6:
         return None
     key = setting_key(expr)

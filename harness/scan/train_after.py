@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from harness.astwalk import walk
 from harness.codeload import CodeUnit as Unit
+from harness.scan.config import node_state
 from harness.scan.patterns import TRAIN_DATA_WORD, call_name, is_eval_function
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,8 +110,6 @@ class _Finder:
         """The node sits in a branch the submission's settings switch off (`if h.gptq_ar_selfgen: ... else:`)."""
         if self.ctx is None:
             return False
-        from harness.scan.config import node_state
-
         try:
             return node_state(self.ctx, unit, node)[0] == "off"
         except Exception:  # noqa: BLE001 - an undecidable branch counts as running

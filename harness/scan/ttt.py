@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from harness.astwalk import walk
 from harness.codeload import CodeUnit
 from harness.context import AuditContext
+from harness.logdump import differing_dumps
 from harness.nodememo import NodeMemo
 from harness.scan.assigns import flag_values
 from harness.scan.bounds import beyond
@@ -455,8 +456,6 @@ def analyse(ctx: AuditContext) -> Analysis:
 
 
 def _analyse(ctx: AuditContext) -> Analysis:
-    from harness.scan.logdump import differing_dumps
-
     result = analyse_units(ctx.units)
     for unit in differing_dumps(ctx):
         extra = analyse_units([unit])      # traced alone: its functions must not resolve into the script's

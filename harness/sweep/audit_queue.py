@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import cache
+from harness.engine import audit_submission
 from harness.options import AuditOptions
 from harness.sweep.gitsource import export_folder
 
@@ -64,8 +65,6 @@ def folder_date(folder: Path) -> str | None:
 
 def audit_job(job: FolderJob, options: AuditOptions, use_cache: bool = True) -> dict[str, Any]:
     """Export, audit and forget one folder; the result is JSON-ready: report, export problems, date."""
-    from harness.engine import audit_submission
-
     key = job.key(options) if use_cache else None
     if key:
         hit = cache.load(key)

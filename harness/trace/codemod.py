@@ -18,6 +18,8 @@ from pathlib import Path
 import libcst as cst
 import libcst.matchers as m
 
+from harness.evaluate.adapter import decoded_source
+
 
 class CodemodError(ValueError):
     """The script has no chunk loop this codemod recognises."""
@@ -91,8 +93,6 @@ def train_before_score(source: str) -> str:
 
 def make_variant(src: Path, dst: Path) -> Path:
     """Copy the records folder `src` to `dst` with an unpacked, train-before-score train_gpt.py."""
-    from harness.evaluate.adapter import decoded_source
-
     script = src / "train_gpt.py"
     source, _ = decoded_source(script)
     mutated = train_before_score(source)

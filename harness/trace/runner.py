@@ -14,10 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import rules
+from harness import registry
+from harness.engine import audit_submission
 from harness.report import Finding, SubmissionReport, judge
+from harness.sandbox.lifeline import die_with_parent
+from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
+from harness.sandbox.stop import Interrupted
 from harness.trace import sandboxed, verdict
 from harness.trace import timeline as tl_mod
+from harness.trace.plot import plot_timeline
 from harness.trace.sandboxed import SandboxOptions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,9 +46,6 @@ def run_child_sandboxed(script: Path, data: Path, tokenizer: Path | None, tokens
                         env: dict[str, str], opts: SandboxOptions, artifact: Path | None = None,
                         whole_folder: bool = True) -> TraceRun:
     """Run `harness.trace.child` on a copy of the submission inside the sandbox; never raises on its failure."""
-    from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
-    from harness.sandbox.stop import Interrupted
-
     try:
         lay = sandboxed.layout(script, data, tokenizer, tokens, env, artifact, opts, free_uid(), DEFAULT_ENV,
                                whole_folder)
@@ -74,8 +76,6 @@ def run_child_sandboxed(script: Path, data: Path, tokenizer: Path | None, tokens
 def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | None, env: dict[str, str],
               timeout: float = 600.0, artifact: Path | None = None) -> TraceRun:
     """Run `harness.trace.child` on `script` in a scratch working folder; never raises on its failure."""
-    from harness.sandbox.lifeline import die_with_parent
-
     inherited = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
     full = {**inherited, **DEFAULT_ENV, "DATA_PATH": str(data.resolve()),
             "VAL_FILES": str(data.resolve() / "fineweb_val_*.bin"), "PYTHONPATH": str(REPO)}
@@ -103,8 +103,6 @@ def run_child(script: Path, data: Path, tokenizer: Path | None, tokens: int | No
 
 
 def static_findings(folder: Path) -> list[Finding]:
-    from harness.engine import audit_submission
-
     rep = audit_submission(folder, rule_ids=STATIC_RULES)
     return list(rep.findings)
 
@@ -133,7 +131,7 @@ def combine(static: list[Finding] | None, runtime: list[Finding], file: str) -> 
         disagree.append(f"the traced run found a {rule} violation the static scanner did not report")
     out.extend(runtime)
     for text in disagree:
-        out.append(rules.get("TRACE").finding(f"static and runtime disagree: {text}", file, severity="warning",
+        out.append(registry.get("TRACE").finding(f"static and runtime disagree: {text}", file, severity="warning",
                                               confidence="high"))
     return out
 
@@ -164,8 +162,6 @@ def trace_submission(folder: Path, script: Path, data: Path, tokenizer: Path | N
     measured["sandbox"] = run.sandbox or "not used (--no-sandbox: a plain subprocess, for debugging only)"
     if plot is not None and tl.reported_score:
         try:
-            from harness.trace.plot import plot_timeline
-
             measured["trace"]["plot"] = str(plot_timeline(tl, plot, title=f"{folder.name}: score vs train order"))
         except (ImportError, OSError) as exc:
             measured["trace"]["plot"] = f"not written: {exc}"

@@ -27,6 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.sandbox.prepare import (
+    SYSTEM_PATH,
+    _chown_tree,
+    _covers,
+    default_memory,
+    host_settings,
+    visible_host_path,
+)
+from harness.sandbox.runner import Bind, SandboxError, SandboxSpec, interpreter_binds, system_binds
+
 REPO = Path(__file__).resolve().parents[2]
 INSIDE_RUN, INSIDE_OUT, INSIDE_SRC, INSIDE_DATA = "/sandbox/run", "/sandbox/out", "/golfaudit", "/data"
 SANDBOX_OWNED = ("DATA_PATH", "DATA_DIR", "VAL_FILES", "TOKENIZER_PATH", "PYTHONPATH", "PATH", "HOME")
@@ -68,16 +78,6 @@ def layout(script: Path, data: Path, tokenizer: Path | None, tokens: int | None,
            artifact: Path | None, opts: SandboxOptions, uid: int, base_env: dict[str, str],
            whole_folder: bool = True) -> Layout:
     """Build the run's host folders and its `SandboxSpec` (raises OSError / SandboxError on setup problems)."""
-    from harness.sandbox.prepare import (
-        SYSTEM_PATH,
-        _chown_tree,
-        _covers,
-        default_memory,
-        host_settings,
-        visible_host_path,
-    )
-    from harness.sandbox.runner import Bind, SandboxError, SandboxSpec, interpreter_binds, system_binds
-
     work = (opts.workdir or default_workdir(script)).resolve()
     if work.exists() and any(work.iterdir()):
         raise SandboxError(f"{work}: work folder exists and is not empty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness import registry
 from harness.report import Finding
 from harness.trace.timeline import Timeline
 
@@ -11,9 +12,7 @@ def _span(pos: list[int]) -> str:
 
 
 def _finding(rule: str, severity: str, confidence: str, file: str, message: str, evidence: str) -> Finding:
-    import rules
-
-    return rules.get(rule).finding(message, file, severity=severity, confidence=confidence, evidence=evidence)
+    return registry.get(rule).finding(message, file, severity=severity, confidence=confidence, evidence=evidence)
 
 
 def findings(tl: Timeline, file: str, error: str | None = None) -> list[Finding]:

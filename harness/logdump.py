@@ -12,8 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.codeload import CodeUnit
+from harness.codeload import CodeUnit
+from harness.logs import read_log_text
+from harness.parse import ParseFailure, parse_source
+from harness.submission import MAX_LOG_BYTES
+
+if TYPE_CHECKING:  # pragma: no cover - the context imports this module
     from harness.context import AuditContext
 
 RULE = re.compile(r"^={20,}[ \t]*$")
@@ -95,9 +99,6 @@ def log_texts(ctx: AuditContext) -> list[tuple[str, str]]:
 
 
 def _log_texts(ctx: AuditContext) -> list[tuple[str, str]]:
-    from harness.logs import read_log_text
-    from harness.submission import MAX_LOG_BYTES
-
     sub = ctx.submission
     out = []
     for name in getattr(sub, "log_names", []):
@@ -172,9 +173,6 @@ MAX_DUMPS_ANALYSED = 1
 
 def dump_unit(dump: SourceDump) -> CodeUnit | None:
     """A log's source dump as a code unit named `<log> (source dump)`, or None when it does not parse."""
-    from harness.codeload import CodeUnit
-    from harness.parse import ParseFailure, parse_source
-
     name = dump.log + DUMP_SUFFIX
     try:
         return CodeUnit(name, dump.text, parse_source(dump.text, name).tree)

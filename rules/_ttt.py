@@ -1,6 +1,6 @@
 """What the five TTT rules share: the analysis call, severity from the branch state, and example code.
 
-Each rule module (rules/ttt_*.py, rules/prequant_ttt_on_val.py) picks the judgements of its kind from
+Each rule module (ttt_*.py, prequant_ttt_on_val.py) picks the judgements of its kind from
 harness.scan.ttt.analyse(ctx) and words them; nothing is decided twice.
 """
 
