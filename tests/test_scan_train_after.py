@@ -155,3 +155,16 @@ def test_before_the_in_force_date_the_finding_names_where_the_date_comes_from():
     assert "in force from 2026-03-23, per the maintainers' invalid list in #677/#1017" in finding.message
     on_the_day = log(NO_RESERVE, "on the day", options={"rules_as_of": dt.date(2026, 3, 23)})
     assert [f.severity for f in run_example(GptqInTrainBudget, on_the_day)] == ["error"]
+
+
+def test_a_loader_built_from_a_config_dict_key(tmp_path):
+    reads = late(tmp_path, '''
+
+def main(cfg, model, opt):
+    loader = ShuffledLoader(None)
+    for _ in range(9):
+        model(loader.next_batch()).backward()
+    calib = sorted(glob.glob(cfg["train_pattern"]))
+    return collect_hessians(model, calib, 256)
+''')
+    assert [(r.function, r.line) for r in reads] == [("main", 25)]

@@ -127,6 +127,9 @@ class _Finder:
                 return True
             if isinstance(node, ast.Attribute) and TRAIN_DATA_WORD.search(node.attr):
                 return True
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                    and isinstance(node.slice.value, str) and TRAIN_DATA_WORD.search(node.slice.value):
+                return True             # cfg["train_pattern"]
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and "fineweb_train" in node.value:
                 return True
             if isinstance(node, ast.Name) and depth > 0 and node.id in local:
