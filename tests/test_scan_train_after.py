@@ -168,3 +168,24 @@ def main(cfg, model, opt):
     return collect_hessians(model, calib, 256)
 ''')
     assert [(r.function, r.line) for r in reads] == [("main", 25)]
+
+
+def test_a_settings_mapping_that_names_the_shards_is_not_training_data(tmp_path):
+    """A dict of settings holding the train path, and names reused by unrelated loops over it."""
+    assert late(tmp_path, '''
+
+CONF = {"train_files": "./data/fineweb_train_*.bin", "batch_size": 64}
+BATCH = CONF["batch_size"]
+
+
+def main(h, model, opt):
+    hparams = {k: v for k, v in vars(h).items()}
+    hparams["train_files"] = h.train_files
+    for k, v in sorted(hparams.items()):
+        print(k, v)
+    loader = ShuffledLoader(h)
+    for _ in range(9):
+        model(loader.next_batch()).backward()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return state, BATCH * 2
+''') == []

@@ -95,13 +95,19 @@ class _Finder:
         self.units = units
         self.ctx = ctx
         self.defs: dict[str, tuple[Unit, ast.AST]] = {}
-        self.module_train: set[str] = set()
         for unit in units:
             for node in unit.nodes:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     self.defs.setdefault(node.name, (unit, node))
+        # values stored into a subscript (`hparams["train_files"] = args.train_files`): an entry of a mapping,
+        # not what the mapping's name holds
+        self.stored_items = {id(node.value) for unit in units for node in unit.nodes
+                             if isinstance(node, ast.Assign) and all(isinstance(t, ast.Subscript)
+                                                                     for t in node.targets)}
+        self.module_train: set[str] = set()
+        for unit in units:
             for stmt in unit.tree.body:
-                if isinstance(stmt, ast.Assign) and self._names_train(stmt.value, {}):
+                if isinstance(stmt, ast.Assign) and self._carries(stmt.value) and self._names_train(stmt.value, {}):
                     self.module_train.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
         self._reads: dict[str, tuple | None] = {}
         self._backward: dict[str, bool] = {}
@@ -128,13 +134,15 @@ class _Finder:
             if isinstance(node, ast.Attribute) and TRAIN_DATA_WORD.search(node.attr):
                 return True
             if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
-                    and isinstance(node.slice.value, str) and TRAIN_DATA_WORD.search(node.slice.value):
-                return True             # cfg["train_pattern"]
+                    and isinstance(node.slice.value, str):
+                if TRAIN_DATA_WORD.search(node.slice.value):
+                    return True         # cfg["train_pattern"]
+                continue                # cfg["batch_size"]: a key of a config names nothing else in it
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and "fineweb_train" in node.value:
                 return True
             if isinstance(node, ast.Name) and depth > 0 and node.id in local:
                 for v in local[node.id]:
-                    if unit is not None and self._off(unit, v):
+                    if id(v) in self.stored_items or (unit is not None and self._off(unit, v)):
                         continue
                     if self._carries(v) and (self._names_train(v, local, depth - 1, unit)
                                              or self._built_reading(v)):
@@ -145,6 +153,8 @@ class _Finder:
     def _carries(self, value: ast.expr) -> bool:
         """A local name given this value is the training data itself (a path, a file list, a loader), not
         something computed from it (Hessians, a loss)."""
+        if isinstance(value, (ast.Dict, ast.DictComp)):
+            return False                # a mapping of settings that names the shards among other things
         if not isinstance(value, ast.Call):
             return True
         name = call_name(value)
