@@ -56,24 +56,25 @@ def hook_span(func_node: ast.AST) -> tuple | None:
 def _hook_span(func_node: ast.AST) -> tuple:
     if isinstance(func_node, ast.Module):
         return ()
-    nodes = scope_walk(func_node)
-    calls = [(n.lineno, _called(n)) for n in nodes if isinstance(n, ast.Call)]
+    calls = [(n, _called(n)) for n in scope_walk(func_node) if isinstance(n, ast.Call)]
+    hooked = [(n, name) for n, name in calls if "hook" in name.lower()]
+    if not hooked:
+        return ()
     # a registration of its own whose hook reads what flows through the module and stores it in a container
     # outside the hook (not an adapter that rewrites the output, nor a patch that ignores it)
     stores: set[str] = set()
     lines: list[int] = []
-    for n in nodes:
-        if isinstance(n, ast.Call) and _called(n) in HOOK_CALLS and _collects(hook := _hook_def(n, func_node)):
+    for n, name in hooked:
+        if name in HOOK_CALLS and _collects(hook := _hook_def(n, func_node)):
             written = _free_stores(hook) if hook is not None else set()
             if written or hook is None:
                 lines.append(n.lineno)
                 stores |= written
-    helpers = tuple(n for n in nodes if isinstance(n, ast.Call) and _called(n) not in HOOK_CALLS
-                    and _HOOK_HELPER.search(_called(n)))
+    helpers = tuple(n for n, name in hooked if name not in HOOK_CALLS and _HOOK_HELPER.search(name))
     start = min([*lines, *(h.lineno for h in helpers)], default=None)
     if start is None:
         return ()
-    end = min((line for line, name in calls if line > start and (name == "remove" or _UNHOOK_HELPER.search(name))),
+    end = min((n.lineno for n, name in calls if n.lineno > start and (name == "remove" or _UNHOOK_HELPER.search(name))),
               default=1 << 30)
     return (min(lines, default=1 << 30), end, frozenset(stores), helpers)
 

@@ -583,9 +583,7 @@ def copied_names(value: ast.expr) -> set[str]:
     argument of `copy.deepcopy(...)`, anywhere inside it (a dict comprehension over `model.state_dict().items()`
     included); empty when it copies nothing."""
     out: set[str] = set()
-    for n in walk(value):
-        if not isinstance(n, ast.Call):
-            continue
+    for n in calls_in(value):
         f = n.func
         name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
         if name not in COPY_CALLS:
