@@ -130,11 +130,10 @@ class TTTNoRescore(TTTRule):
     CATEGORY = "legality"
     SEVERITY = "error"
     COMMANDS = ("check", "trace")
-    # low: statically, whether the second pass runs on the adapted weights and is the number reported is often
-    # not visible. Of 14 folders of real PRs (#1500-#2149, docs/audits.md) with such findings, read by hand, two
-    # reported a real s_1; the others rescored a fresh or restored model, post-processed the first pass's saved
-    # losses (PPM mixtures), only logged a diagnostic, or paired exclusive paths. So the finding asks for
-    # review; `audit.py trace` decides it at run time.
+    # low where no log decides: statically, whether the second pass runs on the adapted weights and is the
+    # number reported is often not visible (of 14 folders of real PRs read by hand, docs/audits.md, two
+    # reported a real s_1). Where the claimed score line binds to its print (harness.scan.reported), `check`
+    # decides: high confidence for s_1, a note for the score-first pass or a fresh reload.
     CONFIDENCE = "low"
     CITATION = Citation("#1004 / #1001 (after #991 was closed); issue #1017 condition 4 (single pass)",
                         "TTT re-scoring is illegal — only cumulative s_0 from first pass counts", "#1017")
