@@ -203,7 +203,10 @@ class TTTMultiEpoch(TTTRule):
         """A repeating loop whose trip count a log binds to one runs once: a single score-first pass, so no
         finding (a note says why); more than one pass is the error, with the log line that shows it."""
         for j, severity, note in self.judged(ctx):
-            trips = trip_count(ctx, j.outer, j.grad) if j.outer is not None and j.grad is not None else None
+            try:
+                trips = trip_count(ctx, j.outer, j.grad) if j.outer is not None and j.grad is not None else None
+            except (RecursionError, ValueError, AttributeError, TypeError, KeyError):
+                trips = None            # no log decides the count: judged as the code reads
             if trips is not None and trips[0] <= 1:
                 text = (f"the loop at line {j.outer.line} around scoring (at {where(j.score)}) and training (at "
                         f"{where(j.grad)}) ran {trips[0]} time(s) in the logged run ({trips[1]}): one pass, "
