@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.explain import packed_note, path_state, source_line, where
-from harness.scan.reported import Claim, claim_bindings, feeds, rebound_between
+from harness.scan.reported import Claim, called_objects, claim_bindings, feeds, rebound_between
 from harness.scan.ttt import Analysis, Judgement, analyse
 from rules.base import Rule
 
@@ -118,7 +118,7 @@ def reported_pass(ctx: AuditContext, j: Judgement) -> tuple[str, Claim, str] | N
         if rescored:
             # a second pass that runs no model (a mixture over the first pass's saved losses), or one handed
             # weights bound anew after the first pass (a fresh reload), is not known to be s_1
-            if not runs_model(j.score):
+            if not runs_model(ctx, j.score, j.grad):
                 return None
             fresh = rebound_between(ctx, j.grad, j.score)
             if fresh:
@@ -138,10 +138,20 @@ def reported_pass(ctx: AuditContext, j: Judgement) -> tuple[str, Claim, str] | N
 MODEL_NAME = re.compile(r"model|logit|forward|module|(?:^|_)(?:net|lm)(?:$|_)", re.I)
 
 
-def runs_model(ev) -> bool:
-    """The scored values depend on a model's output (a name like `model`, `logits`, `forward_*` among the
-    event's dependencies in some frame), not only on numbers computed before."""
-    return any(MODEL_NAME.search(name) for deps in ev.frame_deps for name in deps)
+def runs_model(ctx: AuditContext, ev, first) -> bool:
+    """The scored values depend on a model's output, not only on numbers computed before: among the event's
+    dependencies in some frame is a name like `model`, `logits`, `forward_*`; or, in the second pass's own
+    frames (those of `ev`'s call chain below the last one it shares with `first`, and the frame it happens
+    in), an object that frame calls (`m(x)`: a parameter or local called directly, not a function defined in
+    the code, an import or a builtin), whatever it is named. A mixture over losses the first pass saved calls
+    no model of its own."""
+    if any(MODEL_NAME.search(name) for deps in ev.frame_deps for name in deps):
+        return True
+    shared = 0
+    while shared < min(len(ev.chain), len(first.chain)) and ev.chain[shared] == first.chain[shared]:
+        shared += 1
+    own = range(min(shared, len(ev.chain) - 1), len(ev.chain))
+    return any(called_objects(ctx, ev.chain[k][0], ev.chain[k][2]) & ev.deps_at(k) for k in own)
 
 
 def claim_text(c: Claim) -> str:

@@ -162,8 +162,7 @@ def main():
 
 
 def lora_run(epochs: int) -> dict[str, str]:
-    log = (LORA_EPOCHS + "=" * 100 + f"\nttt:rank0 short=2 long=0 epochs={epochs}\n"
-           "final_ttt_lora val_loss:2.0000 val_bpb:1.0000\n")
+    log = f"ttt:rank0 short=2 long=0 epochs={epochs}\nfinal_ttt_lora val_loss:2.0000 val_bpb:1.0000\n"
     return {"train_gpt.py": LORA_EPOCHS, "train_seed42.log": log}
 
 

@@ -119,8 +119,7 @@ TWO_PASSES = PRELUDE + SCORE_FIRST_FN + '''def main():
 def two_passes(first: str, second: str) -> dict[str, str]:
     """TWO_PASSES with its score labels, and a log of the run (the reported line is the TTT-family one)."""
     source = TWO_PASSES.replace("FIRST", first).replace("SECOND", second)
-    log = (source + "=" * 100 + f"\n{first} val_loss:2.1000 val_bpb:1.0500\n"
-           f"{second} val_loss:2.0000 val_bpb:1.0000\n")
+    log = f"{first} val_loss:2.1000 val_bpb:1.0500\n{second} val_loss:2.0000 val_bpb:1.0000\n"
     return {"train_gpt.py": source, "train_seed42.log": log}
 
 

@@ -6,7 +6,8 @@
   leads to `event` (a score or training event of harness.scan.trace): a backward slice from the print's
   holes over the assignments of its function (and, through its parameters, of its callers), compared with
   the call line each frame of the event's call chain passed through.
-- `trip_count(ctx, loop, event)`: how many times a `for ... in range(n)` loop ran, when `n` is bound by a
+- `trip_count(ctx, loop, event)`: how many times a `for ... in range(n)` loop (or a `while` loop over
+  `iter(range(n))`) ran, when `n` is bound by a
   log line (printed, or a setting the run configuration fixes): `range(args.ttt_epochs)` with `epochs=1`
   printed ran once.
 """
@@ -401,10 +402,9 @@ def _own_returns(fn: ast.AST) -> list[ast.Return]:
 def trip_count(ctx, loop, event) -> tuple[int, str] | None:
     """(times, evidence) for `for _ in range(n)` when a log binds `n` (directly, through the parameter the
     call chain passed it in, or as a setting the run configuration fixes); None when no log decides it."""
-    node = loop.node
-    if not isinstance(node, (ast.For, ast.AsyncFor)) or not isinstance(node.iter, ast.Call):
+    it = _iterated(loop)
+    if not isinstance(it, ast.Call):
         return None
-    it = node.iter
     if not (isinstance(it.func, ast.Name) and it.func.id == "range") or it.keywords or not 1 <= len(it.args) <= 2:
         return None
     start = 0
@@ -422,6 +422,27 @@ def trip_count(ctx, loop, event) -> tuple[int, str] | None:
     if found is None or not isinstance(found[0], int) or isinstance(found[0], bool):
         return None
     return max(0, found[0] - start), found[1]
+
+
+def _iterated(loop) -> ast.expr | None:
+    """What a loop iterates over: a `for` loop's iterable, or `xs` of a `while` loop written over an explicit
+    iterator (`it = iter(xs)`, then `while True: try: x = next(it) except StopIteration: break`)."""
+    node = loop.node
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return node.iter
+    if not isinstance(node, ast.While) or not node.body or not isinstance(node.body[0], ast.Try):
+        return None
+    first = node.body[0].body[0] if node.body[0].body else None
+    value = first.value if isinstance(first, ast.Assign) else None
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "next"
+            and value.args and isinstance(value.args[0], ast.Name)):
+        return None
+    from harness.scan.assigns import single_assigns
+
+    made = single_assigns(loop.func.node).get(value.args[0].id) if loop.func is not None else None
+    if isinstance(made, ast.Call) and isinstance(made.func, ast.Name) and made.func.id == "iter" and made.args:
+        return made.args[0]
+    return None
 
 
 def _value_of(ctx, expr: ast.expr, unit: str, fn: ast.AST | None, chain: list, k: int,
@@ -519,3 +540,41 @@ def rebound_between(ctx, first, second) -> str | None:
                 if isinstance(stmt, ast.Assign) and first_line < stmt.lineno < second_line:
                     return f"`{arg.id}` is bound anew at line {stmt.lineno}"
     return None
+
+
+def called_objects(ctx: AuditContext, unit: str, fname: str) -> frozenset[str]:
+    """Names a function calls directly that are objects, not functions: `m(x)` where `m` is neither defined
+    by a `def` in the code, nor imported, nor a builtin, nor a local name for one of those (`_ln = math.log`):
+    a module passed in, a callable built at run time."""
+    cache = _cache(ctx).setdefault("called", {})
+    key = (unit, fname)
+    if key in cache:
+        return cache[key]
+    import builtins
+
+    tree, funcs, _ = _functions(ctx, unit)
+    fn = None if fname == "<module>" else _function_at(ctx, unit, fname)
+    out: set[str] = set()
+    if tree is not None and (fn is not None or fname == "<module>"):
+        imported = {a.asname or a.name.split(".")[0] for n in walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                    for a in n.names}
+        classes = {n.name for n in walk(tree) if isinstance(n, ast.ClassDef)}
+        known = set(funcs) | imported | classes | set(dir(builtins))
+        from harness.scan.assigns import single_assigns
+
+        aliases = {**single_assigns(tree), **(single_assigns(fn) if fn is not None else {})}
+        for node in walk(fn if fn is not None else tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in known \
+                    and not _alias_of_known(aliases.get(node.func.id), known):
+                out.add(node.func.id)
+    cache[key] = frozenset(out)
+    return cache[key]
+
+
+def _alias_of_known(value: ast.expr | None, known: set[str]) -> bool:
+    """`_ln = math.log`, `f = F.relu`, `g = lambda x: ...`: a local name for a library function."""
+    if isinstance(value, ast.Lambda):
+        return True
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name) and value.id in known
