@@ -98,11 +98,12 @@ def line_of(source: str, marker: str) -> int:
 
 
 def by_name_note(ev, review: bool = True) -> str:
-    """Why a finding rests on a parameter's name rather than on data flow."""
+    """Why a finding rests on a parameter's name or role rather than on data flow."""
     func = ev.chain[1][2] if len(ev.chain) > 1 else "the function"
-    return (f"the parameter `{ev.by_name}` of {func}() is taken as validation data by its name, because nothing "
-            f"in the folder binds it to the validation shards (library-style code, or the caller lives "
-            f"elsewhere)" + (": review by hand" if review else ""))
+    role = getattr(ev, "role", "") or "by its name"
+    return (f"the parameter `{ev.by_name}` of {func}() is taken as validation data {role}, because no data flow "
+            f"in the folder binds it to the validation shards (library-style code, the caller lives elsewhere, "
+            f"or a loader the scanner does not know)" + (": review by hand" if review else ""))
 
 
 def reported_pass(ctx: AuditContext, j: Judgement) -> tuple[str, Claim, str] | None:

@@ -122,6 +122,64 @@ def main():
     print(eval_val_docs(model, load_shards(args.val_files), [(0, 4096), (4096, 4096)], 1024))
 ''' + MAIN
 
+# per-document LoRA TTT in a helper that takes `doc_tokens`; the tokens come from a loader the flow does not
+# know (a path option), so the helper holds validation tokens by its role: the evaluation function passes it
+# slices of its token input
+DOC_HELPER = PRELUDE + '''class DocLoRA(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 8)
+
+
+def _adapt_document(model, doc_tokens, chunk, epochs):
+    lora = DocLoRA()
+    opt = torch.optim.Adam(lora.parameters(), lr=0.01)
+    doc_loss = torch.zeros(())
+    n = (doc_tokens.numel() - 1) // chunk
+    for epoch in range(epochs):
+        for ci in range(n):
+            x = doc_tokens[ci * chunk:(ci + 1) * chunk + 1]
+            if epoch == epochs - 1:
+                with torch.no_grad():
+                    doc_loss += F.cross_entropy(lora.a(model(x[:-1])), x[1:], reduction="sum")
+            F.cross_entropy(lora.a(model(x[:-1])), x[1:]).backward()
+            opt.step()
+            opt.zero_grad()
+    return doc_loss
+
+
+def eval_val_lora_ttt(model, tokens, docs, chunk, epochs):
+    loss_sum = torch.zeros(())
+    for start, length in docs:
+        loss_sum += _adapt_document(model, tokens[start:start + length], chunk, epochs)
+    return loss_sum.item()
+
+
+def main():
+    model = torch.nn.Linear(8, 8)
+    tokens = torch.load(os.environ.get("EVAL_TOKENS_PATH", "./data/eval_tokens.pt"))
+    print(eval_val_lora_ttt(model, tokens, [(0, 4096), (4096, 4096)], 1024, 2))
+''' + MAIN
+
+DOC_HELPER_SCORE_FIRST = DOC_HELPER.replace('''    for epoch in range(epochs):
+        for ci in range(n):
+            x = doc_tokens[ci * chunk:(ci + 1) * chunk + 1]
+            if epoch == epochs - 1:
+                with torch.no_grad():
+                    doc_loss += F.cross_entropy(lora.a(model(x[:-1])), x[1:], reduction="sum")
+            F.cross_entropy(lora.a(model(x[:-1])), x[1:]).backward()
+            opt.step()
+            opt.zero_grad()
+''', '''    for ci in range(n):
+        x = doc_tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            doc_loss += F.cross_entropy(lora.a(model(x[:-1])), x[1:], reduction="sum")
+        for epoch in range(epochs):
+            F.cross_entropy(lora.a(model(x[:-1])), x[1:]).backward()
+            opt.step()
+            opt.zero_grad()
+''')
+
 NO_EPOCHS = PRELUDE + '''def main():
     args = Hyperparameters()
     model = torch.nn.Linear(8, 8)
@@ -188,6 +246,8 @@ class TTTMultiEpoch(TTTRule):
         code(NO_EPOCHS, "repeated plain evaluation without training"),
         folder(lora_run(1), "per-document LoRA epochs scoring in the last epoch, and the log prints epochs=1: "
                             "one pass, score-first"),
+        code(DOC_HELPER_SCORE_FIRST, "per-document helper (`doc_tokens`): each chunk scored before its epochs of "
+                                     "training"),
     ]
     ILLEGAL = [
         code(EPOCH_OUTSIDE, "epoch loop outside the chunk loop", line_of(EPOCH_OUTSIDE, "for epoch in")),
@@ -196,6 +256,8 @@ class TTTMultiEpoch(TTTRule):
              line_of(EPOCH_IN_MAIN, "while ep <")),
         folder(lora_run(3), "the same per-document LoRA TTT, and the log prints epochs=3: later epochs score "
                             "trained tokens", line_of(LORA_EPOCHS, "for epoch in"), file="train_gpt.py"),
+        code(DOC_HELPER, "per-document LoRA helper taking `doc_tokens` (slices of the evaluation tokens): two "
+                         "epochs per document, scored only in the last", line_of(DOC_HELPER, "for epoch in")),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

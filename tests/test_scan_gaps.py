@@ -105,8 +105,15 @@ def test_flow_proven_case_never_becomes_name_based(tmp_path):
 
 
 def test_other_parameter_names_are_not_taken_as_val(tmp_path):
+    source = BY_NAME_TRAIN_FIRST.replace("val_tokens", "batch_tokens").replace("ttt_eval", "fit_batches")
+    assert not findings_of(source, tmp_path)
+
+
+def test_the_token_input_of_an_evaluation_function_is_val_by_role(tmp_path):
     fs = findings_of(BY_NAME_TRAIN_FIRST.replace("val_tokens", "batch_tokens"), tmp_path)
-    assert not fs
+    (err,) = errors(fs)
+    assert err.rule == "TTT-SCORE-FIRST" and err.confidence == "low"
+    assert "`batch_tokens`" in err.message and "token input of the evaluation function ttt_eval()" in err.message
 
 
 # 3. slice bounds ----------------------------------------------------------------------------------

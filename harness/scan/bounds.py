@@ -102,12 +102,14 @@ class _Unknown(Exception):
     pass
 
 
-def region(value: ast.AST | None, frames: list[Frame]) -> tuple[Slice, ...] | None:
-    """The val slices `value` is built from (innermost frame first in `frames`), or None when unknown."""
+def region(value: ast.AST | None, frames: list[Frame], coarse: bool = False) -> tuple[Slice, ...] | None:
+    """The val slices `value` is built from (innermost frame first in `frames`), or None when unknown. With
+    `coarse`, an element of a val-derived array (`chunk[i]`) stands for the whole array, so a value built
+    from single tokens gets the region of the slice they were taken from."""
     if value is None or not frames:
         return None
     out: list[Slice] = []
-    budget = [MAX_FOLLOW]
+    budget = [MAX_FOLLOW, coarse]  # follows left, and whether an element stands for its array
     try:
         _collect(value, 0, frames, out, budget, {})
     except (_Unknown, RecursionError):
@@ -121,7 +123,7 @@ def _tainted(frame: Frame, name: str) -> bool:
     return bool(frame.closure.tainted_expr(ast.Name(name, ast.Load())))
 
 
-def _collect(expr: ast.AST, level: int, frames: list[Frame], out: list[Slice], budget: list[int],
+def _collect(expr: ast.AST, level: int, frames: list[Frame], out: list[Slice], budget: list,
              seen: dict) -> None:
     frame = frames[level]
     values = single_assigns(frame.func.node)
@@ -139,6 +141,9 @@ def _collect(expr: ast.AST, level: int, frames: list[Frame], out: list[Slice], b
                 if inner:
                     out.extend(inner)
                     continue
+            if budget[1] and not isinstance(n.slice, ast.Slice):
+                stack.append(n.value)           # coarse: `chunk[i]` is somewhere in `chunk`
+                continue
             if not isinstance(n.slice, ast.Slice) or n.slice.step is not None:
                 raise _Unknown
             lo = poly(n.slice.lower, values) if n.slice.lower is not None else {}
@@ -167,7 +172,7 @@ def _is_slice_call(node: ast.AST) -> bool:
     return isinstance(node, ast.Subscript)
 
 
-def _follow(expr: ast.AST, level: int, frames: list[Frame], out: list[Slice], budget: list[int],
+def _follow(expr: ast.AST, level: int, frames: list[Frame], out: list[Slice], budget: list,
             seen: dict) -> None:
     key = (id(expr), level)
     if key in seen:  # seen: a dict of results, None while in progress (a cycle contributes nothing)
@@ -190,6 +195,23 @@ def _positive(diff: Poly) -> bool:
         all("<end>" not in k for k in symbolic)
 
 
+def past(update: tuple[Slice, ...] | None, scored: tuple[Slice, ...] | None) -> tuple[Slice, Slice] | None:
+    """(update slice, scored slice) when an update's slice ends after every scored slice of the same array by a
+    known positive amount (`update(tokens[a:b + 2])` after scoring `tokens[a:b + 1]`), else None."""
+    if not update or not scored or {(s.key, s.base) for s in update} != {(s.key, s.base) for s in scored}:
+        return None
+    for u in update:
+        diffs = []
+        for s in scored:
+            d = dict(u.hi)
+            for k, v in s.hi:
+                d[k] = d.get(k, 0) - v
+            diffs.append({k: v for k, v in d.items() if v})
+        if all(d and all(v > 0 and "<end>" not in k for k, v in d.items()) for d in diffs):
+            return u, scored[0]
+    return None
+
+
 def beyond(train: tuple[Slice, ...] | None, score: tuple[Slice, ...] | None) -> tuple[Slice, Slice] | None:
     """(trained slice, scored slice) when a trained slice reaches past every scored slice, else None."""
     if not train or not score or {(s.key, s.base) for s in train} != {(s.key, s.base) for s in score}:
@@ -207,4 +229,4 @@ def beyond(train: tuple[Slice, ...] | None, score: tuple[Slice, ...] | None) -> 
     return None
 
 
-__all__ = ["Frame", "Slice", "beyond", "poly", "region", "single_assigns"]
+__all__ = ["Frame", "Slice", "beyond", "past", "poly", "region", "single_assigns"]

@@ -10,7 +10,6 @@ call chain, so two events can be compared: same loop iteration or not, exclusive
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field, replace
 
 from harness.astwalk import walk
@@ -33,11 +32,22 @@ from harness.scan.model import (
     expr_names,
     target_base,
 )
+from harness.scan.roles import VAL_PARAM, role_params
+from harness.scan.table_sites import (
+    RESETS,
+    built_tables,
+    call_lookup,
+    call_update,
+    has_builders,
+    is_slot_store,
+    keyed,
+    store_updates,
+    subscript_lookups,
+    table_path,
+    written_names,
+)
 
 MAX_STEPS = 400_000
-# parameters taken as validation data by their name alone, when no val source in the folder reaches them
-VAL_PARAM = re.compile(r"^(val|valid|validation|heldout|held_out)_?(tokens?|toks|ids|data|dataset|set|seqs?|"
-                       r"stream|inputs?|batch(es)?)$", re.I)
 
 
 class TraceBudget(Exception):
@@ -85,12 +95,21 @@ class Event:
     nograd: bool
     detail: str = ""
     region: tuple | None = field(default=None, compare=False, hash=False, repr=False)
-    by_name: str = ""  # the val-named parameter this event was traced from when no flow reaches it
+    by_name: str = ""  # the parameter this event was traced from, taken as val by its role, when no flow reaches it
     # names the event acts on directly: a copy's source names, a restore's receiver (see harness.scan.ttt)
     names: frozenset[str] = field(default=frozenset(), compare=False, hash=False, repr=False)
     # for a `calib` event: the routes by which val data reaches it, each the `if` tests (test, branch, line,
     # function node) around the assignments it passes through (see Tracer.val_routes)
     routes: tuple = field(default=(), compare=False, hash=False, repr=False)
+    # table events (update | read | reset): the table's path as each frame names it, outermost first ('' where
+    # the table is a local of a deeper frame); score events of a program with tables: the names the scored
+    # value depends on per frame, a method's `self` mapped to the object it was called on
+    table: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
+    reach: tuple[frozenset[str], ...] = field(default=(), compare=False, hash=False, repr=False)
+    node: ast.AST | None = field(default=None, compare=False, hash=False, repr=False)
+    func: Func | None = field(default=None, compare=False, hash=False, repr=False)
+    span: tuple | None = field(default=None, compare=False, hash=False, repr=False)  # bounds.region(coarse=True)
+    role: str = ""  # why `by_name` is taken as val ("by its name", "because f() passes it `tokens[a:b]` ...")
 
     def deps_at(self, frame: int) -> frozenset[str]:
         return self.frame_deps[frame] if 0 <= frame < len(self.frame_deps) else frozenset()
@@ -107,6 +126,11 @@ class _Up:
     callee_locals: frozenset[str]
     args: dict = field(default_factory=dict, compare=False, hash=False)
     binds: dict = field(default_factory=dict, compare=False, hash=False)  # see CondRef.frames
+    # a method call `obj.m(...)`: the callee's `self` parameter, the names `obj` depends on and its path
+    self_name: str = ""
+    receiver: frozenset[str] = frozenset()
+    receiver_path: str = ""
+    result: str = ""  # the name the call's value is assigned to (`table = build(tokens)`), else ''
 
 
 @dataclass(frozen=True)
@@ -136,6 +160,12 @@ class Tracer:
         self.entered: dict[int, set[str]] = {}  # id(func) -> parameters entered with val data (key: called at all)
         self.by_name = ""
         self.calib_seen: set[tuple] = set()
+        self.role = ""  # why `by_name` holds validation tokens (harness.scan.roles)
+        self.active: set[int] = set()  # id of every function on the call stack of a val-data event
+        # last components of the paths written through a key anywhere: lookups of other names are no table reads
+        self.table_names: frozenset[str] = frozenset().union(*(written_names(m.node) for m in program.modules))
+        self.builders = any(has_builders(m.node) for m in program.modules)
+        self.stmt_now: ast.stmt | None = None
 
     # -- entry ----------------------------------------------------------------------------------
     def run(self) -> list[Event]:
@@ -146,20 +176,24 @@ class Tracer:
         return self.events
 
     def run_by_name(self) -> list[tuple[int, int]]:
-        """Trace each top-level function or method with a val-named parameter that `run()` never called
-        (library-style code, or its caller lives outside the folder) and that may train, that parameter
-        seeded as val. A function the flow trace called is judged by flow only. Returns the (first, last)
-        event index of each such run."""
+        """Trace each function or method with a parameter that holds validation tokens by its role
+        (harness.scan.roles: its name, the token input of an evaluation function, or a slice of val tokens
+        passed to it) that `run()` never entered with val data (library-style code, a caller outside the
+        folder, a loader the flow does not know) and that may train or write a table, those parameters
+        seeded as val. Functions given their role by a caller come after the others, so a caller traced
+        first covers its helpers. Returns the (first, last) event index of each such run."""
         runs = []
-        cands = [f for f in self.program.all_funcs() if isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and f.parent is not None and (f.parent.parent is None or isinstance(f.parent.node, ast.ClassDef))]
-        for f in sorted(cands, key=lambda f: (f.unit, f.line)):
-            names = [p for p in f.params if VAL_PARAM.match(p)]
-            if not names or id(f) in self.entered or not self._may_train(f, 0, set()):
+        roles = role_params(self.program)
+        order = sorted(roles.values(), key=lambda fr: (any(w.startswith("because") for w in fr[1].values()),
+                                                       fr[0].unit, fr[0].line))
+        for f, why in order:
+            names = list(why)
+            if not names or self.entered.get(id(f)) or id(f) in self.active or not self._may_train(f, 0, set()):
                 continue
             mod = next(m for m in self.program.modules if m.unit == f.unit)
             start = len(self.events)
             self.by_name = names[0]
+            self.role = why[names[0]]
             st = State(f, Closure(self.program, f, {p: {VAL} for p in names}), 1,
                        chain=((f.unit, 0, "<module>"), (f.unit, 0, f.name)),
                        ups=(_Up(Closure(self.program, mod, {}), {}, frozenset(f.local_names)),),
@@ -168,24 +202,28 @@ class Tracer:
             try:
                 self.block(f.body(), st)
             finally:
-                self.by_name = ""
+                self.by_name = self.role = ""
             if len(self.events) > start:
                 runs.append((start, len(self.events)))
         return runs
 
     def _may_train(self, f: Func, depth: int, seen: set[int]) -> bool:
         """Whether `f` or a user function it calls (by name, a few levels deep) has a `.backward()` or
-        `autograd.grad` call: only those are worth a trace by parameter name."""
+        `autograd.grad` call, or writes a table through a key (`counts[ctx] += 1`, `T.scatter_add_(...)`):
+        only those are worth a trace by parameter name."""
         if f.may_train is not None:
             return f.may_train
         if id(f) in seen or depth > 4:
             return False
         seen.add(id(f))
-        found = False
-        for n in walk(f.node):
+        found = any(isinstance(n, (ast.AugAssign, ast.Assign)) and _token_keyed_store(n) for n in walk(f.node))
+        for n in walk(f.node) if not found else ():
             if not isinstance(n, ast.Call):
                 continue
             if isinstance(n.func, ast.Attribute) and n.func.attr in ("backward", "grad"):
+                found = True
+                break
+            if call_update(n) is not None:  # a table written through a key (n-gram cache)
                 found = True
                 break
             callee = self.program.resolve(n, f)
@@ -199,26 +237,48 @@ class Tracer:
 
     # -- emission -------------------------------------------------------------------------------
     def emit(self, kind: str, node: ast.AST, st: State, value: ast.AST | None, detail: str = "",
-             names: frozenset[str] = frozenset(), routes: tuple = ()) -> None:
+             names: frozenset[str] = frozenset(), routes: tuple = (), table: str = "") -> None:
         if len(self.events) >= MAX_EVENTS:
             raise TraceBudget(f"more than {MAX_EVENTS} events")
         inner = st.closure.data_deps(value) if value is not None else frozenset()
-        deps = [inner]
-        cur = inner
-        for up in reversed(st.ups):
-            mapped: set[str] = set()
-            for name in cur:
-                if name in up.params:
-                    mapped |= up.params[name]
-                elif name not in up.callee_locals:
-                    mapped |= up.closure.data_deps(ast.Name(name, ast.Load()))
-            cur = frozenset(mapped)
-            deps.append(cur)
         self.seq += 1
-        where = region(value, _frames(st)) if kind in ("grad", "score") else None
+        frames = _frames(st) if kind in ("grad", "score", "slot", "update", "read") else []
+        if frames:
+            self.active.update(st.stack)    # val data reached this code through the flow
+        where = region(value, frames) if kind in ("grad", "score") else None
+        reach, span = (), None
+        if self.table_names and frames:
+            span = region(value, frames, coarse=True)
+            if kind in ("score", "slot"):
+                reach = _frame_deps(st, inner, receivers=True)
         self.events.append(Event(kind, st.func.unit, getattr(node, "lineno", 0), self.seq, st.loops, st.conds,
-                                 tuple(reversed(deps)), st.chain, st.nograd, detail, where, self.by_name, names,
-                                 routes))
+                                 _frame_deps(st, inner), st.chain, st.nograd, detail, where, self.by_name,
+                                 names, routes, _table_paths(st, table) if table else (), reach, node, st.func,
+                                 span, self.role))
+
+    # -- tables (n-gram caches) ------------------------------------------------------------------
+    def table_reads(self, nodes: list[ast.expr], st: State, skip: set[str] = frozenset()) -> None:
+        """A lookup `T[key]` / `T.get(key)` of a table written somewhere, with a key built from val data."""
+        if not self.table_names:
+            return
+        cl = st.closure
+        for expr in nodes:
+            for n in subscript_lookups(expr):
+                path = table_path(n.value)
+                if path and path not in skip and path.rsplit(".", 1)[-1] in self.table_names \
+                        and cl.tainted_expr(n.slice):
+                    self.emit("read", n, st, n.slice, path, table=path)
+            for c in calls_in(expr):
+                hit = call_lookup(c)
+                if hit and hit[0] not in skip and hit[0].rsplit(".", 1)[-1] in self.table_names \
+                        and cl.tainted_expr(hit[1]):
+                    self.emit("read", c, st, hit[1], hit[0], table=hit[0])
+
+    def table_writes(self, s: ast.stmt, st: State) -> list[tuple[str, ast.expr]]:
+        """`T[key] (+)= v` with a val-derived key, and `T = bincount(tokens)` of val data."""
+        cl = st.closure
+        found = (*store_updates(s), *(built_tables(s) if self.builders else ()))
+        return [(path, key) for path, key in found if cl.tainted_expr(key)]
 
     # -- statements -----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt], st: State) -> None:
@@ -245,6 +305,7 @@ class Tracer:
                 if fitted is not None:
                     self.emit("calib", s, st, fitted, f"grid:{s.target.id}:{len(s.iter.elts)}",  # type: ignore
                               routes=self.val_routes(fitted, st))
+            self.table_reads([s.test] if isinstance(s, ast.While) else [s.iter], st)
             self.exprs([s.test] if isinstance(s, ast.While) else [s.iter], st)
             inner = replace(st, loops=st.loops + (loop,))
             if isinstance(s, ast.While):
@@ -253,6 +314,7 @@ class Tracer:
             self.block(s.orelse, st)
             return
         if isinstance(s, ast.If):
+            self.table_reads([s.test], st)
             self.exprs([s.test], st)
             uid = st.chain + ((st.func.unit, s.lineno, "if"),)
             for pol, body in ((True, s.body), (False, s.orelse)):
@@ -289,7 +351,13 @@ class Tracer:
             names = [target_base(t) for t in s.targets]
             self.emit("discard", s, st, None, ",".join(n for n in names if n))
             return
-        self.exprs(_stmt_exprs(s), st)
+        exprs = _stmt_exprs(s)
+        writes = self.table_writes(s, st)
+        self.stmt_now = s
+        self.table_reads(exprs, st, {path for path, _ in writes})
+        self.exprs(exprs, st)
+        for path, key in writes:
+            self.emit("update", s, st, key, path, table=path)
         self.score_check(s, st)
         self.copy_check(s, st)
 
@@ -310,6 +378,10 @@ class Tracer:
     def score_check(self, s: ast.stmt, st: State) -> None:
         """An accumulation of val-derived values into a zero-initialised accumulator (or a passed-in one)
         that is a score: under no_grad/inference_mode, or flowing into the function's return value."""
+        slot = is_slot_store(s) if self.table_names else None
+        if slot is not None and not st.closure.tainted_expr(slot[1]) and st.closure.tainted_expr(slot[2]):
+            # `nll[i] = v`: per-position scores stored, not summed (read by the table analysis only)
+            self.emit("slot", s, st, slot[2], slot[0])
         value = target = None
         if isinstance(s, ast.AugAssign) and isinstance(s.op, (ast.Add, ast.Sub)):
             value, target = s.value, s.target
@@ -382,6 +454,12 @@ class Tracer:
             self.inline(target, node, st, method=isinstance(f, ast.Attribute) and target.cls is not None)
             return
         self.calib_check(node, name, st)
+        if self.table_names and isinstance(f, ast.Attribute):
+            hit = call_update(node)
+            if hit is not None and cl.tainted_expr(hit[1]):
+                self.emit("update", node, st, hit[1], hit[0], table=hit[0])
+            elif name in RESETS and table_path(f.value):
+                self.emit("reset", node, st, None, name, table=table_path(f.value))
         # a library call that may run a user function it is given (step(closure), checkpoint(fn, x), ...)
         for i, arg in enumerate(node.args):
             fn = self._resolve_value(arg, st)
@@ -547,10 +625,19 @@ class Tracer:
         self.entered.setdefault(id(target), set()).update(seeds)
         chain = st.chain + ((target.unit, node.lineno, target.name),)
         registers = self._hooks(target)
+        self_name = receiver_path = ""
+        receiver: frozenset[str] = frozenset()
+        if method and target.params and target.params[0] in ("self", "cls") and isinstance(node.func, ast.Attribute):
+            self_name, receiver_path = target.params[0], table_path(node.func.value)
+            receiver = cl.data_deps(node.func.value)
+        now = self.stmt_now
+        result = table_path(now.targets[0]) if isinstance(now, ast.Assign) and now.value is node \
+            and len(now.targets) == 1 else ""
+        up = _Up(cl, mapping, frozenset(target.local_names), arg_exprs, binds, self_name, receiver, receiver_path,
+                 result)
         new = State(target, closure, st.frame + 1, st.loops, st.conds,
                     st.nograd or target.nograd_decorated, chain,
-                    st.ups + (_Up(cl, mapping, frozenset(target.local_names), arg_exprs, binds),),
-                    st.stack + (id(target),), tuple(fn_params), outer_states,
+                    st.ups + (up,), st.stack + (id(target),), tuple(fn_params), outer_states,
                     (len(chain) - 1, *registers) if registers is not None else st.hooked)
         self.block(target.body(), new)
 
@@ -647,6 +734,64 @@ def literal_defaults(fn: ast.AST) -> dict[str, ast.expr]:
     pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
     pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
     return {a.arg: d for a, d in pairs if isinstance(d, ast.Constant)}
+
+
+def _frame_deps(st: State, inner: frozenset[str], receivers: bool = False) -> tuple[frozenset[str], ...]:
+    """The names a value depends on in each call frame, outermost first: a callee's parameters mapped to
+    what its caller passed, free names to the caller's own; with `receivers`, a method's `self` to what
+    the object it was called on depends on."""
+    deps = [inner]
+    cur = inner
+    for up in reversed(st.ups):
+        mapped: set[str] = set()
+        for name in cur:
+            if name in up.params:
+                mapped |= up.params[name]
+            elif receivers and name == up.self_name and up.self_name:
+                mapped |= up.receiver
+            elif name not in up.callee_locals:
+                mapped |= up.closure.data_deps(ast.Name(name, ast.Load()))
+        cur = frozenset(mapped)
+        deps.append(cur)
+    return tuple(reversed(deps))
+
+
+def _table_paths(st: State, path: str) -> tuple[str, ...]:
+    """A table's path as each frame names it, outermost first: `self.counts` in a method is
+    `cache.counts` where the method was called as `cache.update(...)`; a parameter is what the caller
+    passed; a local the callee returns is the name its value is assigned to; a local that stays in its
+    frame is '' outside it."""
+    funcs = [up.closure.func for up in st.ups] + [st.func]
+    out = [path]
+    cur = path
+    for i in range(len(st.ups) - 1, -1, -1):
+        up, callee = st.ups[i], funcs[i + 1]
+        if not cur:
+            out.append("")
+            continue
+        head, dot, rest = cur.partition(".")
+        if up.self_name and head == up.self_name:
+            new = up.receiver_path
+        elif head in up.args:
+            new = table_path(up.args[head]) if isinstance(up.args[head], (ast.Name, ast.Attribute)) else ""
+        elif head in up.callee_locals:
+            new = up.result if head in callee.return_names else ""
+        else:
+            new = head
+        cur = (new + dot + rest) if new else ""
+        out.append(cur)
+    return tuple(reversed(out))
+
+
+def _token_keyed_store(s: ast.stmt) -> bool:
+    """`T[key] += 1` / `T[key] = T.get(key, 0) + 1`: a store whose key is not a plain position slice (a batch
+    fill `x[i, :n] = toks` is not a table write)."""
+    targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+    for t in targets:
+        if isinstance(t, ast.Subscript) and keyed(t.slice) and (isinstance(s, ast.AugAssign) or any(
+                    isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "get" for n in walk(s.value))):
+            return True
+    return False
 
 
 def _cond_frames(st: State) -> tuple:

@@ -74,6 +74,7 @@ class Analysis:
     packed: dict[str, str] = field(default_factory=dict)  # unpacked unit name -> packed file
     error: str | None = None
     texts: dict[str, str] = field(default_factory=dict)
+    groups: list = field(default_factory=list)  # the flow trace's events, then each by-role trace's
 
     def of_kind(self, *kinds: str) -> list[Judgement]:
         return [j for j in self.judgements if j.kind in kinds]
@@ -328,7 +329,7 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
                                  conds=g.conds + s.conds))
         for s2 in scores:
             if s2.seq > g.seq and not exclusive(s2, g) and lc not in s2.loops and lc.uid not in \
-                    {x.uid for x in s2.loops}:
+                    {x.uid for x in s2.loops} and not _sums_callee(s2, s):
                 out.append(Judgement("rescore", g, s2, lc, conds=g.conds + s2.conds,
                                      note=f"first scored at line {s.line}"))
                 break
@@ -396,6 +397,14 @@ def judge_grad(g: Event, scores: list[Event], saves: list[Event], restores: list
     return out
 
 
+def _sums_callee(outer: Event, inner: Event) -> bool:
+    """`total += helper(...)` where the helper's own score accumulation is `inner`: the same numbers summed
+    once more by the caller (a per-document helper returning its document's loss), not a second pass."""
+    depth = len(outer.chain)
+    return len(inner.chain) > depth and inner.chain[:depth] == outer.chain and inner.chain[depth][1] == outer.line \
+        and inner.chain[depth][0] == outer.unit
+
+
 ILLEGAL_KINDS = ("score-after-train", "prequant", "multi-epoch", "rescore")
 
 
@@ -432,7 +441,8 @@ def analyse_units(units: list[CodeUnit]) -> Analysis:
         return Analysis([], [Judgement("undecided", None, note=note)], packed, str(exc), texts)
     analysis = Analysis(events, packed=packed, texts=texts)
     seen: set[tuple] = set()
-    for group in [events, *by_name]:
+    analysis.groups = [events, *by_name]
+    for group in analysis.groups:
         for j in drop_contradicted_proofs(judge_events(group)):
             # one judgement per shape and per set of branches on its path: the same training line reached
             # under another `if` (one path off by configuration, another on) is judged again
