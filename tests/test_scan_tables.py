@@ -198,3 +198,27 @@ def test_a_second_pass_over_the_added_counts_is_flagged(tmp_path):
 ''')
     (f,) = ngram_findings(source, tmp_path)
     assert f.severity == "error" and "looked up again" in f.message
+
+
+def test_scratch_tables_and_position_keys_are_no_caches(tmp_path):
+    source = PRELUDE + '''def eval_val_mix(tokens, model_probs, counts, vocab=1024):
+    total_bits = 0.0
+    for p in range(1, len(tokens)):
+        probs = {}
+        for b, c in counts.get(tokens[p - 1], {}).items():
+            probs[b] = 0.5 * c + 0.5 * model_probs(p)[b]
+        total_bits -= math.log2(probs.get(tokens[p], 1e-9) / sum(probs.values()))
+        scored = torch.zeros(8)
+        hit = torch.nonzero(torch.tensor(list(probs.values())) > 0.1)[:, 0]
+        scored[hit] = 1.0
+        total_bits += float(scored[hit].sum()) * 0.0
+    return total_bits
+
+
+def main():
+    args = Hyperparameters()
+    print(eval_val_mix(load_shards(args.val_files).tolist(), lambda p: [0.001] * 1024, {}))
+''' + MAIN
+    source = source.replace("import torch.nn.functional as F\\n", "import torch.nn.functional as F\\nimport math\\n")
+    assert [e for e in events_of(source) if e.kind == "update"]
+    assert not ngram_findings(source, tmp_path)

@@ -368,6 +368,73 @@ def _analyse_tables(ctx: AuditContext) -> list[TableJudgement]:
     return out
 
 
+POSITION_CALLS = {"nonzero", "where", "argwhere", "flatnonzero", "argsort", "sort", "topk", "arange", "range",
+                  "enumerate", "searchsorted", "argmax", "argmin", "randperm", "permutation"}
+
+
+def _temporary(u: Event) -> bool:
+    """The table is a local made afresh inside a loop around the update (`probs = {}` at the top of each
+    position's iteration, a per-window buffer): a scratch distribution, not a cache that carries tokens from
+    one iteration to the next."""
+    func = u.func
+    head = u.table[-1].split(".", 1)[0] if u.table else ""
+    if func is None or not head or head in ("self", "cls") or head in func.params:
+        return False
+    for lo in u.loops:
+        if lo.func is not func:
+            continue
+        for n in walk(lo.node):
+            if isinstance(n, (ast.Assign, ast.AnnAssign)) and n is not u.node and any(
+                    isinstance(t, ast.Name) and t.id == head
+                    for t in (n.targets if isinstance(n, ast.Assign) else [n.target])):
+                return True
+    return False
+
+
+def _positional_key(u: Event) -> bool:
+    """The key selects positions, not token values: a loop counter (`buf[i]`), a mask (`H[dead, dead]`,
+    `x == 0`), or indices from `nonzero` / `argsort` / `arange` (`p_ng[hit_idx]`)."""
+    func = u.func
+    if func is None or u.node is None:
+        return False
+    key = _key_of(u.node)
+    if isinstance(u.node, ast.Call) and not isinstance(u.node.func, ast.Attribute):
+        return False
+    parts = key.elts if isinstance(key, ast.Tuple) else [key]
+    counters = {lo.node.target.id for lo in u.loops if lo.func is func and isinstance(lo.node, ast.For)
+                and isinstance(lo.node.target, ast.Name) and isinstance(lo.node.iter, ast.Call)
+                and getattr(lo.node.iter.func, "id", "") == "range"}
+    counters |= {lo.node.target.elts[0].id for lo in u.loops if lo.func is func and isinstance(lo.node, ast.For)
+                 and isinstance(lo.node.target, ast.Tuple) and lo.node.target.elts
+                 and isinstance(lo.node.target.elts[0], ast.Name) and isinstance(lo.node.iter, ast.Call)
+                 and getattr(lo.node.iter.func, "id", "") == "enumerate"}
+    return all(_positions(p, func.node, counters, 2) for p in parts)
+
+
+def _positions(expr: ast.AST, fn: ast.AST, counters: set[str], depth: int) -> bool:
+    if isinstance(expr, ast.Name):
+        if expr.id in counters:
+            return True
+        values = _values(fn).get(expr.id, [])
+        return depth > 0 and bool(values) and all(_positions(v, fn, counters, depth - 1) for v in values)
+    if isinstance(expr, ast.Compare) or (isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.Not, ast.Invert))):
+        return True
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.BitAnd, ast.BitOr)):
+        return any(isinstance(side, ast.Compare) or _positions(side, fn, counters, 0) for side in (expr.left, expr.right)) \
+            and not any(isinstance(n, ast.Constant) and isinstance(n.value, int) and n.value > 1
+                        for n in (expr.left, expr.right))
+    if isinstance(expr, ast.Subscript):               # v_idx[has_data], np.nonzero(mask)[0]
+        return _positions(expr.value, fn, counters, depth)
+    if isinstance(expr, ast.Call):
+        f = expr.func
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        if name in POSITION_CALLS:
+            return True
+        if isinstance(f, ast.Attribute) and name in ("astype", "long", "to", "int", "view", "reshape", "copy"):
+            return _positions(f.value, fn, counters, depth)
+    return False
+
+
 def judge_tables(events: list[Event]) -> list[TableJudgement]:
     """Every table update of one trace that reaches a score, and every lookup keyed by the target."""
     updates = [e for e in events if e.kind == "update"]
@@ -379,6 +446,8 @@ def judge_tables(events: list[Event]) -> list[TableJudgement]:
     out: list[TableJudgement] = []
     judged_reads: set[int] = set()
     for u in updates:
+        if _temporary(u) or _positional_key(u):
+            continue
         mine = [r for r in reads if same_table(r, u) and not exclusive(r, u)]
         if not mine or not feeds_score(u, scores):
             continue

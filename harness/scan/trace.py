@@ -187,7 +187,9 @@ class Tracer:
         order = sorted(roles.values(), key=lambda fr: (any(w.startswith("because") for w in fr[1].values()),
                                                        fr[0].unit, fr[0].line))
         for f, why in order:
-            names = list(why)
+            # a function the flow called is taken by a parameter's name only when nothing called it: its callers'
+            # data is known (`val_data.sp` of a val-data object is no token); other roles still apply
+            names = [p for p in why if not (id(f) in self.entered and why[p] == "by its name")]
             if not names or self.entered.get(id(f)) or id(f) in self.active or not self._may_train(f, 0, set()):
                 continue
             mod = next(m for m in self.program.modules if m.unit == f.unit)
