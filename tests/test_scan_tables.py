@@ -222,3 +222,26 @@ def main():
     source = source.replace("import torch.nn.functional as F\\n", "import torch.nn.functional as F\\nimport math\\n")
     assert [e for e in events_of(source) if e.kind == "update"]
     assert not ngram_findings(source, tmp_path)
+
+
+def test_a_unigram_count_of_the_target_under_a_mask_is_no_hashed_key(tmp_path):
+    source = PRELUDE + '''def eval_val_unigram(tokens, chunk, vocab=1024):
+    uni = torch.zeros(vocab)
+    loss_sum = torch.zeros(())
+    pos = torch.arange(chunk)
+    for start in range(0, tokens.numel() - 1, chunk):
+        y = tokens[start + 1:start + chunk + 1]
+        active = (pos >= 0) & (pos < y.numel())
+        rows = torch.where(active)[0]
+        p = (uni[y[rows]] + 0.5) / (uni.sum() + 0.5 * vocab)
+        loss_sum += -p.log().sum()
+        uni.index_add_(0, y, torch.ones(y.numel()))
+    return loss_sum
+
+
+def main():
+    args = Hyperparameters()
+    print(eval_val_unigram(load_shards(args.val_files), 2048))
+''' + MAIN
+    assert [e for e in events_of(source) if e.kind == "read"]
+    assert not ngram_findings(source, tmp_path)

@@ -33,6 +33,7 @@ from harness.astwalk import walk
 from harness.context import AuditContext
 from harness.nodememo import NodeMemo
 from harness.scan.bounds import beyond, past, poly
+from harness.scan.model import SHAPE_ATTRS, SHAPE_METHODS
 from harness.scan.trace import Event, LoopRef
 from harness.scan.ttt import analyse, assigned_in, common_loops, depends_on, exclusive, own_names
 
@@ -262,10 +263,11 @@ def judge_update(u: Event, reads: list[Event], resets: list[Event], scores: list
     return out
 
 
-def _derivation(fn: ast.AST, expr: ast.AST, depth: int = 4) -> list[ast.AST]:
-    """`expr` and the expressions its local names were assigned from, a few steps back."""
+def _derivation(fn: ast.AST, expr: ast.AST, depth: int = 4) -> list[tuple[str, ast.AST]]:
+    """`expr` ('' , expr) and, a few steps back, each expression a local name it reads was assigned from
+    (name, value)."""
     values = _values(fn)
-    out = [expr]
+    out: list[tuple[str, ast.AST]] = [("", expr)]
     seen: set[str] = set()
     frontier = [expr]
     for _ in range(depth):
@@ -275,7 +277,7 @@ def _derivation(fn: ast.AST, expr: ast.AST, depth: int = 4) -> list[ast.AST]:
                 if isinstance(n, ast.Name) and n.id in values and n.id not in seen:
                     seen.add(n.id)
                     nxt.extend(values[n.id])
-        out.extend(nxt)
+                    out.extend((n.id, v) for v in values[n.id])
         frontier = nxt
     return out
 
@@ -298,16 +300,41 @@ def _has_target(exprs: list[ast.AST], pos: set[str]) -> str:
     return ""
 
 
-def _hashed(exprs: list[ast.AST]) -> bool:
-    for e in exprs:
+def _hashed(derived: list[tuple[str, ast.AST]], target: str) -> bool:
+    """A hash step (`^`, `&`, `%`, shifts, a `hash`/`bucket` call) applied to the target on its way into the
+    key: `(ctx_h ^ (y * P)) & mask`; a plain index by the target (`uni_counts[y]`) is no hash."""
+    carriers = {target}
+    for _ in range(4):  # names assigned from something that carries the target
+        for name, e in derived:
+            if name and name not in carriers and _mentions(e, carriers):
+                carriers.add(name)
+    for _, e in derived:
         for n in walk(e):
-            if isinstance(n, ast.BinOp) and isinstance(n.op, HASH_OPS):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, HASH_OPS) and _mentions(n, carriers):
                 return True
-            if isinstance(n, ast.Call):
+            if isinstance(n, ast.Call) and _mentions(n, carriers):
                 f = n.func
                 name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
                 if HASH_CALL.search(name):
                     return True
+    return False
+
+
+def _mentions(node: ast.AST, carriers: set[str]) -> bool:
+    """`node` reads a carrier's value (its shape, `y.numel()`, `len(y)`, does not count)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Call) and ((isinstance(n.func, ast.Attribute) and n.func.attr in SHAPE_METHODS)
+                                        or (isinstance(n.func, ast.Name) and n.func.id == "len")):
+            continue
+        if isinstance(n, ast.Attribute) and n.attr in SHAPE_ATTRS:
+            continue
+        if isinstance(n, ast.Name) and n.id in carriers:
+            return True
+        if isinstance(n, ast.Subscript) and not isinstance(n.slice, ast.Slice) and ast.unparse(n) in carriers:
+            return True
+        stack.extend(ast.iter_child_nodes(n))
     return False
 
 
@@ -335,11 +362,11 @@ def judge_target_key(r: Event) -> TableJudgement | None:
     fn = r.func.node if r.func is not None else None
     if fn is None or r.node is None:
         return None
-    exprs = _derivation(fn, _key_of(r.node))
-    target = _has_target(exprs, _position_vars(r))
+    derived = _derivation(fn, _key_of(r.node))
+    target = _has_target([e for _, e in derived], _position_vars(r))
     if not target:
         return None
-    if _hashed(exprs):
+    if _hashed(derived, target):
         how = "hashes it into the bucket the count is read from (hashed counts are not a distribution over the vocabulary)"
     else:
         gate = _gate(r)
