@@ -245,3 +245,38 @@ def main():
 ''' + MAIN
     assert [e for e in events_of(source) if e.kind == "read"]
     assert not ngram_findings(source, tmp_path)
+
+
+def test_nested_counters_built_over_the_stream_before_scoring(tmp_path):
+    source = PRELUDE + '''from collections import Counter
+
+
+class ContextTable:
+    def __init__(self):
+        self.table = {}
+
+    def add_all(self, tokens):
+        for i in range(1, len(tokens)):
+            self.table.setdefault(tokens[i - 1], Counter())[tokens[i]] += 1
+
+    def prob(self, prev, tok):
+        row = self.table.get(prev, {})
+        return (row.get(tok, 0) + 1) / (sum(row.values()) + 1024)
+
+
+def eval_val_table(tokens):
+    table = ContextTable()
+    table.add_all(tokens)
+    nll = 0.0
+    for p in range(1, len(tokens)):
+        nll -= math.log(table.prob(tokens[p - 1], tokens[p]))
+    return nll
+
+
+def main():
+    args = Hyperparameters()
+    print(eval_val_table(load_shards(args.val_files).tolist()))
+''' + MAIN
+    source = source.replace("import torch.nn.functional as F\n", "import torch.nn.functional as F\nimport math\n")
+    (f,) = ngram_findings(source, tmp_path)
+    assert f.severity == "error" and "`self.table`" in f.message and "before the pass that looks it up" in f.message

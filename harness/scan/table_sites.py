@@ -32,11 +32,15 @@ SCORE_NAME = re.compile(r"loss|nll|bits|logp|log_prob|neg_log|surpris|(?:^|_)ce(
 
 
 def table_path(node: ast.AST) -> str:
-    """`self.full_counts` for `self.full_counts[oi]`, `counts` for `counts[k]`; '' for anything else."""
+    """`self.full_counts` for `self.full_counts[oi]`, `counts` for `counts[k]` and
+    `counts.setdefault(ctx, {})[tok]`; '' for anything else."""
     parts: list[str] = []
     while True:
         if isinstance(node, ast.Subscript):
             node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("setdefault", "get", "__getitem__"):
+            node = node.func.value              # T.setdefault(ctx, Counter())[tok] += 1: still T
         elif isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
