@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from harness.scan.ttt_rule import MAIN, PRELUDE, by_name_note, line_of
-
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.explain import path_state, source_line, where
@@ -13,6 +11,7 @@ from harness.scan.pathstate import path_gated
 from harness.scan.tables import analyse_tables
 from harness.scan.ttt import analyse
 from rules._native_samples import NATIVE_CACHE_FOLDER, NATIVE_GEMM_FOLDER
+from rules._ttt import MAIN, PRELUDE, by_name_note, line_of
 from rules.base import Citation, Rule, code, folder
 
 _CAUSAL = '''import math

@@ -5,13 +5,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from harness.scan.ttt_rule import MAIN, PRELUDE
-
 from harness.codeload import CodeUnit
 from harness.context import AuditContext
 from harness.scan.model import Program
 from harness.scan.trace import trace
 from harness.submission import Submission
+from rules._ttt import MAIN, PRELUDE
 from rules.ngram_cache import _SINGLE_PASS, NgramCache
 
 
