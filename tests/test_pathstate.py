@@ -97,3 +97,21 @@ def test_gate_turns_an_error_on_an_off_path_into_a_warning_and_keeps_the_rest(tm
     assert gate(sub, on) is on
     warning = _finding(_line("# IN BRANCH"), "warning")
     assert gate(sub, warning) is warning
+
+
+def test_a_branch_whose_print_is_in_the_log_ran(tmp_path):
+    """Off by default, but the log shows the line the branch prints: the branch ran."""
+    code = CODE.replace("            total += 2  # IN BRANCH\n",
+                        "            print(f\"cache_hit token={t} total={total}\")\n"
+                        "            total += 2  # IN BRANCH\n")
+    root = tmp_path / "records" / "track_10min_16mb" / "2026-04-20_X"
+    root.mkdir(parents=True)
+    (root / "train_gpt.py").write_text(code, encoding="utf-8")
+    (root / "README.md").write_text("# r\n", encoding="utf-8")
+    (root / "train_seed1337.log").write_text("cache_hit token=1 total=0\n", encoding="utf-8")
+    ctx = AuditContext(Submission(root, root.name))
+    unit = ctx.units[0]
+    line = next(i for i, text in enumerate(code.splitlines(), 1) if "# IN BRANCH" in text)
+    node = next(n for n in unit.nodes if isinstance(n, ast.stmt) and n.lineno == line)
+    state = code_state(ctx, unit, node)
+    assert state.runs and "ran: its print" in state.note

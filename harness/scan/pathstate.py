@@ -14,12 +14,14 @@ import ast
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
+from types import SimpleNamespace
 
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.assigns import single_assigns
 from harness.scan.config import copy_expr, function_uses, overall_use
-from harness.scan.explain import PathState, _bare, _Inline, decide_tests
+from harness.scan.explain import PathState, _bare, _Inline, decide_tests, printed_in_branch
+from harness.scan.trace import CondRef
 
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -55,13 +57,24 @@ def code_state(ctx: AuditContext, unit, node: ast.AST, calls: bool = True) -> Pa
     tests, func = _branch_tests(node, unit.parents)
     assigns = single_assigns(func) if func is not None else {}
     resolved = []
+    printed: list[str] = []
     for test, polarity, line in tests:
+        if func is not None:
+            # a branch whose body printed a line of the logged run ran (harness.scan.logbind), as for the TTT rules
+            bound = printed_in_branch(ctx, CondRef(("code", unit.name, line, polarity), unit.name, line, polarity,
+                                                   0, 0, test, SimpleNamespace(node=func)))
+            if bound is not None:
+                printed.append(f"the branch of `{_show(test, polarity)}` at line {line} ran: its print at line "
+                               f"{bound.code_line} wrote {bound.where}")
+                continue
         try:
             bare = _bare(_Inline(assigns).visit(copy_expr(test, {})))
         except Exception:  # noqa: BLE001 - an unreadable test counts as taken
             continue
         resolved.append((bare, polarity, line, _show(test, polarity)))
     state = decide_tests(ctx, resolved)
+    if printed and state.runs:
+        state = PathState(True, "; ".join(x for x in (*printed, state.note) if x))
     if not state.runs or not calls or func is None or func.name == "main":
         return state
     use, why = overall_use(function_uses(ctx, func.name))
