@@ -76,7 +76,7 @@ CALIBRATED_LATE = new_log(code=20, train_ms=599_400, gptq_reserve=None, hessian_
 
 class GptqInTrainBudget(Rule):
     ID = "GPTQ-IN-TRAIN-BUDGET"
-    TITLE = "Training data read after the training loop (GPTQ calibration) fits in the 600 s training budget"
+    TITLE = "Training-data reads after the training loop fit in the 600 s budget"
     CATEGORY = "legality"
     SEVERITY = "error"
     COMMANDS = ("check", "run")

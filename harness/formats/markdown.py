@@ -33,7 +33,7 @@ from harness.report import VERDICT_ORDER, Finding, Report, SubmissionReport, dec
 
 DEFAULT_LIMIT = 65000           # under GitHub's limit, with room for a bot's own header
 SINGLE_LIMIT_BYTES = 8000       # a one-folder comment, UTF-8 bytes
-SECTION_LIMIT_BYTES = 7000      # one submission's section in a batch
+SECTION_LIMIT_BYTES = 7500      # one submission's section in a batch
 MAX_ERRORS = 10
 MAX_WARNINGS = 10
 # detail levels of a section, from most to least; a section steps down until it fits
