@@ -30,7 +30,7 @@ def signature(folder: Path, mutation: str) -> list[tuple]:
         for f in rule().check(ctx):
             text = f.evidence.split("\n")[0].split(": ", 1)[-1]
             where = f.line if mutation == "rename" else re.sub(r"_inl\b", "", text).strip()
-            out.append((f.rule, f.severity, f.confidence, where, "by its name" in f.message))
+            out.append((f.rule, f.severity, f.confidence, where, "is taken as validation data" in f.message))
     return sorted(out, key=repr)
 
 
@@ -73,7 +73,8 @@ def test_examples_survive_mutation(rule_id, kind, index, example, mutation, tmp_
     files = {**example.files, "train_gpt.py": mutated}
     after = signature(_folder(tmp_path / "b", files), mutation)
     if mutation == "rename":
-        # a finding that rests on a parameter's name (`val_tokens`, nothing binds it to val) has no other
+        # a finding that rests on a parameter's role read from names (`val_tokens`, the token input of an
+        # `eval_val*` function, a slice of either; nothing binds it to val by data flow) has no other
         # evidence: renaming drops exactly those findings and changes nothing else
         base = [s for s in base if not s[4]]
     assert after == base, f"{mutation} changed the findings:\n{mutated}"
