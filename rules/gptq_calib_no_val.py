@@ -207,6 +207,55 @@ _VAL_DIAGNOSTIC = _main('''    val_tokens = load_shards(args.val_files)
 ''')
 
 
+# a module-level hook keeps the last hidden state for an auxiliary training loss (it returns the output, so it
+# collects nothing); periodic validation runs while it is registered; the Hessians come from train
+_MODULE_HOOK = _HEAD + """LAST = {"x": None}
+
+
+def capture(module, inp, out):
+    LAST["x"] = out
+    return out
+
+
+def train_model(args, model, val_tokens):
+    model.register_forward_hook(capture)
+    for step in range(3):
+        if step % 2 == 0:
+            print(eval_val(model, val_tokens))  # VAL EVAL
+    return model
+
+
+def main():
+    args = Hyperparameters()
+    model = train_model(args, torch.nn.Linear(8, 8), load_shards(args.val_files))
+    hessians = collect_hessians(model, load_shards(args.train_files), 64, 2048)
+    torch.save(gptq_quantize(model.state_dict(), hessians), "final_model.int6.ptz")
+""" + MAIN
+
+# the same shape, but the module-level hook accumulates input statistics that the quantizer then uses
+_MODULE_HOOK_STATS = _HEAD + """STATS = {}
+
+
+def accumulate(module, inp, out):
+    x = inp[0].detach().float()
+    STATS["h"] = STATS.get("h", 0) + x.T @ x
+
+
+def train_model(args, model, val_tokens):
+    model.register_forward_hook(accumulate)
+    for step in range(3):
+        if step % 2 == 0:
+            print(eval_val(model, val_tokens))  # VAL EVAL
+    return model
+
+
+def main():
+    args = Hyperparameters()
+    model = train_model(args, torch.nn.Linear(8, 8), load_shards(args.val_files))
+    torch.save(gptq_quantize(model.state_dict(), STATS), "final_model.int6.ptz")
+""" + MAIN
+
+
 class GptqCalibNoVal(Rule):
     ID = "GPTQ-CALIB-NO-VAL"
     TITLE = "Quantization calibration and fitted settings use no validation data"
@@ -227,6 +276,8 @@ class GptqCalibNoVal(Rule):
                  "folder runs it is a warning.")
     LEGAL = [
         code(_TRAIN_CALIB, "Hessians from training shards"),
+        code(_MODULE_HOOK, "a module-level hook that returns the output keeps the last hidden state for a training "
+                           "loss; validation runs while it is registered, Hessians come from train"),
         code(_SELF_GEN, "Hessians from autoregressively self-generated tokens; val only scored afterwards"),
         code(_TEMP_TRAIN, "temperature grid searched on 65,536 training tokens, then val scored once"),
         code(_TEMP_PARAM, "the search function's parameter is called val_tokens, but its caller passes train "
@@ -239,6 +290,8 @@ class GptqCalibNoVal(Rule):
              "collects nothing"),
     ]
     ILLEGAL = [
+        code(_MODULE_HOOK_STATS, "a module-level hook accumulates input statistics during a val evaluation, and the "
+                                 "quantizer uses them", _line(_MODULE_HOOK_STATS, "# VAL EVAL")),
         code(_VAL_OFF, "val calibration behind a switch that is off: warning", _line(_HEAD, "# FORWARD"),
              severity="warning"),
         code(_VAL_BATCH_OFF, "the calibration batch is val only on a branch that is off: warning",

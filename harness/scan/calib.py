@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 
 from harness.astwalk import walk
 from harness.nodememo import NodeMemo
@@ -45,15 +46,16 @@ BUILTINS = {"len", "range", "int", "float", "list", "tuple", "dict", "set", "zip
 _HOOK_SPAN: NodeMemo[tuple] = NodeMemo("calib.hook_span")
 
 
-def hook_span(func_node: ast.AST) -> tuple | None:
+def hook_span(func_node: ast.AST, named: Callable[[str], ast.AST | None] | None = None) -> tuple | None:
     """For a function that registers hooks collecting into containers of its own: (line of the first such
     registration, line of the first `.remove()` after it or a very large number, the names the hooks store
     into, the calls of helpers that may register more: `self._register_hooks()`), None when it registers
-    none and calls no such helper; kept with the node. The trace resolves the helpers (harness.scan.trace)."""
-    return _HOOK_SPAN(func_node, _hook_span) or None
+    none and calls no such helper; kept with the node. The trace resolves the helpers (harness.scan.trace).
+    `named` finds a hook installed by name that `func_node` does not define (a module-level function)."""
+    return _HOOK_SPAN(func_node, lambda node: _hook_span(node, named)) or None
 
 
-def _hook_span(func_node: ast.AST) -> tuple:
+def _hook_span(func_node: ast.AST, named: Callable[[str], ast.AST | None] | None = None) -> tuple:
     if isinstance(func_node, ast.Module):
         return ()
     calls = [(n, _called(n)) for n in scope_walk(func_node) if isinstance(n, ast.Call)]
@@ -65,7 +67,7 @@ def _hook_span(func_node: ast.AST) -> tuple:
     stores: set[str] = set()
     lines: list[int] = []
     for n, name in hooked:
-        if name in HOOK_CALLS and _collects(hook := _hook_def(n, func_node)):
+        if name in HOOK_CALLS and _collects(hook := _hook_def(n, func_node, named)):
             written = _free_stores(hook) if hook is not None else set()
             if written or hook is None:
                 lines.append(n.lineno)
@@ -79,9 +81,10 @@ def _hook_span(func_node: ast.AST) -> tuple:
     return (min(lines, default=1 << 30), end, frozenset(stores), helpers)
 
 
-def _hook_def(register: ast.Call, func_node: ast.AST) -> ast.AST | None:
+def _hook_def(register: ast.Call, func_node: ast.AST,
+              named: Callable[[str], ast.AST | None] | None = None) -> ast.AST | None:
     """The function or lambda a registration installs, when it is defined in `func_node` (directly, or as the
-    nested function of a factory defined there)."""
+    nested function of a factory defined there), or found by `named` (a function defined elsewhere)."""
     if not register.args:
         return None
     hook = register.args[0]
@@ -89,7 +92,7 @@ def _hook_def(register: ast.Call, func_node: ast.AST) -> ast.AST | None:
         return hook
     defs = {n.name: n for n in walk(func_node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if isinstance(hook, ast.Name):
-        return defs.get(hook.id)
+        return defs.get(hook.id) or (named(hook.id) if named else None)
     if isinstance(hook, ast.Call) and isinstance(hook.func, ast.Name) and hook.func.id in defs:
         return next((n for n in scope_walk(defs[hook.func.id]) if isinstance(n, (ast.FunctionDef,
                                                                                  ast.AsyncFunctionDef))), None)

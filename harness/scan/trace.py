@@ -643,18 +643,24 @@ class Tracer:
                     (len(chain) - 1, *registers) if registers is not None else st.hooked)
         self.block(target.body(), new)
 
+    def _function_named(self, name: str) -> ast.AST | None:
+        """The one function definition of that name in the program (a hook installed by name)."""
+        found = [f.node for f in self.program.by_name.get(name, [])
+                 if isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        return found[0] if len(found) == 1 else None
+
     def _hooks(self, func: Func) -> tuple[int, int, frozenset[str]] | None:
         """(first line, last line, containers) of the span in which `func` has collecting hooks registered: its
         own registrations, and calls of helpers that register collecting hooks themselves (`self._register_hooks()`:
         the helper's containers are then the object it was called on)."""
-        span = hook_span(func.node)
+        span = hook_span(func.node, self._function_named)
         if span is None:
             return None
         start, end, stores, helpers = span
         stores = set(stores)
         for call in helpers:
             helper = self.program.resolve(call, func)
-            inner = hook_span(helper.node) if helper is not None and helper is not func else None
+            inner = hook_span(helper.node, self._function_named) if helper is not None and helper is not func else None
             if inner is not None and inner[2]:
                 start = min(start, call.lineno)
                 owner = target_base(call.func.value) if isinstance(call.func, ast.Attribute) else None
