@@ -12,7 +12,8 @@ from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.config import function_uses, overall_use
 from harness.scan.pathstate import code_state
-from harness.scan.patterns import adaptations, is_eval_function, is_val_word, words_of
+from harness.scan.patterns import adaptations
+from harness.scan.vocabulary import is_eval_function, is_val_word, words_of
 
 
 @dataclass(frozen=True)

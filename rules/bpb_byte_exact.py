@@ -10,7 +10,7 @@ from harness.astwalk import local_values, walk
 from harness.context import AuditContext
 from harness.report import Finding
 from harness.scan.numbers import numbers_of
-from harness.scan.patterns import call_name, traced_words
+from harness.scan.vocabulary import call_name, traced_words
 from rules.base import Citation, Rule, code, folder
 
 _REFERENCE_LUT = '''import numpy as np

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from harness.astwalk import walk
 from harness.context import AuditContext
 from harness.report import Finding
-from harness.scan.patterns import current_token_refs, dotted, position_loops, score_lines
+from harness.scan.patterns import current_token_refs, position_loops, score_lines
+from harness.scan.vocabulary import dotted
 from rules.base import Citation, Rule, code, folder
 
 GATE_LUT = re.compile(r"bnd|bound|space|(?:^|_)ws(?:_|$)|word|punct|gate|(?:^|_)is_|flag|class", re.I)

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from harness.context import AuditContext
 from harness.report import Finding
-from harness.scan.patterns import TRAIN_DATA_WORD, eval_path
+from harness.scan.patterns import eval_path
+from harness.scan.vocabulary import TRAIN_DATA_WORD
 from rules.base import Citation, Rule, code, folder
 
 _NGRAM_FROM_TRAIN = '''import glob

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from harness.astwalk import walk
 from harness.context import AuditContext
 from harness.report import Finding
-from harness.scan.patterns import call_name, dotted, eval_path
+from harness.scan.patterns import eval_path
+from harness.scan.vocabulary import call_name, dotted
 from rules.base import Citation, Rule, code, folder
 
 NET_MODULES = ("requests", "urllib.request", "urllib3", "http.client", "huggingface_hub", "socket", "ftplib",

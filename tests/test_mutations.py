@@ -1,5 +1,5 @@
 """The scanner judges programs, not spelling: verdicts and deciding lines survive semantics-preserving
-rewrites (harness.scan.mutate: consistent renaming, function reordering, inlining a helper, for → while),
+rewrites (tests/mutations.py: consistent renaming, function reordering, inlining a helper, for → while),
 on the TTT rules' own examples and, with PG_REPO, on real records and a seed PR."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness.context import AuditContext
-from harness.scan.mutate import MUTATIONS, for_to_while, inline_helper, rename_identifiers, reorder_functions
 from harness.submission import Submission
 from rules import all_rules
 from tests.conftest import pg_repo, requires_pg_repo
+from tests.mutations import MUTATIONS, for_to_while, inline_helper, rename_identifiers, reorder_functions
 
 TTT_IDS = ("TTT-SCORE-FIRST", "PREQUANT-TTT-ON-VAL", "TTT-NO-RESCORE", "TTT-MULTI-EPOCH", "TTT-WARMUP-ON-VAL")
 RULES = [r for r in all_rules() if r.ID in TTT_IDS]

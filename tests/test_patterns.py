@@ -11,15 +11,8 @@ import pytest
 from harness.codeload import CodeUnit
 from harness.context import AuditContext
 from harness.scan.config import function_uses, overall_use
-from harness.scan.patterns import (
-    adaptations,
-    current_token_refs,
-    eval_functions,
-    is_eval_function,
-    is_val_word,
-    table_updates,
-    token_keyed,
-)
+from harness.scan.patterns import adaptations, current_token_refs, eval_functions, table_updates, token_keyed
+from harness.scan.vocabulary import is_eval_function, is_val_word
 from harness.submission import Submission
 from rules import rule_by_id
 from tests.conftest import pg_repo, requires_pg_repo

@@ -66,6 +66,27 @@ from typing import Any
 from harness.compat.fstrings import RewriteError, downgrade_fstrings
 from harness.evaluate import slicing
 from harness.evaluate.modelstate import kept_state
+from harness.evaluate.script_slices import (
+    MODEL_CLASS_HINTS,
+    SLICE_RETURN,
+    ReturnToRaise,
+    apply_eval_settings,
+    assigns_gpt,
+    compiles_forward_logits,
+    const_str,
+    exiting_branch,
+    function_returns,
+    gpt_assignment,
+    h_attrs_opened,
+    h_path_attrs,
+    load_body,
+    load_receiver,
+    open_calls,
+    read_file_names,
+    without_early_exits,
+    without_training_loops,
+    writes_artifact,
+)
 from harness.parse import ParseFailure, parse_source
 
 HOOK_DOC = "docs/adapter_hooks/README.md (example: docs/adapter_hooks/masked_diffusion/adapter.py)"
@@ -370,7 +391,7 @@ class SubmissionAdapter:
         if "compile" in slicing.calls_named(fn):
             return "compiled"
         params = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
-        if any("logits" in name for name in params) and _compiles_forward_logits(self.tree):
+        if any("logits" in name for name in params) and compiles_forward_logits(self.tree):
             return "compiled"
         return "eager"
 
@@ -407,8 +428,8 @@ class SubmissionAdapter:
                 raise AdapterError(f"{self.script}: the adapter hook's build_model() raised "
                                    f"{type(exc).__name__}: {exc}") from None
         for fn, var in self._creation_sites():
-            body = _without_early_exits(fn.body)
-            idx = next(i for i, st in enumerate(body) if _assigns_gpt(st, var))
+            body = without_early_exits(fn.body)
+            idx = next(i for i, st in enumerate(body) if assigns_gpt(st, var))
             params = [a.arg for a in fn.args.args]
             extra = {p: self.h for p in params[:1]} if params and params[0] not in ("args", "h") else {}
             ns = self._provided(**extra)
@@ -431,7 +452,7 @@ class SubmissionAdapter:
         fns.sort(key=lambda f: order.index(f.name) if f.name in order else len(order))
         for fn in fns:
             for st in fn.body:
-                var = _gpt_assignment(st)
+                var = gpt_assignment(st)
                 if var:
                     sites.append((fn, var))
                     break
@@ -485,7 +506,7 @@ class SubmissionAdapter:
     def _deserialize_path_attrs(self) -> list[str]:
         """The `h.<attr>` paths that `deserialize()` opens: pointed at the artifact to load it."""
         fn = slicing.find_function(self.tree, lambda f: f.name == "deserialize")
-        attrs = _h_attrs_opened(fn) if fn is not None else []
+        attrs = h_attrs_opened(fn) if fn is not None else []
         if not attrs:
             raise _needs(self.script, "deserialize() reads no h.<path> attribute we can point at the artifact")
         return attrs
@@ -509,8 +530,8 @@ class SubmissionAdapter:
         evaluate, `return`) is passed over for a later read on the main path; where the function has no
         other, the body becomes the statements before that `if` followed by the branch's own statements."""
         def reads_ptz(st: ast.stmt, body: list[ast.stmt]) -> bool:
-            return any("r" in mode and (_const_str(arg, body, pattern=True) or "").endswith(".ptz")
-                       for arg, mode in _open_calls(st))
+            return any("r" in mode and (const_str(arg, body, pattern=True) or "").endswith(".ptz")
+                       for arg, mode in open_calls(st))
 
         def first_load(body: list[ast.stmt], start: int) -> int | None:
             return next((i for i in range(start, len(body)) if "load_state_dict" in slicing.calls_named(body[i])),
@@ -520,24 +541,24 @@ class SubmissionAdapter:
             body = fn.body
             fallback = None
             for read in (i for i, st in enumerate(body) if reads_ptz(st, body)):
-                branch = _exiting_branch(body[read], lambda b, body=body: any(reads_ptz(st, body) for st in b))
+                branch = exiting_branch(body[read], lambda b, body=body: any(reads_ptz(st, body) for st in b))
                 if branch is not None:
                     flat = body[:read] + branch
                     target = first_load(flat, read)
                     if fallback is None and target is not None:
-                        fallback = (flat, target, _read_file_names(flat, target))
+                        fallback = (flat, target, read_file_names(flat, target))
                     continue
                 target = first_load(body, read)
                 if target is not None:
-                    return _load_body(body), target, _read_file_names(body, target)
+                    return load_body(body), target, read_file_names(body, target)
             if fallback is not None:
                 flat, target, names = fallback
-                return _load_body(flat), target, names
+                return load_body(flat), target, names
         raise _needs(self.script, "no function that reads a .ptz artifact and then calls load_state_dict")
 
     def _load_via_main(self, path: Path) -> Any:
         body, target, names = self._main_load_target()
-        receiver = _load_receiver(body[target])
+        receiver = load_receiver(body[target])
         base = self.build_model()
         ns = self._provided(base_model=base, open=_redirecting_open(path, names))
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
@@ -565,23 +586,23 @@ class SubmissionAdapter:
         ser = getattr(self.module, "serialize", None)
         if callable(ser):
             fn = slicing.find_function(self.tree, lambda f: f.name == "serialize")
-            attrs = [a for a in _h_path_attrs(fn)] if fn is not None else []
+            attrs = [a for a in h_path_attrs(fn)] if fn is not None else []
             for a in attrs:
                 setattr(self.h, a, str(out_dir / Path(str(getattr(self.h, a))).name))
             ser(self.h, model, self.source)
             q = [a for a in attrs if "quant" in a] or attrs
             return Path(getattr(self.h, q[0]))
         fn = next((f for f in self.tree.body if isinstance(f, ast.FunctionDef)
-                   and any(_writes_artifact(st, f.body) for st in f.body)), None)
+                   and any(writes_artifact(st, f.body) for st in f.body)), None)
         if fn is None:
             raise _needs(self.script, "no statement that writes a .ptz artifact")
-        body = _without_early_exits(_without_training_loops(fn.body))
-        target = next(i for i, st in enumerate(body) if _writes_artifact(st, body))
+        body = without_early_exits(without_training_loops(fn.body))
+        target = next(i for i, st in enumerate(body) if writes_artifact(st, body))
         ns = self._provided(base_model=model)
         indices = slicing.backward_slice(body, [target], PROVIDED_NAMES | {"base_model"})
         with _chdir(out_dir):
             _run_slice(body, indices, ns, self.filename)
-        name = _written_name(body[target], body)
+        name = written_name(body[target], body)
         if "*" in name:
             found = sorted(out_dir.glob(name), key=lambda p: p.stat().st_mtime)
             if not found:
@@ -704,92 +725,26 @@ class SliceReturned(AdapterError):
     """A `return` of the submission's function was reached inside a slice of its statements."""
 
 
-_SLICE_RETURN = "__golfaudit_slice_return__"
-
-
-class _ReturnToRaise(ast.NodeTransformer):
-    """`return ...` -> `raise __golfaudit_slice_return__(<line>)`, outside nested functions and classes."""
-
-    def visit_Return(self, node: ast.Return) -> ast.stmt:
-        call = ast.Call(func=ast.Name(_SLICE_RETURN, ast.Load()), args=[ast.Constant(node.lineno)], keywords=[])
-        return ast.copy_location(ast.Raise(exc=call, cause=None), node)
-
-    def _skip(self, node: ast.AST) -> ast.AST:
-        return node
-
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _skip
-
-
-def _function_returns(node: ast.AST) -> bool:
-    """Whether `node` holds a `return` of the enclosing function (not one of a nested def or class)."""
-    if isinstance(node, ast.Return):
-        return True
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-        return False
-    return any(_function_returns(c) for c in ast.iter_child_nodes(node))
-
-
-def _always_returns(stmts: list[ast.stmt]) -> bool:
-    """Whether running `stmts` always ends in a `return` (last statement, or an if/else whose both do)."""
-    if not stmts:
-        return False
-    last = stmts[-1]
-    if isinstance(last, ast.Return):
-        return True
-    return isinstance(last, ast.If) and _always_returns(last.body) and _always_returns(last.orelse)
-
-
-def _without_early_exits(body: list[ast.stmt]) -> list[ast.stmt]:
-    """`body` with each `if` that has no `else` and whose branch always returns (an eval-only mode, `if not
-    master_process: return`) as `pass`: a statement after it runs only when that branch did not, so
-    slicing back from there never needs the branch (nor what the branch alone reads)."""
-    out = []
-    for st in body:
-        if isinstance(st, ast.If) and not st.orelse and _always_returns(st.body):
-            st = ast.copy_location(ast.Pass(), st)
-        out.append(st)
-    return out
-
-
-def _load_body(body: list[ast.stmt]) -> list[ast.stmt]:
-    """The function body the artifact-loading slice is taken from: early exits and the statements that
-    write a `.ptz` file as `pass` (a write that names the artifact file would otherwise overwrite the
-    artifact under test with the fresh model's weights)."""
-    return [ast.copy_location(ast.Pass(), st) if _writes_artifact(st, body) else st
-            for st in _without_early_exits(body)]
-
-
-def _exiting_branch(st: ast.stmt, wanted) -> list[ast.stmt] | None:
-    """The branch of `if` statement `st` for which `wanted(branch)` holds and which returns from the
-    function (e.g. `if args.eval_only: ...load...; return`), else None."""
-    if not isinstance(st, ast.If):
-        return None
-    for branch in (st.body, st.orelse):
-        if branch and wanted(branch) and any(_function_returns(b) for b in branch):
-            return branch
-    return None
-
-
 def _run_slice(body: list[ast.stmt], indices: list[int], ns: dict, filename: str) -> dict:
     """`slicing.run_statements`, with the function's `return` statements inside the slice (an `if` that
     ends the function early) turned into a `SliceReturned` naming the line: the statements after it would
     not have run in the submission either."""
     stmts = [body[i] for i in indices]
-    if not any(_function_returns(st) for st in stmts):
+    if not any(function_returns(st) for st in stmts):
         return slicing.run_statements(body, indices, ns, filename)
     import copy
 
-    stmts = [_ReturnToRaise().visit(copy.deepcopy(st)) if _function_returns(st) else st for st in stmts]
+    stmts = [ReturnToRaise().visit(copy.deepcopy(st)) if function_returns(st) else st for st in stmts]
 
     def returned(line: int) -> SliceReturned:
         return SliceReturned(f"{filename}: line {line}: its function returns there, before the statements "
                              "golfaudit runs from it are done (a mode switch the slice does not follow)")
 
-    ns[_SLICE_RETURN] = returned
+    ns[SLICE_RETURN] = returned
     try:
         return slicing.run_statements(stmts, list(range(len(stmts))), ns, filename)
     finally:
-        ns.pop(_SLICE_RETURN, None)
+        ns.pop(SLICE_RETURN, None)
 
 
 def _noop(*args: Any, **kwargs: Any) -> None:
@@ -826,117 +781,13 @@ def _looks_like_hook(path: Path) -> bool:
     return all(n in defs for n in HOOK_NAMES)
 
 
-MODEL_CLASS_HINTS = ("GPT", "LM", "Transformer", "Model")
-
-
-def _gpt_call(node: ast.AST) -> bool:
-    """A call of the model class: `GPT(...)` or a class named like one (`RecurrentGPT`, `HybridLM`)."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-               and any(h in n.func.id for h in MODEL_CLASS_HINTS) and n.func.id[:1].isupper()
-               for n in ast.walk(node))
-
-
-def _gpt_assignment(st: ast.stmt) -> str | None:
-    if isinstance(st, (ast.Assign, ast.AnnAssign)) and _gpt_call(st.value or ast.Pass()):
-        tgt = st.targets[0] if isinstance(st, ast.Assign) else st.target
-        if isinstance(tgt, ast.Name):
-            return tgt.id
-    return None
-
-
-def _assigns_gpt(st: ast.stmt, var: str) -> bool:
-    return _gpt_assignment(st) == var
-
-
-def _load_receiver(st: ast.stmt) -> str | None:
-    for n in ast.walk(st):
-        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "load_state_dict"
-                and isinstance(n.func.value, ast.Name)):
-            return n.func.value.id
-    return None
-
-
-def _open_calls(node: ast.AST):
-    for n in ast.walk(node):
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "open" and n.args:
-            mode = n.args[1].value if len(n.args) > 1 and isinstance(n.args[1], ast.Constant) else "r"
-            for kw in n.keywords:
-                if kw.arg == "mode" and isinstance(kw.value, ast.Constant):
-                    mode = kw.value.value
-            yield n.args[0], str(mode)
-
-
-def _const_str(arg: ast.expr, body: list[ast.stmt], pattern: bool = False, depth: int = 0) -> str | None:
-    """A string constant, a name bound to one somewhere in `body` (minified `F='final_model.ptz'`), or an
-    f-string made of those (`f"final_model.{quant_ext}"`). With `pattern`, an f-string part that is not a
-    constant becomes `*` (`f"final_model.int{bits}.ptz"` -> `final_model.int*.ptz`)."""
-    if depth > 8:
-        return None
-    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-        return arg.value
-    if isinstance(arg, ast.JoinedStr):
-        parts = []
-        for v in arg.values:
-            part = _const_str(v.value if isinstance(v, ast.FormattedValue) else v, body, pattern, depth + 1)
-            if part is None:
-                if not pattern or not isinstance(v, ast.FormattedValue):
-                    return None
-                part = "*"
-            parts.append(part)
-        return "".join(parts)
-    if isinstance(arg, ast.Name):
-        for st in body:
-            for n in ast.walk(st):
-                if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                        and n.targets[0].id == arg.id and isinstance(n.value, (ast.Constant, ast.JoinedStr))):
-                    return _const_str(n.value, body, pattern, depth + 1)
-    return None
-
-
-def _read_file_names(body: list[ast.stmt], upto: int) -> list[str]:
-    """Names (or `*` patterns) of the files read up to statement `upto`."""
-    names = []
-    for st in body[:upto + 1]:
-        for arg, mode in _open_calls(st):
-            name = _const_str(arg, body, pattern=True)
-            if "r" in mode and name:
-                names.append(name)
-    return sorted(set(names))
-
-
-def _writes_artifact(st: ast.stmt, body: list[ast.stmt]) -> bool:
-    return any("w" in mode and (_const_str(arg, body, pattern=True) or "").endswith(".ptz")
-               for arg, mode in _open_calls(st))
-
-
-def _written_name(st: ast.stmt, body: list[ast.stmt]) -> str:
+def written_name(st: ast.stmt, body: list[ast.stmt]) -> str:
     """The written file's name, or a `*` pattern for it."""
-    for arg, mode in _open_calls(st):
-        name = _const_str(arg, body, pattern=True)
+    for arg, mode in open_calls(st):
+        name = const_str(arg, body, pattern=True)
         if "w" in mode and name:
             return name
     raise AdapterError("no written file name")
-
-
-def _is_training_loop(st: ast.stmt) -> bool:
-    """A top-level loop that calls `.backward()` or an optimizer's `.step()`."""
-    if not isinstance(st, (ast.For, ast.While)):
-        return False
-    for n in ast.walk(st):
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("backward", "step"):
-            return True
-    return False
-
-
-def _without_training_loops(body: list[ast.stmt]) -> list[ast.stmt]:
-    """`body` with its training loops as `pass`: the model handed to `serialize` is the trained one, so the
-    artifact-writing slice must not pull in the loop (EMA/SWA state it sets keeps its pre-loop value)."""
-    out = []
-    for st in body:
-        if _is_training_loop(st):
-            st = ast.copy_location(ast.Pass(), st)
-        out.append(st)
-    return out
 
 
 def _redirecting_open(artifact: Path, patterns: list[str]):
@@ -954,92 +805,3 @@ def _redirecting_open(artifact: Path, patterns: list[str]):
     return opener
 
 
-def eval_settings_after_deserialize(tree: ast.Module) -> list[tuple[ast.expr | None, str, object]]:
-    """`(condition, attribute, constant)` for each model setting the script's own code applies to the model
-    that `deserialize()` returns before evaluating it — e.g. `if h.num_loops>0: eval_model.looping_active=True`
-    (records from 2026-04-08 on train with layer loops switched on half-way and evaluate with them on)."""
-    out: list[tuple[ast.expr | None, str, object]] = []
-    for fn in ast.walk(tree):
-        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        names: set[str] = set()
-        for stmt in _flat_statements(fn.body):
-            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) \
-                    and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "deserialize":
-                names |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
-                continue
-            if not names:
-                continue
-            cond, body = (stmt.test, stmt.body) if isinstance(stmt, ast.If) and not stmt.orelse else (None, [stmt])
-            for inner in body:
-                if isinstance(inner, ast.Assign) and len(inner.targets) == 1 \
-                        and isinstance(inner.targets[0], ast.Attribute) \
-                        and isinstance(inner.targets[0].value, ast.Name) and inner.targets[0].value.id in names \
-                        and isinstance(inner.value, ast.Constant):
-                    out.append((cond, inner.targets[0].attr, inner.value.value))
-    return out
-
-
-def _flat_statements(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Statements of a body in order, descending into with/try/for blocks (not into nested functions)."""
-    out: list[ast.stmt] = []
-    for stmt in body:
-        out.append(stmt)
-        if isinstance(stmt, (ast.With, ast.AsyncWith, ast.For, ast.While)):
-            out += _flat_statements(stmt.body)
-        elif isinstance(stmt, ast.Try):
-            out += _flat_statements(stmt.body)
-    return out
-
-
-def apply_eval_settings(tree: ast.Module, model: Any, h: Any) -> list[str]:
-    """Set on `model` what the script sets on its deserialized model before its own eval; returns what was
-    set. A condition is evaluated with `h` (the submission's hyperparameters) only; one that needs anything
-    else is skipped."""
-    applied = []
-    for cond, attr, value in eval_settings_after_deserialize(tree):
-        if not hasattr(model, attr):
-            continue
-        if cond is not None:
-            if any(isinstance(n, ast.Name) and n.id not in ("h", "args") for n in ast.walk(cond)) \
-                    or any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(cond)):
-                continue  # only plain expressions over the hyperparameters are replayed
-            try:
-                ok = eval(compile(ast.Expression(cond), "<setting>", "eval"),  # noqa: S307 - h.* only
-                          {"__builtins__": {}}, {"h": h, "args": h})
-            except Exception:  # noqa: BLE001 - a condition on other state: not replayed
-                continue
-            if not ok:
-                continue
-        setattr(model, attr, value)
-        applied.append(f"{attr}={value!r}")
-    return applied
-
-
-def _h_attrs_opened(fn: ast.FunctionDef) -> list[str]:
-    out = []
-    for arg, mode in _open_calls(fn):
-        if "r" in mode and isinstance(arg, ast.Attribute):
-            out.append(arg.attr)
-    return out
-
-
-def _h_path_attrs(fn: ast.FunctionDef) -> list[str]:
-    out = []
-    for n in ast.walk(fn):
-        if isinstance(n, ast.Attribute) and n.attr.endswith("_path") and n.attr not in out:
-            out.append(n.attr)
-    for arg, _mode in _open_calls(fn):
-        if isinstance(arg, ast.Attribute) and arg.attr not in out:
-            out.append(arg.attr)
-    return out
-
-
-def _compiles_forward_logits(tree: ast.AST) -> bool:
-    """Whether the script calls `torch.compile(<...>.forward_logits, ...)` anywhere."""
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
-                and node.args and isinstance(node.args[0], ast.Attribute)
-                and node.args[0].attr == "forward_logits"):
-            return True
-    return False

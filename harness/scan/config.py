@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.astwalk import walk
 from harness.context import AuditContext
-from harness.scan.patterns import enclosing_function
+from harness.scan.vocabulary import enclosing_function
 
 
 class _Unknown:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from harness.astwalk import walk
 from harness.codeload import CodeUnit as Unit
 from harness.scan.config import node_state
-from harness.scan.patterns import TRAIN_DATA_WORD, call_name, is_eval_function
+from harness.scan.vocabulary import TRAIN_DATA_WORD, call_name, is_eval_function
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import AuditContext

@@ -44,8 +44,8 @@ from harness.nodememo import NodeMemo
 from harness.scan.assigns import flag_values
 from harness.scan.bounds import beyond
 from harness.scan.model import Program, _flatten_targets, build_deps, expr_names, target_base
-from harness.scan.patterns import call_name
 from harness.scan.trace import CondRef, Event, LoopRef, TraceBudget, trace_by_name
+from harness.scan.vocabulary import call_name
 
 _NORMAL_TESTS: NodeMemo[tuple[str, bool]] = NodeMemo("normal test")
 _ASSIGNED_IN: NodeMemo[frozenset[str]] = NodeMemo("assigned in")
