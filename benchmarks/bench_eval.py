@@ -74,7 +74,7 @@ def write_token_shards(arr, tokenizer: Path, root: Path, vocab: int) -> Path:
     """A val shard holding exactly `arr` (and a train shard), with the tokenizer where the records look."""
     import numpy as np
 
-    from harness.evaluate.shards import write_shard
+    from harness.evaluate.valdata import write_shard
 
     data = root / "datasets" / f"fineweb10B_sp{vocab}"
     data.mkdir(parents=True, exist_ok=True)
@@ -370,7 +370,7 @@ def print_table(res: dict[str, Any]) -> None:
 
 def main() -> int:
     from harness.cli_args import SCORING_KINDS
-    from harness.evaluate.run import scoring_kind  # no torch: before the env is set up
+    from harness.evaluate.reference_eval import scoring_kind  # no torch: before the env is set up
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("record", type=Path)
@@ -422,9 +422,9 @@ def main() -> int:
     from harness.data.bytetables import build_byte_tables
     from harness.evaluate.adapter import TTT_LOOPS, SubmissionAdapter
     from harness.evaluate.modelstate import snapshot
-    from harness.evaluate.shards import load_tokens
     from harness.evaluate.sliding import plan_windows, sliding_eval, target_bytes
     from harness.evaluate.ttt import TTTConfig, ttt_eval
+    from harness.evaluate.valdata import load_tokens
 
     for knob in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(torch._dynamo.config, knob):

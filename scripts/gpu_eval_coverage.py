@@ -57,7 +57,7 @@ def make_fake_data(root: Path, tokenizers: Path) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from harness.evaluate.shards import write_shard
+    from harness.evaluate.valdata import write_shard
 
     rng = np.random.default_rng(0)
     datasets = root / "data" / "datasets"

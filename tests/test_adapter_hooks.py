@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from harness.evaluate.adapter import AdapterError, SubmissionAdapter  # noqa: E402
 from harness.evaluate.checks import flip_test, normalisation_test  # noqa: E402
-from harness.evaluate.shards import write_shard  # noqa: E402
+from harness.evaluate.valdata import write_shard  # noqa: E402
 from tests.conftest import ROOT, TOKENIZERS, pg_repo, requires_pg_repo  # noqa: E402
 
 EXAMPLE = ROOT / "docs" / "adapter_hooks" / "masked_diffusion"

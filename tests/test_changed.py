@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.changed import ChangedError, changes_since, records_folder_of
-from harness.examples import materialise
+from harness.rule_examples import materialise
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

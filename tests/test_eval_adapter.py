@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness.evaluate.adapter import AdapterError, ArtifactError, SubmissionAdapter  # noqa: E402
-from harness.evaluate.shards import write_shard  # noqa: E402
+from harness.evaluate.valdata import write_shard  # noqa: E402
 from tests.conftest import ROOT, TOKENIZERS  # noqa: E402
 
 COMMON = '''
@@ -475,7 +475,7 @@ def eval_val_sliding_ttt(args, base_model, rank, world_size, device, val_tokens,
 @pytest.mark.parametrize("loop, expected", [(None, None), ("base_model.forward_logits", "eager"),
                                             ("torch.compile", "compiled")])
 def test_ttt_scoring_follows_the_submissions_own_loop(tmp_path, loop, expected):
-    from harness.evaluate.run import scoring_kind
+    from harness.evaluate.reference_eval import scoring_kind
 
     src = NEW_STYLE if loop is None else NEW_STYLE + OWN_TTT_LOOP.replace(
         "COMPILE(base_model.forward_logits)", loop if loop != "torch.compile" else

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.evaluate.run import eval_time
+from harness.evaluate.reference_eval import eval_time
 from tests.test_eval_adapter import OLD_STYLE, ROOT, eval_case, make_submission, roundtrip, run_cli  # noqa: F401
 
 pytest.importorskip("torch")

@@ -237,8 +237,8 @@ def test_normalisation_check():
 
 
 def test_shards_and_caseops_sidecar(tmp_path):
-    from harness.evaluate.shards import ShardError, load_tokens, write_shard
     from harness.evaluate.sliding import target_bytes
+    from harness.evaluate.valdata import ShardError, load_tokens, write_shard
 
     toks = np.array([1, 5, 6, 7, 1, 9, 10], dtype=np.uint16)
     side = np.array([0, 3, 1, 2, 0, 4, 1], dtype=np.uint16)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from harness.codeload import CodeUnit
 from harness.context import AuditContext
-from harness.examples import materialise, run_example
 from harness.logdump import find_dump, first_difference
+from harness.rule_examples import materialise, run_example
 from harness.scan.logbind import bind_logs, build_index
 from harness.submission import Submission
 from rules import rule_by_id

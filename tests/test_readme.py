@@ -102,7 +102,7 @@ def missing(tags: frozenset[str]) -> str | None:
         if not torch.cuda.is_available():
             return "no CUDA device"
     if "sandbox" in tags:
-        from harness.sandbox.runner import sandbox_available
+        from harness.sandbox.supervisor import sandbox_available
 
         return sandbox_available()
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.examples import check_illegal, check_legal
+from harness.rule_examples import check_illegal, check_legal
 from rules import all_rules
 
 CASES = [(rule, "legal", i, ex) for rule in all_rules() for i, ex in enumerate(rule.LEGAL)] + \

@@ -18,8 +18,8 @@ import pytest
 from harness.data.build import build_dataset
 from harness.data.shards import read_header, read_shard
 from harness.sandbox.prepare import RunOptions
-from harness.sandbox.runner import sandbox_available
 from harness.sandbox.session import run_submission
+from harness.sandbox.supervisor import sandbox_available
 from tests.conftest import TOKENIZERS
 
 REASON = sandbox_available() if sys.platform == "linux" else "Linux only"

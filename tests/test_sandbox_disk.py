@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sandbox.runner import (
+from harness.sandbox.supervisor import (
     DEFAULT_DISK_LIMIT,
     Bind,
     SandboxSpec,

@@ -15,7 +15,7 @@ from harness.sandbox.deadline import PhaseBudget, deadline, default_grace, train
 from harness.sandbox.ending import budget_findings, describe, own_train_seconds, unfinished_finding
 from harness.sandbox.hardware import Hardware
 from harness.sandbox.markers import classify
-from harness.sandbox.runner import SandboxResult
+from harness.sandbox.supervisor import SandboxResult
 
 H100 = "NVIDIA H100 80GB HBM3"
 STEP = "step:40/20000 train_loss:3.1000 train_time:4000ms step_avg:100.00ms"

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from harness.data.shards import write_shard
-from harness.sandbox import runner
-from harness.sandbox.runner import (
+from harness.sandbox import supervisor as runner
+from harness.sandbox.supervisor import (
     Bind,
     SandboxSpec,
     interpreter_binds,

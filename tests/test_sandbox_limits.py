@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sandbox.runner import (
+from harness.sandbox.supervisor import (
     Bind,
     SandboxSpec,
     interpreter_binds,

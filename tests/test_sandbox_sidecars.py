@@ -19,8 +19,8 @@ from harness.data.caseops import OPERATORS
 from harness.data.shards import read_header, read_shard
 from harness.data.tokenize import load_tokenizer
 from harness.sandbox.prepare import RunOptions
-from harness.sandbox.runner import sandbox_available
 from harness.sandbox.session import run_submission
+from harness.sandbox.supervisor import sandbox_available
 from tests.conftest import TOKENIZERS
 
 REASON = sandbox_available() if sys.platform == "linux" else "Linux only"

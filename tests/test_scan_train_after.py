@@ -145,7 +145,7 @@ def main(h, s, model, opt):
 def test_before_the_in_force_date_the_finding_names_where_the_date_comes_from():
     import datetime as dt
 
-    from harness.examples import run_example
+    from harness.rule_examples import run_example
     from rules.base import log
     from rules.gptq_in_train_budget import NO_RESERVE, GptqInTrainBudget
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.examples import materialise
 from harness.report import Finding, Report, judge
+from harness.rule_examples import materialise
 from harness.suppress import (
     SuppressionError,
     annotate_inline,

@@ -18,7 +18,7 @@ from harness.data.shards import write_shard  # noqa: E402
 from harness.report import decide_verdict  # noqa: E402
 from harness.trace import child, timeline, verdict  # noqa: E402
 from harness.trace.provenance import EventLog, ProvenanceMode, set_tag, shadow, tag_tokens  # noqa: E402
-from harness.trace.runner import combine  # noqa: E402
+from harness.trace.traced_run import combine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "tests" / "fixtures" / "trace"

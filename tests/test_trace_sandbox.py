@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("torch")
 
 from harness.report import decide_verdict  # noqa: E402
-from harness.sandbox.runner import sandbox_available  # noqa: E402
-from harness.trace.runner import trace_submission  # noqa: E402
+from harness.sandbox.supervisor import sandbox_available  # noqa: E402
 from harness.trace.sandboxed import SandboxOptions  # noqa: E402
+from harness.trace.traced_run import trace_submission  # noqa: E402
 from tests.test_trace import EXAMPLE_VERDICTS, write_example_val  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def test_budget_kills_the_run_and_says_so(val_dir, tmp_path):
 
 def test_static_needs_review_is_resolved_by_the_sandboxed_trace(val_dir, tmp_path):
     folder = EXAMPLES / "needs_review_dynamic"
-    from harness.trace.runner import static_findings
+    from harness.trace.traced_run import static_findings
 
     static = [f for f in static_findings(folder) if f.severity == "error"]
     assert [(f.rule, f.confidence) for f in static] == [("TTT-SCORE-FIRST", "low")]

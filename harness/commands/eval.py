@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"torchrun environment: {exc}")
     if args.gpus > 1 and rank is None:
         return _relaunch(args.gpus, getattr(args, "argv", sys.argv[1:]))
-    from harness.evaluate.run import (
+    from harness.evaluate.reference_eval import (
         evaluate,  # on use: every subcommand is loaded to build the parser; `check` stays free of the runtime pipeline
     )
 

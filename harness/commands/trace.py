@@ -56,11 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.sandbox.runner import (
+    from harness.sandbox.supervisor import (
         sandbox_available,  # on use: every subcommand is loaded to build the parser; `check` stays free of the runtime pipeline
     )
-    from harness.trace.runner import trace_submission
     from harness.trace.sandboxed import SandboxOptions
+    from harness.trace.traced_run import trace_submission
 
     if not args.folder.exists():
         return usage_error(f"no such file or folder: {args.folder}")

@@ -23,7 +23,7 @@ from harness.logs import STEP_NEW, STEP_OLD, VAL_OLD
 from harness.report import Finding
 from harness.sandbox.deadline import train_end
 from harness.sandbox.hardware import Hardware
-from harness.sandbox.runner import SandboxResult
+from harness.sandbox.supervisor import SandboxResult
 
 END_OF_TRAINING = ("`stopping_early: wallclock_cap train_time:…`, the last step line `step:N/N`, "
                    "`Serialized model …` or a final score line")

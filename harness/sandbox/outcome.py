@@ -24,7 +24,7 @@ from harness.sandbox.ending import budget_findings, describe, unfinished_finding
 from harness.sandbox.hardware import detect
 from harness.sandbox.launch import wallclock_cap
 from harness.sandbox.prepare import Prepared, RunOptions
-from harness.sandbox.runner import SandboxResult
+from harness.sandbox.supervisor import SandboxResult
 from harness.submission import Submission
 
 

@@ -31,7 +31,7 @@ from harness.data.tokenize import load_tokenizer
 from harness.limits import EVAL_BUDGET_S, TRAIN_BUDGET_S
 from harness.sandbox.deadline import PhaseBudget, default_grace
 from harness.sandbox.launch import LaunchPlan, launch_plan
-from harness.sandbox.runner import (
+from harness.sandbox.supervisor import (
     DEFAULT_DISK_LIMIT,
     Bind,
     SandboxSpec,

@@ -9,8 +9,8 @@ from harness.measure import claims_of
 from harness.report import SubmissionReport, judge
 from harness.sandbox.outcome import analyse
 from harness.sandbox.prepare import PrepareError, RunOptions, prepare_run
-from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
 from harness.sandbox.stop import Interrupted
+from harness.sandbox.supervisor import SandboxError, free_uid, run_sandboxed
 from harness.submission import LoadError, Submission
 
 

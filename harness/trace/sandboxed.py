@@ -1,4 +1,4 @@
-"""Lay out and run the traced child inside the sandbox (harness.sandbox.runner): no network, private /tmp,
+"""Lay out and run the traced child inside the sandbox (harness.sandbox.supervisor): no network, private /tmp,
 scrubbed env, an unprivileged uid, a wall-clock budget, memory and task limits.
 
 Inside the sandbox:
@@ -35,7 +35,7 @@ from harness.sandbox.prepare import (
     host_settings,
     visible_host_path,
 )
-from harness.sandbox.runner import Bind, SandboxError, SandboxSpec, interpreter_binds, system_binds
+from harness.sandbox.supervisor import Bind, SandboxError, SandboxSpec, interpreter_binds, system_binds
 
 REPO = Path(__file__).resolve().parents[2]
 INSIDE_RUN, INSIDE_OUT, INSIDE_SRC, INSIDE_DATA = "/sandbox/run", "/sandbox/out", "/golfaudit", "/data"
@@ -56,7 +56,7 @@ class SandboxOptions:
 
 @dataclass
 class Layout:
-    spec: Any                              # harness.sandbox.runner.SandboxSpec
+    spec: Any                              # harness.sandbox.supervisor.SandboxSpec
     workdir: Path
     events: Path                           # host path of the child's events.json
     data_note: str = "read-only bind of --data"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.data.shards import write_shard
-from harness.sandbox.runner import sandbox_available
+from harness.sandbox.supervisor import sandbox_available
 from tests.conftest import TOKENIZERS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ from harness.evaluate.checks import findings_for, flip_test, normalisation_test
 from harness.evaluate.ledger import TrainBeforeScoreError
 from harness.evaluate.modelstate import kept_state
 from harness.evaluate.plot import plot_chunks
-from harness.evaluate.shards import ShardError, load_tokens
 from harness.evaluate.sliding import sliding_eval, target_bytes
 from harness.evaluate.ttt import TTTConfig, ttt_eval
+from harness.evaluate.valdata import ShardError, load_tokens
 from harness.measure import claims_of
 from harness.report import Finding, Measured, Report, judge
 from harness.submission import Submission

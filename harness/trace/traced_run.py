@@ -18,8 +18,8 @@ from harness import registry
 from harness.engine import audit_submission
 from harness.report import Finding, SubmissionReport, judge
 from harness.sandbox.lifeline import die_with_parent
-from harness.sandbox.runner import SandboxError, free_uid, run_sandboxed
 from harness.sandbox.stop import Interrupted
+from harness.sandbox.supervisor import SandboxError, free_uid, run_sandboxed
 from harness.trace import sandboxed, verdict
 from harness.trace import timeline as tl_mod
 from harness.trace.plot import plot_timeline
