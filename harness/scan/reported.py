@@ -437,8 +437,6 @@ def _iterated(loop) -> ast.expr | None:
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "next"
             and value.args and isinstance(value.args[0], ast.Name)):
         return None
-    from harness.scan.assigns import single_assigns
-
     made = single_assigns(loop.func.node).get(value.args[0].id) if loop.func is not None else None
     if isinstance(made, ast.Call) and isinstance(made.func, ast.Name) and made.func.id == "iter" and made.args:
         return made.args[0]
@@ -560,8 +558,6 @@ def called_objects(ctx: AuditContext, unit: str, fname: str) -> frozenset[str]:
                     for a in n.names}
         classes = {n.name for n in walk(tree) if isinstance(n, ast.ClassDef)}
         known = set(funcs) | imported | classes | set(dir(builtins))
-        from harness.scan.assigns import single_assigns
-
         aliases = {**single_assigns(tree), **(single_assigns(fn) if fn is not None else {})}
         for node in walk(fn if fn is not None else tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in known \

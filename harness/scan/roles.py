@@ -24,7 +24,7 @@ import re
 from harness.astwalk import local_values, walk
 from harness.scan.assigns import scope_walk
 from harness.scan.model import Func, Program
-from harness.scan.patterns import TRAIN_DATA_WORD, is_eval_function, is_val_word, traced_words
+from harness.scan.vocabulary import TRAIN_DATA_WORD, is_eval_function, is_val_word, traced_words
 
 VAL_PARAM = re.compile(r"^(val|valid|validation|heldout|held_out)_?(tokens?|toks|ids|data|dataset|set|seqs?|"
                        r"stream|inputs?|batch(es)?)$", re.I)
