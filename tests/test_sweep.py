@@ -98,6 +98,7 @@ def test_sweep_rows_verdicts_and_disagreement(queue_repo: Path, tmp_path: Path) 
     assert legal["versus"]["record"].endswith("2026-04-01_Base")
     assert legal["claimed_bpb"] == pytest.approx(sum(legal["seeds_bpb"]) / len(legal["seeds_bpb"]))
     assert data["counts"] == {"illegal": 1, "legal": 2}
+    assert legal["scores_from"] == "log"
     assert data["disagreements"] == [{"pr": 2, "folder": f"{TRACK}/2026-04-11_AddsIllegal",
                                       "disagreement": "merged but illegal"}]
 

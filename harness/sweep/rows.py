@@ -60,6 +60,7 @@ class SweepRow:
     deciding: Deciding | None
     merge_state: str
     problems: tuple[str, ...] = ()
+    scores_from: str = "log"     # "log": the logs' final scores; "claim": only submission.json's
     versus: Versus | None = None
     disagreement: str = ""
     findings: tuple[dict[str, Any], ...] = field(default=(), repr=False)
@@ -83,6 +84,11 @@ class SweepRow:
 
 def seed_scores(report: SubmissionReport) -> tuple[float, ...]:
     """Per-seed val_bpb: the logs' final scores, else submission.json's claim (a number or a list)."""
+    return scores_with_source(report)[0]
+
+
+def scores_with_source(report: SubmissionReport) -> tuple[tuple[float, ...], str]:
+    """Per-seed val_bpb and where they come from: "log" (final score lines) or "claim" (submission.json)."""
     seeds = report.measured.get("seeds") if isinstance(report.measured, dict) else None
     out = []
     if isinstance(seeds, dict):
@@ -92,11 +98,11 @@ def seed_scores(report: SubmissionReport) -> tuple[float, ...]:
             if _finite(number):
                 out.append(float(number))
     if out:
-        return tuple(out)
+        return tuple(out), "log"
     claim = report.claims.get("val_bpb") if isinstance(report.claims, dict) else None
     if isinstance(claim, list):
-        return tuple(float(x) for x in claim if _finite(x))
-    return (float(claim),) if _finite(claim) else ()
+        return tuple(float(x) for x in claim if _finite(x)), "claim"
+    return ((float(claim),) if _finite(claim) else ()), "claim"
 
 
 def _finite(value: Any) -> bool:
@@ -117,8 +123,9 @@ def deciding_finding(report: SubmissionReport) -> Deciding | None:
 
 def build_row(pr: int | None, ref: str, head: str, folder: str, result: dict[str, Any], merge_state: str) -> SweepRow:
     report = SubmissionReport.from_json(result["report"])
+    scores, source = scores_with_source(report)
     return SweepRow(pr=pr, ref=ref, head=head, folder=folder, track=report.track, date=result.get("date"),
-                    seeds_bpb=seed_scores(report), verdict=report.verdict, eligible=report.eligible,
+                    seeds_bpb=scores, scores_from=source, verdict=report.verdict, eligible=report.eligible,
                     deciding=deciding_finding(report), merge_state=merge_state,
                     problems=tuple(result.get("problems") or ()),
                     findings=tuple(f.to_json() for f in report.findings if not f.suppressed
@@ -137,8 +144,10 @@ def disagreement(row: SweepRow) -> str:
 
 
 def is_contender(row: SweepRow) -> bool:
-    """Can stand as the record to beat: legal, eligibility not ruled out, dated, with scores."""
-    return row.verdict == "legal" and row.eligible is not False and bool(row.date) and bool(row.seeds_bpb)
+    """Can stand as the record to beat: legal, eligibility not ruled out, dated, with scores its logs print
+    (a number only submission.json states, such as a claimed 0.0, sets no record)."""
+    return (row.verdict == "legal" and row.eligible is not False and bool(row.date) and bool(row.seeds_bpb)
+            and row.scores_from == "log")
 
 
 def record_to_beat(row: SweepRow, contenders: list[SweepRow]) -> SweepRow | None:
