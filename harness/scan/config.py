@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.astwalk import walk
 from harness.context import AuditContext
+from harness.scan.logbind import log_value
 from harness.scan.vocabulary import enclosing_function
 
 
@@ -337,22 +338,6 @@ def _readme_env(readme: str) -> dict[str, str]:
     return out
 
 
-def _log_value(text: str) -> object:
-    t = text.strip()
-    if t in ("True", "False"):
-        return t == "True"
-    if t == "None":
-        return None
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        return float(t)
-    except ValueError:
-        return t
-
-
 def copy_expr(node: Any, memo: dict[int, Any]) -> Any:
     """Copy an expression's syntax fields only. `copy.deepcopy` also follows attributes other passes
     attach to nodes (parent links, caches) and copied whole modules once per setting: minutes per record."""
@@ -408,7 +393,7 @@ def _resolve(ctx: AuditContext) -> dict[str, Setting]:
         if d.attr:
             for label, hp in logs:
                 if d.attr.lower() in hp:
-                    effective, source = _log_value(hp[d.attr.lower()]), f"log:{label}"
+                    effective, source = log_value(hp[d.attr.lower()], percent=False), f"log:{label}"
                     break
         printed = bound.get(("env", d.env)) if d.env else None
         if printed is None and d.attr:
@@ -430,7 +415,7 @@ def _resolve(ctx: AuditContext) -> dict[str, Setting]:
     for label, env in [("README", readme), *scripts]:
         for k, v in env.items():
             if k not in settings:
-                settings[k] = Setting(k, UNKNOWN, _log_value(v), label, k)  # "0" → 0, "1.5" → 1.5
+                settings[k] = Setting(k, UNKNOWN, log_value(v, percent=False), label, k)  # "0" → 0, "1.5" → 1.5
     return settings
 
 

@@ -366,8 +366,9 @@ def build_index(units: Sequence) -> TemplateIndex:
 
 
 # -- binding -----------------------------------------------------------------------------------------
-def log_value(text: str) -> object:
-    """A printed value as Python reads it back: True/False/None, int, float, else the text."""
+def log_value(text: str, *, percent: bool = True) -> object:
+    """A printed value as Python reads it back: True/False/None, int, float (a trailing `%` dropped when
+    `percent`), else the text."""
     t = text.strip()
     if t in ("True", "False"):
         return t == "True"
@@ -378,7 +379,7 @@ def log_value(text: str) -> object:
     except ValueError:
         pass
     try:
-        return float(t.rstrip("%"))
+        return float(t.rstrip("%") if percent else t)
     except ValueError:
         return t
 
